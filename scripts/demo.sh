@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# One-command demo: a throwaway PostgreSQL cluster, a generated self-signed
+# certificate, a demo user, and the agent in the foreground. Ctrl-C stops both
+# and removes everything.
+#
+#   bash scripts/demo.sh            (PORT=2345 by default, or the next free one)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+pgbin=${PGBIN:-}
+if [ -z "$pgbin" ]; then
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pgbin=$d; done
+fi
+if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
+  echo "PostgreSQL server binaries not found: apt-get install -y postgresql (or set PGBIN)" >&2
+  exit 1
+fi
+
+echo "==> building temboard-agent"
+(cd "$here" && cargo build --quiet --bin temboard-agent)
+agent="$here/target/debug/temboard-agent"
+
+free_port() {
+  local p=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+  echo "$p"
+}
+port=$(free_port "${PORT:-2345}")
+pgport=$(free_port 55432)
+
+demo=$(mktemp -d /tmp/temboard-demo.XXXXXX)
+chmod 755 "$demo"
+mkdir -p "$demo/pg" "$demo/home" "$demo/etc"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then
+  # PostgreSQL refuses to run as root: run it, and the workers, as postgres.
+  chown postgres: "$demo/pg" "$demo/home"
+  as_pg=(runuser -u postgres --)
+fi
+pgpid=""
+agentpid=""
+cleanup() {
+  [ -n "$agentpid" ] && kill "$agentpid" 2>/dev/null && wait "$agentpid" 2>/dev/null || true
+  [ -n "$pgpid" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$demo/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$demo"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "==> creating a throwaway PostgreSQL cluster in $demo/pg"
+"${as_pg[@]}" "$pgbin/initdb" -D "$demo/pg/data" -U postgres -A trust >/dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$demo/pg/data" -l "$demo/pg/postgresql.log" -w \
+  -o "-p $pgport -k $demo/pg -c listen_addresses=''" start >/dev/null
+pgpid=started
+
+echo "==> generating a self-signed certificate and a demo user"
+"$agent" generate-cert --hostname localhost --hostname 127.0.0.1 \
+  --cert "$demo/etc/server.pem" --key "$demo/etc/server.key" >/dev/null
+password=$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' | head -c 12)
+"$agent" hash-password "demo:$password" > "$demo/etc/users"
+chmod 644 "$demo/etc/users"
+
+cat > "$demo/etc/temboard-agent.conf" <<CONF
+[temboard]
+port = $port
+address = 127.0.0.1
+users = users
+ssl_cert_file = server.pem
+ssl_key_file = server.key
+home = $demo/home
+hostname = localhost.localdomain
+
+[postgresql]
+host = $demo/pg
+port = $pgport
+user = postgres
+dbname = postgres
+
+[logging]
+method = stderr
+level = INFO
+
+[administration]
+pg_ctl = '$pgbin/pg_ctl %s -D $demo/pg/data -w -o "-p $pgport -k $demo/pg"'
+CONF
+
+cat <<MSG
+
+  temBoard agent demo
+  -------------------
+  API:          https://127.0.0.1:$port/   (self-signed certificate: use curl -k)
+  try:          curl -k https://127.0.0.1:$port/status
+                curl -k https://127.0.0.1:$port/discover
+  user:         demo
+  password:     $password
+  config:       $demo/etc/temboard-agent.conf
+  PostgreSQL:   psql -h $demo/pg -p $pgport -U postgres
+
+  Ctrl-C stops the agent and PostgreSQL and removes $demo.
+
+MSG
+"$agent" --config "$demo/etc/temboard-agent.conf" &
+agentpid=$!
+wait "$agentpid"

@@ -1,0 +1,85 @@
+//! Command line of `temboard-agent`, compatible with the 2.x agent
+//! (`-c/--config`, `--debug`, `-d`, `-p`, `-V`), plus `--configfile` as the docs
+//! spell it and a few subcommands for operators.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{CliValues, LoadRequest};
+
+/// temBoard agent: HTTPS REST API to manage and monitor one PostgreSQL cluster.
+#[derive(Debug, Parser)]
+#[command(name = "temboard-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configfile",
+        value_name = "FILE",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+    /// Set DEBUG level for all loggers, or for a comma separated list of loggers
+    /// (supervisor, http, scheduler, probe, pgctl, ipc, config, ...).
+    #[arg(long, value_name = "LOGGERS", num_args = 0..=1, default_missing_value = "true", global = true)]
+    pub debug: Option<String>,
+    /// Run in the background (the command returns once the API answers).
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+    /// Pid file (with --daemon, default [temboard] pidfile).
+    #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Operator commands; without one, the agent runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and print the effective values with their
+    /// sources (secrets redacted) as JSON; exits 1 if it is invalid.
+    ShowConfig,
+    /// Write a self-signed certificate and its key (0600) for the given host names.
+    GenerateCert {
+        /// Certificate file to create.
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// Key file to create.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Host names (DNS) or IP addresses the certificate is valid for.
+        #[arg(long = "hostname", value_name = "NAME", required = true)]
+        hostnames: Vec<String>,
+    },
+    /// Print a users file line `USER:HASH` for `USER:PASSWORD` (same as
+    /// temboard-agent-password).
+    HashPassword {
+        /// `username:password`.
+        #[arg(value_name = "USER:PASSWORD")]
+        credentials: String,
+    },
+}
+
+impl Cli {
+    /// How to load the configuration, from this command line and `env`.
+    pub fn load_request(&self, env: Vec<(String, String)>) -> LoadRequest {
+        let configfile = LoadRequest::resolve_configfile(self.config.as_deref(), &env);
+        let mut cli = CliValues::default();
+        if let Some(d) = &self.debug {
+            cli.values.push((
+                "logging".into(),
+                "debug".into(),
+                d.clone(),
+                "--debug".into(),
+            ));
+        }
+        LoadRequest {
+            configfile,
+            env,
+            cli,
+        }
+    }
+}

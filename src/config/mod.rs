@@ -1,0 +1,303 @@
+//! Agent configuration: sources, precedence, validation, and the typed snapshot
+//! that the supervisor sends to workers.
+//!
+//! Only the supervisor (and the CLI tools) read configuration files. Every error
+//! names where the bad value came from (file and line, environment variable or
+//! command-line option), the section and key, and what is allowed.
+
+pub mod ini_file;
+pub mod layers;
+pub mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use layers::{CliValues, Layers, Source};
+
+/// Default configuration file when neither `--configfile` nor
+/// `TEMBOARD_CONFIGFILE` is given.
+pub const DEFAULT_CONFIGFILE: &str = "/etc/temboard-agent/temboard-agent.conf";
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The main configuration file does not exist.
+    #[error("configuration file {path} does not exist")]
+    MissingFile {
+        /// Path as resolved.
+        path: String,
+    },
+    /// A file or directory could not be read.
+    #[error("{path}: cannot read: {reason}")]
+    Unreadable {
+        /// Path.
+        path: String,
+        /// OS error.
+        reason: String,
+    },
+    /// Syntax error in a file.
+    #[error(transparent)]
+    Syntax(#[from] ini_file::IniError),
+    /// One or more values are invalid; each line names its origin.
+    #[error("{}", .0.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Invalid>),
+}
+
+/// One invalid value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: [{section}] {key}: {reason}")]
+pub struct Invalid {
+    /// Where it came from.
+    pub origin: Source,
+    /// Section.
+    pub section: String,
+    /// Key.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub reason: String,
+}
+
+/// Log destinations of the 2.x agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogMethod {
+    /// Standard error of the supervisor (inherited by workers).
+    Stderr,
+    /// A syslog datagram socket.
+    Syslog,
+    /// A file, appended to.
+    File,
+}
+
+/// Log levels with Python's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    /// Most verbose.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something is odd.
+    Warning,
+    /// Something failed.
+    Error,
+    /// The agent cannot go on.
+    Critical,
+}
+
+/// `[logging] debug`: nothing, everything, or some loggers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DebugLoggers {
+    /// No logger forced to DEBUG.
+    None,
+    /// Every logger at DEBUG.
+    All,
+    /// These loggers at DEBUG (names such as `http`, `ipc`, `supervisor`).
+    Some(Vec<String>),
+}
+
+/// `[temboard]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemboardSection {
+    /// Listening port.
+    pub port: u16,
+    /// Listening address.
+    pub address: IpAddr,
+    /// Users file.
+    pub users: PathBuf,
+    /// Loaded plugins, in configuration order.
+    pub plugins: Vec<String>,
+    /// Certificate chain file.
+    pub ssl_cert_file: PathBuf,
+    /// Private key file.
+    pub ssl_key_file: PathBuf,
+    /// Optional CA file (kept for compatibility).
+    pub ssl_ca_cert_file: Option<PathBuf>,
+    /// Agent home (state database, sockets).
+    pub home: PathBuf,
+    /// Hostname override.
+    pub hostname: Option<String>,
+    /// Collector key (secret).
+    pub key: Option<String>,
+    /// OS user for workers when started as root.
+    pub user: Option<String>,
+    /// Pid file used with `--daemon`.
+    pub pidfile: PathBuf,
+    /// Daemonize even without `-d`.
+    pub daemonize: bool,
+}
+
+/// `[postgresql]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostgresqlSection {
+    /// Socket directory or host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User.
+    pub user: String,
+    /// Password (secret; only given to workers that connect).
+    pub password: Option<String>,
+    /// Database.
+    pub dbname: String,
+    /// Cluster label.
+    pub instance: String,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggingSection {
+    /// Where logs go.
+    pub method: LogMethod,
+    /// Syslog facility code (already numeric).
+    pub facility: u8,
+    /// Syslog socket or file path.
+    pub destination: PathBuf,
+    /// Minimum level.
+    pub level: LogLevel,
+    /// Loggers forced to DEBUG.
+    pub debug: DebugLoggers,
+}
+
+/// `[dashboard]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardSection {
+    /// Seconds between collections.
+    pub scheduler_interval: u64,
+    /// Stored entries.
+    pub history_length: u64,
+}
+
+/// `[monitoring]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringSection {
+    /// `None` = all databases.
+    pub dbnames: Option<Vec<String>>,
+    /// Collector URL; no push when unset.
+    pub collector_url: Option<String>,
+    /// `None` = all probes.
+    pub probes: Option<Vec<String>>,
+    /// Seconds between runs.
+    pub scheduler_interval: u64,
+    /// CA file to verify the collector.
+    pub ssl_ca_cert_file: Option<PathBuf>,
+}
+
+/// `[administration]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdministrationSection {
+    /// Control command template with `%s`.
+    pub pg_ctl: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// Absolute path of the main configuration file.
+    pub configfile: PathBuf,
+    /// `[temboard]`.
+    pub temboard: TemboardSection,
+    /// `[postgresql]`.
+    pub postgresql: PostgresqlSection,
+    /// `[logging]`.
+    pub logging: LoggingSection,
+    /// `[dashboard]`.
+    pub dashboard: DashboardSection,
+    /// `[monitoring]`.
+    pub monitoring: MonitoringSection,
+    /// `[administration]`.
+    pub administration: AdministrationSection,
+}
+
+/// A loaded configuration with what is needed to explain it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The values.
+    pub config: Config,
+    /// Source of each key, `section.key` → source.
+    pub sources: BTreeMap<String, Source>,
+    /// Remarks to log (unknown keys...).
+    pub warnings: Vec<String>,
+}
+
+/// Inputs of a load, gathered by `main` so loading itself is pure.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    /// The configuration file.
+    pub configfile: PathBuf,
+    /// The process environment.
+    pub env: Vec<(String, String)>,
+    /// Command-line values.
+    pub cli: CliValues,
+}
+
+impl LoadRequest {
+    /// The configuration file from the option, else `TEMBOARD_CONFIGFILE`, else the default.
+    pub fn resolve_configfile(option: Option<&Path>, env: &[(String, String)]) -> PathBuf {
+        if let Some(p) = option {
+            return p.to_path_buf();
+        }
+        env.iter()
+            .find(|(k, _)| k == "TEMBOARD_CONFIGFILE")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIGFILE))
+    }
+}
+
+/// Reads and validates everything. Checks of the file system (certificate
+/// readable, home writable) are part of validation so a bad reload is refused
+/// before anything changes.
+pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigError> {
+    let layers = Layers::collect(&req.configfile, &req.env, &req.cli)?;
+    let configfile = layers
+        .files
+        .first()
+        .cloned()
+        .unwrap_or_else(|| req.configfile.clone());
+    let config = validate::typed(&layers, configfile)?;
+    let sources = layers
+        .values
+        .iter()
+        .map(|((s, k), v)| (format!("{s}.{k}"), v.source.clone()))
+        .collect();
+    Ok(Loaded {
+        config,
+        sources,
+        warnings: layers.warnings,
+    })
+}
+
+impl Config {
+    /// A copy without secrets, for processes that must not hold them (the
+    /// network-facing http worker, the scheduler) and for display.
+    pub fn without_secrets(&self) -> Config {
+        let mut c = self.clone();
+        c.postgresql.password = None;
+        c
+    }
+
+    /// A copy for display: secrets replaced by a marker.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        if c.postgresql.password.is_some() {
+            c.postgresql.password = Some("********".into());
+        }
+        if c.temboard.key.is_some() {
+            c.temboard.key = Some("********".into());
+        }
+        c
+    }
+
+    /// Whether a plugin is loaded.
+    pub fn has_plugin(&self, name: &str) -> bool {
+        self.temboard.plugins.iter().any(|p| p == name)
+    }
+
+    /// Run directory holding the worker IPC sockets.
+    pub fn run_dir(&self) -> PathBuf {
+        self.temboard.home.join("run")
+    }
+}

@@ -1,0 +1,271 @@
+//! The table of every configuration key: section, name, default, and the text
+//! shown in `--help`-style docs. One table, so the loader, the environment
+//! mapping, the docs and `show-config` can never disagree about what exists.
+
+/// One known key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDef {
+    /// INI section.
+    pub section: &'static str,
+    /// Key name (lower case).
+    pub key: &'static str,
+    /// Documented default, `None` when unset by default.
+    pub default: Option<&'static str>,
+    /// One line for docs and error messages: what is allowed.
+    pub allowed: &'static str,
+    /// Whether the value is a secret that must never be shown or logged.
+    pub secret: bool,
+}
+
+const fn k(
+    section: &'static str,
+    key: &'static str,
+    default: Option<&'static str>,
+    allowed: &'static str,
+) -> KeyDef {
+    KeyDef {
+        section,
+        key,
+        default,
+        allowed,
+        secret: false,
+    }
+}
+
+const fn secret(section: &'static str, key: &'static str, allowed: &'static str) -> KeyDef {
+    KeyDef {
+        section,
+        key,
+        default: None,
+        allowed,
+        secret: true,
+    }
+}
+
+/// Plugins this agent knows, in the order of the 2.x default list.
+pub const KNOWN_PLUGINS: &[&str] = &[
+    "activity",
+    "administration",
+    "dashboard",
+    "monitoring",
+    "pgconf",
+];
+
+/// Monitoring probes, as named by the 2.x agent.
+pub const KNOWN_PROBES: &[&str] = &[
+    "sessions",
+    "xacts",
+    "locks",
+    "blocks",
+    "bgwriter",
+    "db_size",
+    "tblspc_size",
+    "filesystems_size",
+    "cpu",
+    "process",
+    "memory",
+    "loadavg",
+    "wal_files",
+    "replication",
+];
+
+/// Every key the agent reads. Plugin sections are only validated when the
+/// plugin is listed in `[temboard] plugins`, as in 2.x.
+pub const KEYS: &[KeyDef] = &[
+    k(
+        "temboard",
+        "port",
+        Some("2345"),
+        "a TCP port number, 1 to 65535",
+    ),
+    k(
+        "temboard",
+        "address",
+        Some("0.0.0.0"),
+        "an IPv4 or IPv6 address",
+    ),
+    k(
+        "temboard",
+        "users",
+        Some("/etc/temboard-agent/users"),
+        "path of an existing users file",
+    ),
+    k(
+        "temboard",
+        "plugins",
+        Some(r#"["monitoring", "dashboard", "pgconf", "administration", "activity"]"#),
+        "a JSON list of plugin names (activity, administration, dashboard, monitoring, pgconf)",
+    ),
+    k(
+        "temboard",
+        "ssl_cert_file",
+        Some("/etc/temboard-agent/temboard-agent_CHANGEME.pem"),
+        "path of a readable PEM certificate (chain)",
+    ),
+    k(
+        "temboard",
+        "ssl_key_file",
+        Some("/etc/temboard-agent/temboard-agent_CHANGEME.key"),
+        "path of a readable PEM private key",
+    ),
+    k(
+        "temboard",
+        "ssl_ca_cert_file",
+        None,
+        "path of an existing PEM file (unused by the server)",
+    ),
+    k(
+        "temboard",
+        "home",
+        Some("/var/lib/temboard-agent/main"),
+        "an existing directory writable by the agent",
+    ),
+    k(
+        "temboard",
+        "hostname",
+        None,
+        "a fully qualified domain name",
+    ),
+    secret(
+        "temboard",
+        "key",
+        "any text: the shared key sent to the collector",
+    ),
+    k(
+        "temboard",
+        "user",
+        None,
+        "an OS user name the workers run as when started as root (default: owner of home)",
+    ),
+    k(
+        "temboard",
+        "pidfile",
+        Some("/run/temboard-agent.pid"),
+        "path of the pid file written with --daemon",
+    ),
+    k("temboard", "daemonize", Some("false"), "true or false"),
+    k(
+        "postgresql",
+        "host",
+        Some("/var/run/postgresql"),
+        "a unix socket directory (absolute path) or a host name",
+    ),
+    k(
+        "postgresql",
+        "port",
+        Some("5432"),
+        "a TCP port number, 1 to 65535",
+    ),
+    k(
+        "postgresql",
+        "user",
+        Some("postgres"),
+        "a PostgreSQL super-user name",
+    ),
+    secret("postgresql", "password", "the password of that user"),
+    k("postgresql", "dbname", Some("postgres"), "a database name"),
+    k("postgresql", "instance", Some("main"), "a cluster label"),
+    secret(
+        "postgresql",
+        "key",
+        "legacy place of the collector key ([temboard] key wins)",
+    ),
+    k(
+        "logging",
+        "method",
+        Some("syslog"),
+        "stderr, syslog or file",
+    ),
+    k(
+        "logging",
+        "facility",
+        Some("local0"),
+        "a syslog facility (user, daemon, local0 to local7, ...)",
+    ),
+    k(
+        "logging",
+        "destination",
+        Some("/dev/log"),
+        "the syslog socket or the log file path",
+    ),
+    k(
+        "logging",
+        "level",
+        Some("INFO"),
+        "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    ),
+    k(
+        "logging",
+        "debug",
+        Some("false"),
+        "true, false, or a comma separated list of loggers",
+    ),
+    k(
+        "dashboard",
+        "scheduler_interval",
+        Some("2"),
+        "whole seconds, 1 or more",
+    ),
+    k(
+        "dashboard",
+        "history_length",
+        Some("150"),
+        "a whole number, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "dbnames",
+        Some("*"),
+        "* or a comma separated list of database names",
+    ),
+    k(
+        "monitoring",
+        "collector_url",
+        None,
+        "an http:// or https:// URL",
+    ),
+    k(
+        "monitoring",
+        "probes",
+        Some("*"),
+        "* or a comma separated list of probe names",
+    ),
+    k(
+        "monitoring",
+        "scheduler_interval",
+        Some("60"),
+        "whole seconds, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "ssl_ca_cert_file",
+        None,
+        "path of an existing PEM file",
+    ),
+    k(
+        "administration",
+        "pg_ctl",
+        None,
+        "a command with one %s replaced by the action",
+    ),
+];
+
+/// Sections that belong to a plugin: their keys only count when it is loaded.
+pub fn plugin_of(section: &str) -> Option<&'static str> {
+    match section {
+        "dashboard" => Some("dashboard"),
+        "monitoring" => Some("monitoring"),
+        "administration" => Some("administration"),
+        _ => None,
+    }
+}
+
+/// Finds a key definition.
+pub fn find(section: &str, key: &str) -> Option<&'static KeyDef> {
+    KEYS.iter().find(|d| d.section == section && d.key == key)
+}
+
+/// Whether a section exists at all.
+pub fn is_known_section(section: &str) -> bool {
+    KEYS.iter().any(|d| d.section == section)
+}

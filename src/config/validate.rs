@@ -1,0 +1,429 @@
+//! Turning raw values into a typed [`Config`], collecting every error at once.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::layers::{Layers, RawValue};
+use super::schema::{self, KNOWN_PLUGINS, KNOWN_PROBES};
+use super::*;
+
+struct Ctx<'a> {
+    layers: &'a Layers,
+    errors: Vec<Invalid>,
+}
+
+impl Ctx<'_> {
+    fn raw(&self, section: &str, key: &str) -> Option<&RawValue> {
+        self.layers.get(section, key)
+    }
+
+    fn fail(&mut self, section: &str, key: &str, reason: String) {
+        let origin = self
+            .raw(section, key)
+            .map(|r| r.source.clone())
+            .unwrap_or(Source::Default);
+        self.errors.push(Invalid {
+            origin,
+            section: section.into(),
+            key: key.into(),
+            reason,
+        });
+    }
+
+    fn allowed(section: &str, key: &str) -> &'static str {
+        schema::find(section, key).map(|d| d.allowed).unwrap_or("")
+    }
+
+    fn opt_str(&self, section: &str, key: &str) -> Option<String> {
+        self.raw(section, key)
+            .map(|r| r.value.clone())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, section: &str, key: &str) -> String {
+        self.opt_str(section, key).unwrap_or_default()
+    }
+
+    fn int(&mut self, section: &str, key: &str, min: u64, max: u64) -> u64 {
+        let text = self.string(section, key);
+        match text.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                let reason = format!(
+                    "invalid value '{text}': expected {}",
+                    Self::allowed(section, key)
+                );
+                self.fail(section, key, reason);
+                min
+            }
+        }
+    }
+
+    fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
+        let raw = self.raw(section, key)?;
+        if raw.value.is_empty() {
+            return None;
+        }
+        let p = Path::new(&raw.value);
+        Some(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            raw.base_dir.join(p)
+        })
+    }
+
+    fn existing_file(&mut self, section: &str, key: &str, required: bool) -> Option<PathBuf> {
+        let Some(p) = self.path(section, key) else {
+            if required {
+                self.fail(section, key, "missing: a file path is required".into());
+            }
+            return None;
+        };
+        match std::fs::File::open(&p).and_then(|f| f.metadata()) {
+            Ok(m) if m.is_file() => Some(p),
+            Ok(_) => {
+                self.fail(
+                    section,
+                    key,
+                    format!("{} is not a regular file", p.display()),
+                );
+                None
+            }
+            Err(e) => {
+                self.fail(section, key, format!("cannot read {}: {e}", p.display()));
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, section: &str, key: &str) -> bool {
+        let text = self.string(section, key).to_lowercase();
+        match parse_bool(&text) {
+            Some(b) => b,
+            None => {
+                self.fail(
+                    section,
+                    key,
+                    format!("invalid value '{text}': expected true or false"),
+                );
+                false
+            }
+        }
+    }
+
+    fn list_or_all(
+        &mut self,
+        section: &str,
+        key: &str,
+        known: Option<&[&str]>,
+    ) -> Option<Vec<String>> {
+        let text = self.string(section, key);
+        if text.trim() == "*" {
+            return None;
+        }
+        let items: Vec<String> = text
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if let Some(known) = known {
+            for item in &items {
+                if !known.contains(&item.as_str()) {
+                    let reason = format!("unknown name '{item}': expected {}", known.join(", "));
+                    self.fail(section, key, reason);
+                }
+            }
+        }
+        Some(items)
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+fn facility_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "kern" => 0,
+        "user" => 1,
+        "mail" => 2,
+        "daemon" => 3,
+        "auth" | "security" => 4,
+        "syslog" => 5,
+        "lpr" => 6,
+        "news" => 7,
+        "uucp" => 8,
+        "cron" => 9,
+        "authpriv" => 10,
+        "ftp" => 11,
+        "local0" => 16,
+        "local1" => 17,
+        "local2" => 18,
+        "local3" => 19,
+        "local4" => 20,
+        "local5" => 21,
+        "local6" => 22,
+        "local7" => 23,
+        _ => return None,
+    })
+}
+
+fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
+    let text = ctx.string("temboard", "plugins");
+    let trimmed = text.trim();
+    let names: Vec<String> = if trimmed.starts_with('[') {
+        match serde_json::from_str::<Vec<String>>(trimmed) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.fail(
+                    "temboard",
+                    "plugins",
+                    format!(
+                        "not a JSON list of strings ({e}): expected {}",
+                        Ctx::allowed("temboard", "plugins")
+                    ),
+                );
+                return vec![];
+            }
+        }
+    } else {
+        trimmed
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for n in names {
+        if !KNOWN_PLUGINS.contains(&n.as_str()) {
+            ctx.fail(
+                "temboard",
+                "plugins",
+                format!(
+                    "unknown plugin '{n}': known plugins are {}",
+                    KNOWN_PLUGINS.join(", ")
+                ),
+            );
+        } else if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    if let Some(cert) = cert {
+        match CertificateDer::pem_file_iter(cert).map(|it| it.collect::<Result<Vec<_>, _>>()) {
+            Ok(Ok(list)) if !list.is_empty() => {}
+            Ok(Ok(_)) => ctx.fail(
+                "temboard",
+                "ssl_cert_file",
+                format!("{}: no PEM certificate found", cert.display()),
+            ),
+            Ok(Err(e)) | Err(e) => ctx.fail(
+                "temboard",
+                "ssl_cert_file",
+                format!("{}: unreadable certificate: {e}", cert.display()),
+            ),
+        }
+    }
+    if let Some(key) = key {
+        if let Err(e) = PrivateKeyDer::from_pem_file(key) {
+            ctx.fail(
+                "temboard",
+                "ssl_key_file",
+                format!("{}: unreadable private key: {e}", key.display()),
+            );
+        }
+    }
+}
+
+/// Validates every key; returns all errors together.
+pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, ConfigError> {
+    let mut c = Ctx {
+        layers,
+        errors: vec![],
+    };
+    let port = c.int("temboard", "port", 1, 65535) as u16;
+    let address_text = c.string("temboard", "address");
+    let address = match address_text.trim().parse::<IpAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            c.fail(
+                "temboard",
+                "address",
+                format!("invalid address '{address_text}': expected an IPv4 or IPv6 address"),
+            );
+            IpAddr::from([0, 0, 0, 0])
+        }
+    };
+    let users = c
+        .existing_file("temboard", "users", true)
+        .unwrap_or_default();
+    let plugins = plugins(&mut c);
+    let cert = c.existing_file("temboard", "ssl_cert_file", true);
+    let key = c.existing_file("temboard", "ssl_key_file", true);
+    certificate(&mut c, cert.as_deref(), key.as_deref());
+    let ssl_ca_cert_file = c.existing_file("temboard", "ssl_ca_cert_file", false);
+    let home = c.path("temboard", "home").unwrap_or_default();
+    let user = c.opt_str("temboard", "user");
+    if !home.is_dir() {
+        c.fail(
+            "temboard",
+            "home",
+            format!("{} is not an existing directory", home.display()),
+        );
+    } else if let Err(e) = crate::privileges::worker_identity(user.as_deref(), &home) {
+        c.fail("temboard", "home", e);
+    }
+    let temboard = TemboardSection {
+        port,
+        address,
+        users,
+        plugins,
+        ssl_cert_file: cert.unwrap_or_default(),
+        ssl_key_file: key.unwrap_or_default(),
+        ssl_ca_cert_file,
+        home,
+        hostname: c.opt_str("temboard", "hostname"),
+        key: c
+            .opt_str("temboard", "key")
+            .or_else(|| c.opt_str("postgresql", "key")),
+        user,
+        pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
+        daemonize: c.bool("temboard", "daemonize"),
+    };
+
+    let host = c.string("postgresql", "host");
+    if host.starts_with('/') && !Path::new(&host).is_dir() {
+        c.fail(
+            "postgresql",
+            "host",
+            format!("socket directory {host} does not exist"),
+        );
+    } else if host.is_empty() {
+        c.fail(
+            "postgresql",
+            "host",
+            "empty: expected a socket directory or a host name".into(),
+        );
+    }
+    let postgresql = PostgresqlSection {
+        host,
+        port: c.int("postgresql", "port", 1, 65535) as u16,
+        user: c.string("postgresql", "user"),
+        password: c.opt_str("postgresql", "password"),
+        dbname: c.string("postgresql", "dbname"),
+        instance: c.string("postgresql", "instance"),
+    };
+
+    let method = match c.string("logging", "method").to_lowercase().as_str() {
+        "stderr" => LogMethod::Stderr,
+        "syslog" => LogMethod::Syslog,
+        "file" => LogMethod::File,
+        other => {
+            let reason = format!("invalid method '{other}': expected stderr, syslog or file");
+            c.fail("logging", "method", reason);
+            LogMethod::Stderr
+        }
+    };
+    let facility_name = c.string("logging", "facility").to_lowercase();
+    let facility = facility_code(&facility_name).unwrap_or_else(|| {
+        c.fail(
+            "logging",
+            "facility",
+            format!("unknown syslog facility '{facility_name}'"),
+        );
+        16
+    });
+    let level_text = c.string("logging", "level").to_uppercase();
+    let level = match level_text.as_str() {
+        "DEBUG" => LogLevel::Debug,
+        "INFO" => LogLevel::Info,
+        "WARNING" | "WARN" => LogLevel::Warning,
+        "ERROR" => LogLevel::Error,
+        "CRITICAL" => LogLevel::Critical,
+        _ => {
+            c.fail("logging", "level", format!("invalid level '{level_text}': expected DEBUG, INFO, WARNING, ERROR or CRITICAL"));
+            LogLevel::Info
+        }
+    };
+    let debug_text = c.string("logging", "debug");
+    let debug = match parse_bool(&debug_text.to_lowercase()) {
+        Some(true) => DebugLoggers::All,
+        Some(false) => DebugLoggers::None,
+        None => DebugLoggers::Some(
+            debug_text
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ),
+    };
+    let destination = c.path("logging", "destination").unwrap_or_default();
+    let logging = LoggingSection {
+        method,
+        facility,
+        destination,
+        level,
+        debug,
+    };
+
+    let dashboard = DashboardSection {
+        scheduler_interval: c.int("dashboard", "scheduler_interval", 1, 86_400),
+        history_length: c.int("dashboard", "history_length", 1, 1_000_000),
+    };
+    let collector_url = c.opt_str("monitoring", "collector_url");
+    if let Some(u) = &collector_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            c.fail(
+                "monitoring",
+                "collector_url",
+                format!("invalid URL '{u}': expected an http:// or https:// URL"),
+            );
+        }
+    }
+    let monitoring = MonitoringSection {
+        dbnames: c.list_or_all("monitoring", "dbnames", None),
+        collector_url,
+        probes: c.list_or_all("monitoring", "probes", Some(KNOWN_PROBES)),
+        scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
+        ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
+    };
+    let pg_ctl = c.opt_str("administration", "pg_ctl");
+    if let Some(t) = &pg_ctl {
+        if t.matches("%s").count() > 1 {
+            c.fail(
+                "administration",
+                "pg_ctl",
+                format!("'{t}' has more than one %s"),
+            );
+        }
+    }
+    let administration = AdministrationSection { pg_ctl };
+
+    // Plugin sections only count when the plugin is loaded (2.x rule).
+    let loaded = temboard.plugins.clone();
+    c.errors.retain(|e| match schema::plugin_of(&e.section) {
+        Some(p) => loaded.iter().any(|l| l == p),
+        None => true,
+    });
+    if !c.errors.is_empty() {
+        return Err(ConfigError::Invalid(c.errors));
+    }
+    Ok(Config {
+        configfile,
+        temboard,
+        postgresql,
+        logging,
+        dashboard,
+        monitoring,
+        administration,
+    })
+}

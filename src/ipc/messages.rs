@@ -1,0 +1,246 @@
+//! The message catalogue: one request and one response type per channel.
+//!
+//! Channels:
+//! - control (supervisor <-> each worker, over the socketpair at fd 3):
+//!   [`ToWorker`] / [`ToSupervisor`];
+//! - probe (http, scheduler -> probe worker, `<home>/run/probe.sock`):
+//!   [`Request<ProbeCall>`] / [`Response<ProbeReply>`];
+//! - pgctl (http -> pg_ctl worker, `<home>/run/pgctl.sock`):
+//!   [`Request<PgCtlCall>`] / [`Response<PgCtlReply>`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Role;
+use crate::config::Config;
+
+/// Supervisor to worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    /// First message: everything the worker needs to run.
+    Start {
+        /// Configuration generation, bumped on each successful reload.
+        generation: u64,
+        /// The snapshot.
+        settings: Box<WorkerSettings>,
+    },
+    /// A new validated configuration.
+    Reload {
+        /// New generation.
+        generation: u64,
+        /// The snapshot.
+        settings: Box<WorkerSettings>,
+    },
+    /// Finish current work and exit 0.
+    Stop,
+}
+
+/// Worker to supervisor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToSupervisor {
+    /// First message: who is speaking.
+    Hello {
+        /// Role.
+        role: Role,
+        /// Pid.
+        pid: u32,
+        /// [`super::PROTOCOL`] of the worker's build.
+        protocol: u32,
+    },
+    /// The worker serves (the http worker accepts connections).
+    Ready {
+        /// Generation in force.
+        generation: u64,
+    },
+    /// A reload was applied.
+    Reloaded {
+        /// Generation in force.
+        generation: u64,
+    },
+}
+
+/// What a worker receives at start and at each reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSettings {
+    /// Configuration, without the secrets this role must not hold.
+    pub config: Config,
+    /// Facts about the running agent.
+    pub runtime: Runtime,
+    /// Certificate and key, for the http worker only: it then needs no access
+    /// to the key file, which can stay readable by root alone.
+    pub tls: Option<TlsMaterial>,
+}
+
+/// Facts about the running agent shown by `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// Supervisor pid.
+    pub supervisor_pid: u32,
+    /// Local start time, `%Y-%m-%dT%H:%M:%S`.
+    pub start_datetime: String,
+    /// Local time of the last successful reload (start time before any).
+    pub reload_datetime: String,
+    /// OS user the workers run as.
+    pub user: String,
+    /// Directory of the IPC sockets.
+    pub run_dir: PathBuf,
+}
+
+/// PEM texts of the server certificate chain and key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsMaterial {
+    /// Certificate chain.
+    pub cert_pem: String,
+    /// Private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsMaterial { .. }")
+    }
+}
+
+/// A request on a worker channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request<C> {
+    /// Echoed by the response.
+    pub id: u64,
+    /// What is asked.
+    pub call: C,
+}
+
+/// A response on a worker channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response<R> {
+    /// Id of the request.
+    pub id: u64,
+    /// Result.
+    pub result: Result<R, WorkerError>,
+}
+
+/// Failures a worker reports; the http worker maps them to HTTP in one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum WorkerError {
+    /// PostgreSQL cannot be reached.
+    #[error("PostgreSQL is unreachable: {0}")]
+    PostgresUnavailable(String),
+    /// A query failed.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(String),
+    /// The work took too long.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The request is not valid for this worker.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The feature is not built yet.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
+    /// Anything else.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Calls to the probe worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProbeCall {
+    /// Liveness of the worker itself (no PostgreSQL).
+    Ping,
+    /// Can PostgreSQL be reached now.
+    PgCheck,
+    /// Server facts for `/discover`.
+    PgInfo,
+}
+
+/// Replies of the probe worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProbeReply {
+    /// Answer to `Ping`.
+    Pong,
+    /// Answer to `PgCheck`: PostgreSQL answered.
+    PgUp,
+    /// Answer to `PgInfo`.
+    PgInfo {
+        /// `version()`.
+        version: String,
+        /// `port` setting, as text.
+        port: String,
+        /// `data_directory` setting.
+        data_directory: String,
+        /// `server_version_num`.
+        version_num: i32,
+    },
+}
+
+/// Calls to the pg_ctl worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PgCtlCall {
+    /// Liveness.
+    Ping,
+    /// Run the control command for an action.
+    Control {
+        /// start, stop, restart or reload.
+        action: String,
+        /// API user asking.
+        username: String,
+    },
+}
+
+/// Replies of the pg_ctl worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PgCtlReply {
+    /// Answer to `Ping`.
+    Pong,
+    /// Result of a control action.
+    Done {
+        /// ok or ko.
+        state: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_shapes_are_stable() {
+        let r = Response::<ProbeReply> {
+            id: 4,
+            result: Err(WorkerError::PostgresUnavailable("down".into())),
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":4,"result":{"Err":{"kind":"postgres_unavailable","message":"down"}}}"#
+        );
+        let back: Response<ProbeReply> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        let hello = ToSupervisor::Hello {
+            role: Role::Http,
+            pid: 1,
+            protocol: 1,
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"type":"hello","role":"http","pid":1,"protocol":1}"#
+        );
+    }
+
+    #[test]
+    fn tls_material_is_not_printed() {
+        let t = TlsMaterial {
+            cert_pem: "c".into(),
+            key_pem: "SECRET".into(),
+        };
+        assert!(!format!("{t:?}").contains("SECRET"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Inter-process communication between the supervisor and the workers, and
+//! between workers (http and scheduler are clients of the probe and pg_ctl
+//! workers).
+//!
+//! Used in every process. Frames are a 4-byte big-endian length followed by a
+//! serde_json document; each channel has its own request/response enums in
+//! [`messages`]; every request carries an id echoed by its reply.
+
+pub mod client;
+pub mod fds;
+pub mod frame;
+pub mod messages;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the message catalogue; the first message each way carries it so a
+/// worker of another build is refused instead of misread.
+pub const PROTOCOL: u32 = 1;
+
+/// Why an IPC exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    /// The peer closed the connection (cleanly, at a frame boundary).
+    #[error("peer closed the connection")]
+    Closed,
+    /// The peer closed the connection in the middle of a frame.
+    #[error("peer closed the connection in the middle of a frame")]
+    Truncated,
+    /// A frame announced more bytes than we accept.
+    #[error("frame of {0} bytes exceeds the limit of {max} bytes", max = frame::MAX_FRAME)]
+    TooLarge(u32),
+    /// The frame is not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// No reply in time.
+    #[error("no reply within {0} ms")]
+    Timeout(u64),
+    /// The reply does not answer our request.
+    #[error("reply id {got} does not match request id {want}")]
+    Mismatch {
+        /// Expected id.
+        want: u64,
+        /// Received id.
+        got: u64,
+    },
+    /// Socket error.
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The roles of the worker processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Serves the HTTPS API.
+    Http,
+    /// Runs periodic jobs.
+    Scheduler,
+    /// Holds the PostgreSQL connections.
+    Probe,
+    /// Runs the pg_ctl command.
+    Pgctl,
+}
+
+impl Role {
+    /// Every role, in start order (servers before their clients).
+    pub const ALL: [Role; 4] = [Role::Probe, Role::Pgctl, Role::Scheduler, Role::Http];
+
+    /// Short name used in logs, process titles and the environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Http => "http",
+            Role::Scheduler => "scheduler",
+            Role::Probe => "probe",
+            Role::Pgctl => "pgctl",
+        }
+    }
+
+    /// Parses the short name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether the role serves requests on a UNIX socket under `<home>/run/`.
+    pub fn serves_ipc(self) -> bool {
+        matches!(self, Role::Probe | Role::Pgctl)
+    }
+
+    /// Whether this role may hold the PostgreSQL password.
+    pub fn holds_db_password(self) -> bool {
+        matches!(self, Role::Probe | Role::Pgctl)
+    }
+
+    /// Process title shown by `ps`.
+    pub fn title(self) -> String {
+        format!("temboard-agent: {}", self.as_str())
+    }
+}

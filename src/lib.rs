@@ -1,0 +1,18 @@
+//! temboard-agent: a Rust re-implementation of the temBoard PostgreSQL agent.
+//!
+//! One binary, several processes: the [`supervisor`] (started by the operator)
+//! forks the http, scheduler, probe and pg_ctl [`workers`], which talk over
+//! UNIX-socket [`ipc`] and keep durable state in SQLite ([`store`]).
+//! See docs/architecture.md for the process tree and the fd contract.
+
+pub mod certgen;
+pub mod cli;
+pub mod config;
+pub mod host;
+pub mod ipc;
+pub mod logging;
+pub mod privileges;
+pub mod store;
+pub mod supervisor;
+pub mod users;
+pub mod workers;

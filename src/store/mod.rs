@@ -1,0 +1,219 @@
+//! The agent's state database, `<home>/agent.db` (SQLite, WAL).
+//!
+//! Opened after exec by each worker that needs it (never by the supervisor, so
+//! the file belongs to the worker user). Every write is a transaction, so a
+//! worker killed at any instant loses nothing it had committed. Migrations are
+//! keyed by a schema version and applied under `BEGIN IMMEDIATE`, so two workers
+//! opening a fresh database at once do not race.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// File name under the home directory.
+pub const FILE_NAME: &str = "agent.db";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("state database {path}: {source}")]
+    Sqlite {
+        /// Database path.
+        path: String,
+        /// Cause.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer agent.
+    #[error("state database {path} has schema version {found}, newer than this agent's {known}")]
+    TooNew {
+        /// Database path.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version we know.
+        known: i64,
+    },
+}
+
+/// Schema migrations, in order; index + 1 is the version they bring.
+const MIGRATIONS: &[&str] = &[
+    // 1: bookkeeping, sessions and notifications.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used REAL NOT NULL
+     );
+     CREATE INDEX sessions_username ON sessions(username);
+     CREATE TABLE notifications (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        date TEXT NOT NULL,
+        username TEXT NOT NULL,
+        message TEXT NOT NULL
+     );",
+];
+
+/// Newest schema version this build knows.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Path of the database under `home`.
+pub fn path(home: &Path) -> PathBuf {
+    home.join(FILE_NAME)
+}
+
+/// Opens (creating if needed) and migrates the database.
+pub fn open(home: &Path) -> Result<Connection, StoreError> {
+    let p = path(home);
+    let shown = p.display().to_string();
+    let wrap = |source| StoreError::Sqlite {
+        path: shown.clone(),
+        source,
+    };
+    let existed = p.exists();
+    let mut conn = Connection::open_with_flags(
+        &p,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(wrap)?;
+    if !existed {
+        // The umask is 077 already; be explicit in case it was not.
+        let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+    }
+    conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
+    set_wal(&conn).map_err(wrap)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(wrap)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(wrap)?;
+    migrate(&mut conn).map_err(|e| match e {
+        MigrateError::Sqlite(source) => StoreError::Sqlite {
+            path: shown.clone(),
+            source,
+        },
+        MigrateError::TooNew(found) => StoreError::TooNew {
+            path: shown.clone(),
+            found,
+            known: schema_version(),
+        },
+    })?;
+    Ok(conn)
+}
+
+/// Switching a fresh database to WAL needs an exclusive lock and SQLite does
+/// not call the busy handler for it, so two workers opening it at once would
+/// see "database is locked": retry for a bounded time.
+fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+enum MigrateError {
+    Sqlite(rusqlite::Error),
+    TooNew(i64),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(e)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)",
+    )?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    if current > schema_version() {
+        return Err(MigrateError::TooNew(current));
+    }
+    for (idx, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, datetime('now'))",
+            [idx as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn creates_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path()).unwrap();
+        let v: i64 = c
+            .query_row("SELECT max(version) FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, schema_version());
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        assert_eq!(
+            std::fs::metadata(path(dir.path())).unwrap().mode() & 0o777,
+            0o600
+        );
+        let c = open(dir.path()).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, schema_version());
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path()).unwrap();
+        c.execute("INSERT INTO schema_version VALUES (999, 'x')", [])
+            .unwrap();
+        drop(c);
+        assert!(matches!(
+            open(dir.path()),
+            Err(StoreError::TooNew { found: 999, .. })
+        ));
+    }
+
+    #[test]
+    fn concurrent_first_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().to_path_buf();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let h = home.clone();
+                std::thread::spawn(move || open(&h).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
+}

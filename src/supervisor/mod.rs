@@ -1,0 +1,657 @@
+//! The supervisor: runs as the started process (root or the PostgreSQL owner).
+//!
+//! Owns the configuration, every listening socket and the worker processes. It is
+//! single-threaded (no tokio, no helper threads) so forking is always safe; its
+//! loop is driven by `poll` on a self-pipe woken by signal handlers and on the
+//! workers' control sockets. It never handles a request itself.
+
+pub mod daemon;
+pub mod listeners;
+pub mod restart;
+pub mod spawn;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use tracing::{error, info, warn};
+
+use crate::config::{self, Config, LoadRequest};
+use crate::ipc::frame::{encode, Decoder};
+use crate::ipc::messages::{Runtime, TlsMaterial, ToSupervisor, ToWorker, WorkerSettings};
+use crate::ipc::{Role, PROTOCOL};
+use crate::privileges::{self, Identity};
+
+/// Exit status a worker uses for "configuration unusable": never restarted.
+pub const EXIT_CONFIG: i32 = 78;
+
+/// How long workers get to stop on SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(4);
+
+/// What the command line asks of the supervisor.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How to load the configuration (kept to reload it).
+    pub request: LoadRequest,
+    /// `-d`.
+    pub daemon: bool,
+    /// `-p`.
+    pub pidfile: Option<PathBuf>,
+}
+
+struct Worker {
+    role: Role,
+    pid: Option<Pid>,
+    control: Option<UnixStream>,
+    decoder: Decoder,
+    started: Instant,
+    next_start: Option<Instant>,
+    backoff: restart::Backoff,
+    restarts: u64,
+    last_exit: Option<String>,
+    planned_restart: bool,
+    ready: bool,
+}
+
+struct Signals {
+    wake: UnixStream,
+    term: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    chld: Arc<AtomicBool>,
+}
+
+struct Supervisor {
+    opts: Options,
+    config: Config,
+    generation: u64,
+    runtime: Runtime,
+    identity: Identity,
+    tls: TlsMaterial,
+    exe: OwnedFd,
+    tcp: OwnedFd,
+    unix: BTreeMap<Role, OwnedFd>,
+    workers: Vec<Worker>,
+    signals: Signals,
+    stop_deadline: Option<Instant>,
+    launcher: daemon::Launcher,
+    pidfile: Option<PathBuf>,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+fn now_local() -> String {
+    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn read_tls(config: &Config) -> Result<TlsMaterial, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    Ok(TlsMaterial {
+        cert_pem: read(&config.temboard.ssl_cert_file)?,
+        key_pem: read(&config.temboard.ssl_key_file)?,
+    })
+}
+
+fn setup_signals() -> Result<Signals, String> {
+    let (wake, notify) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    wake.set_nonblocking(true).map_err(|e| e.to_string())?;
+    notify.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    let chld = Arc::new(AtomicBool::new(false));
+    let reg = |sig: i32, flag: &Arc<AtomicBool>| -> Result<(), String> {
+        signal_hook::flag::register(sig, Arc::clone(flag))
+            .map_err(|e| format!("signal {sig}: {e}"))?;
+        let n = notify.try_clone().map_err(|e| e.to_string())?;
+        signal_hook::low_level::pipe::register(sig, n).map_err(|e| format!("signal {sig}: {e}"))?;
+        Ok(())
+    };
+    reg(libc::SIGTERM, &term)?;
+    reg(libc::SIGINT, &term)?;
+    reg(libc::SIGHUP, &hup)?;
+    reg(libc::SIGCHLD, &chld)?;
+    // A worker dying mid-write must not kill us.
+    // SAFETY: setting SIGPIPE to ignored is always sound.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    Ok(Signals {
+        wake,
+        term,
+        hup,
+        chld,
+    })
+}
+
+fn take_lock(run_dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = run_dir.join("supervisor.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        format!(
+            "another temboard-agent already runs with home {} ({e})",
+            run_dir
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
+pub fn run(opts: Options) -> i32 {
+    let sink = crate::logging::init_early("supervisor");
+    let loaded = match config::load(&opts.request) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("temboard-agent: invalid configuration:\n{e}");
+            return 1;
+        }
+    };
+    let config = loaded.config;
+    let pidfile = opts.pidfile.clone().or_else(|| {
+        (opts.daemon || config.temboard.daemonize).then(|| config.temboard.pidfile.clone())
+    });
+    if let Some(p) = &pidfile {
+        if let Err(e) = daemon::check_pidfile(p) {
+            eprintln!("temboard-agent: {e}");
+            return 1;
+        }
+    }
+    // SAFETY: umask is process-wide and we are single-threaded.
+    unsafe { libc::umask(0o077) };
+    let launcher = if opts.daemon || config.temboard.daemonize {
+        match daemon::daemonize() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("temboard-agent: cannot daemonize: {e}");
+                return 1;
+            }
+        }
+    } else {
+        daemon::foreground()
+    };
+    sink.reconfigure(&config.logging);
+    for w in &loaded.warnings {
+        warn!("{w}");
+    }
+    match start(opts, config, launcher, pidfile) {
+        Ok(mut sup) => sup.main_loop(),
+        Err(e) => {
+            error!("cannot start: {e}");
+            eprintln!("temboard-agent: cannot start: {e}");
+            1
+        }
+    }
+}
+
+fn start(
+    opts: Options,
+    config: Config,
+    launcher: daemon::Launcher,
+    pidfile: Option<PathBuf>,
+) -> Result<Supervisor, String> {
+    let identity =
+        privileges::worker_identity(config.temboard.user.as_deref(), &config.temboard.home)?;
+    let run_dir = config.run_dir();
+    listeners::prepare_run_dir(&run_dir, &identity)?;
+    let lock = take_lock(&run_dir)?;
+    let tls = read_tls(&config)?;
+    let exe: OwnedFd = std::fs::File::open("/proc/self/exe")
+        .map_err(|e| format!("cannot open /proc/self/exe: {e}"))?
+        .into();
+    let exe = listeners::move_high(exe).map_err(|e| e.to_string())?;
+    let tcp = listeners::bind_tcp(config.temboard.address, config.temboard.port)?;
+    let mut unix = BTreeMap::new();
+    for role in Role::ALL.into_iter().filter(|r| r.serves_ipc()) {
+        let (fd, _) = listeners::bind_unix(&run_dir, role.as_str(), &identity)?;
+        unix.insert(role, fd);
+    }
+    let signals = setup_signals()?;
+    let start_datetime = now_local();
+    let runtime = Runtime {
+        supervisor_pid: std::process::id(),
+        start_datetime: start_datetime.clone(),
+        reload_datetime: start_datetime,
+        user: identity.name.clone(),
+        run_dir,
+    };
+    info!(
+        "temboard-agent {} starting: listening on {}:{}, workers run as '{}'",
+        env!("CARGO_PKG_VERSION"),
+        config.temboard.address,
+        config.temboard.port,
+        identity.name
+    );
+    let now = Instant::now();
+    let workers = Role::ALL
+        .into_iter()
+        .map(|role| Worker {
+            role,
+            pid: None,
+            control: None,
+            decoder: Decoder::default(),
+            started: now,
+            next_start: Some(now),
+            backoff: restart::Backoff::default(),
+            restarts: 0,
+            last_exit: None,
+            planned_restart: false,
+            ready: false,
+        })
+        .collect();
+    Ok(Supervisor {
+        opts,
+        config,
+        generation: 1,
+        runtime,
+        identity,
+        tls,
+        exe,
+        tcp,
+        unix,
+        workers,
+        signals,
+        stop_deadline: None,
+        launcher,
+        pidfile,
+        _lock: lock,
+    })
+}
+
+impl Supervisor {
+    fn settings_for(&self, role: Role) -> WorkerSettings {
+        WorkerSettings {
+            config: if role.holds_db_password() {
+                self.config.clone()
+            } else {
+                self.config.without_secrets()
+            },
+            runtime: self.runtime.clone(),
+            tls: (role == Role::Http).then(|| self.tls.clone()),
+        }
+    }
+
+    fn main_loop(&mut self) -> i32 {
+        loop {
+            self.start_due_workers();
+            let timeout = self.poll_timeout();
+            let ready = self.wait(timeout);
+            if self.signals.term.swap(false, Ordering::SeqCst) {
+                self.begin_stop();
+            }
+            if self.signals.chld.swap(false, Ordering::SeqCst) {
+                self.reap();
+            }
+            if self.signals.hup.swap(false, Ordering::SeqCst) && self.stop_deadline.is_none() {
+                self.reload();
+            }
+            for idx in ready {
+                self.read_control(idx);
+            }
+            if let Some(deadline) = self.stop_deadline {
+                self.reap();
+                if self.workers.iter().all(|w| w.pid.is_none()) {
+                    info!("all workers stopped; exiting");
+                    self.cleanup();
+                    return 0;
+                }
+                if Instant::now() >= deadline {
+                    for w in self.workers.iter().filter(|w| w.pid.is_some()) {
+                        warn!(
+                            "worker {} did not stop in time; killing it",
+                            w.role.as_str()
+                        );
+                        if let Some(pid) = w.pid {
+                            let _ = kill(pid, Signal::SIGKILL);
+                        }
+                    }
+                    self.stop_deadline = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        let now = Instant::now();
+        let mut t = Duration::from_secs(1);
+        for w in &self.workers {
+            if let (None, Some(at)) = (w.pid, w.next_start) {
+                t = t.min(at.saturating_duration_since(now));
+            }
+        }
+        if self.stop_deadline.is_some() {
+            t = t.min(Duration::from_millis(50));
+        }
+        t
+    }
+
+    /// Polls the wake pipe and control sockets; returns the indexes of workers
+    /// whose control socket is readable.
+    fn wait(&mut self, timeout: Duration) -> Vec<usize> {
+        let mut fds = vec![PollFd::new(self.signals.wake.as_fd(), PollFlags::POLLIN)];
+        let mut owners = vec![];
+        for (i, w) in self.workers.iter().enumerate() {
+            if let Some(c) = &w.control {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+                owners.push(i);
+            }
+        }
+        let ms = PollTimeout::from(timeout.as_millis().min(60_000) as u16);
+        match poll(&mut fds, ms) {
+            Ok(0) | Err(nix::Error::EINTR) => return vec![],
+            Ok(_) => {}
+            Err(e) => {
+                error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                return vec![];
+            }
+        }
+        let mut drain = [0u8; 64];
+        while matches!((&self.signals.wake).read(&mut drain), Ok(n) if n > 0) {}
+        fds[1..]
+            .iter()
+            .zip(owners)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, i)| i)
+            .collect()
+    }
+
+    fn start_due_workers(&mut self) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        for idx in 0..self.workers.len() {
+            let w = &self.workers[idx];
+            if w.pid.is_some() || w.next_start.is_none_or(|at| at > now) {
+                continue;
+            }
+            let role = w.role;
+            let listener = if role == Role::Http {
+                Some(&self.tcp)
+            } else {
+                self.unix.get(&role)
+            };
+            match spawn::spawn(role, &self.exe, listener, &self.identity) {
+                Ok(s) => {
+                    let msg = ToWorker::Start {
+                        generation: self.generation,
+                        settings: Box::new(self.settings_for(role)),
+                    };
+                    let w = &mut self.workers[idx];
+                    w.pid = Some(s.pid);
+                    w.control = Some(s.control);
+                    w.decoder = Decoder::default();
+                    w.started = now;
+                    w.next_start = None;
+                    w.ready = false;
+                    info!("started {} worker, pid {}", role.as_str(), s.pid);
+                    self.send(idx, &msg);
+                }
+                Err(e) => {
+                    let w = &mut self.workers[idx];
+                    let delay = w.backoff.on_exit(&restart::DEFAULT, Duration::ZERO);
+                    error!(
+                        "cannot start {} worker: {e}; retrying in {delay:?}",
+                        role.as_str()
+                    );
+                    w.next_start = Some(now + delay);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, idx: usize, msg: &ToWorker) {
+        let w = &mut self.workers[idx];
+        let Some(c) = &mut w.control else { return };
+        let bytes = match encode(msg) {
+            Ok(b) => b,
+            Err(e) => {
+                error!("cannot encode message for {}: {e}", w.role.as_str());
+                return;
+            }
+        };
+        // Messages are small; a bounded blocking write keeps the loop simple.
+        let result = c
+            .set_nonblocking(false)
+            .and_then(|_| c.set_write_timeout(Some(Duration::from_secs(2))))
+            .and_then(|_| c.write_all(&bytes))
+            .and_then(|_| c.set_nonblocking(true));
+        if let Err(e) = result {
+            warn!("cannot talk to {} worker: {e}", w.role.as_str());
+        }
+    }
+
+    fn read_control(&mut self, idx: usize) {
+        let mut buf = [0u8; 8192];
+        loop {
+            let w = &mut self.workers[idx];
+            let Some(c) = &mut w.control else { return };
+            match c.read(&mut buf) {
+                Ok(0) => {
+                    // The worker is exiting; waitpid tells us how.
+                    w.control = None;
+                    return;
+                }
+                Ok(n) => w.decoder.push(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("control socket of {} worker: {e}", w.role.as_str());
+                    w.control = None;
+                    return;
+                }
+            }
+        }
+        loop {
+            let w = &mut self.workers[idx];
+            match w.decoder.next_message::<ToSupervisor>() {
+                Ok(Some(msg)) => self.on_message(idx, msg),
+                Ok(None) => return,
+                Err(e) => {
+                    error!(
+                        "garbage on control socket of {} worker ({e}); killing it",
+                        w.role.as_str()
+                    );
+                    if let Some(pid) = w.pid {
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                    w.control = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, idx: usize, msg: ToSupervisor) {
+        let role = self.workers[idx].role;
+        match msg {
+            ToSupervisor::Hello {
+                role: said,
+                protocol,
+                pid,
+            } => {
+                if said != role || protocol != PROTOCOL {
+                    error!("worker pid {pid} says it is {said:?} protocol {protocol}; expected {role:?} protocol {PROTOCOL}; killing it");
+                    if let Some(p) = self.workers[idx].pid {
+                        let _ = kill(p, Signal::SIGKILL);
+                    }
+                }
+            }
+            ToSupervisor::Ready { generation } => {
+                self.workers[idx].ready = true;
+                tracing::debug!("{} worker ready (generation {generation})", role.as_str());
+                if role == Role::Http {
+                    self.launcher.ready();
+                    if let Some(p) = self.pidfile.clone() {
+                        if let Err(e) = daemon::write_pidfile(&p) {
+                            error!("{e}");
+                        }
+                    }
+                }
+            }
+            ToSupervisor::Reloaded { generation } => {
+                tracing::debug!("{} worker applied generation {generation}", role.as_str());
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            let (pid, reason, code) = match status {
+                WaitStatus::Exited(pid, code) => {
+                    (pid, format!("exited with status {code}"), Some(code))
+                }
+                WaitStatus::Signaled(pid, sig, _) => {
+                    (pid, format!("killed by signal {}", sig.as_str()), None)
+                }
+                _ => continue,
+            };
+            let stopping = self.stop_deadline.is_some();
+            let Some(w) = self.workers.iter_mut().find(|w| w.pid == Some(pid)) else {
+                continue;
+            };
+            let uptime = w.started.elapsed();
+            w.pid = None;
+            w.control = None;
+            w.ready = false;
+            w.last_exit = Some(reason.clone());
+            if stopping {
+                info!("{} worker (pid {pid}) {reason}", w.role.as_str());
+                continue;
+            }
+            if w.planned_restart {
+                w.planned_restart = false;
+                info!(
+                    "{} worker (pid {pid}) {reason}; restarting it with the new configuration",
+                    w.role.as_str()
+                );
+                w.next_start = Some(Instant::now());
+                continue;
+            }
+            if code == Some(EXIT_CONFIG) {
+                error!("{} worker (pid {pid}) {reason}: configuration unusable; not restarting it until reload", w.role.as_str());
+                continue;
+            }
+            let delay = w.backoff.on_exit(&restart::DEFAULT, uptime);
+            w.restarts += 1;
+            w.next_start = Some(Instant::now() + delay);
+            error!(
+                "{} worker (pid {pid}) {reason} after {:.1}s; restart #{} in {} ms",
+                w.role.as_str(),
+                uptime.as_secs_f64(),
+                w.restarts,
+                delay.as_millis()
+            );
+        }
+    }
+
+    fn reload(&mut self) {
+        info!(
+            "SIGHUP: reloading configuration from {}",
+            self.opts.request.configfile.display()
+        );
+        let loaded = match config::load(&self.opts.request) {
+            Ok(l) => l,
+            Err(e) => {
+                error!("reload refused, keeping the current configuration:\n{e}");
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let mut new = loaded.config;
+        // What the supervisor bound or decided at start cannot change live.
+        let old = &self.config.temboard;
+        if (new.temboard.address, new.temboard.port) != (old.address, old.port) {
+            warn!(
+                "[temboard] address/port changed: restart the agent to listen on {}:{}",
+                new.temboard.address, new.temboard.port
+            );
+        }
+        if new.temboard.home != old.home || new.temboard.user != old.user {
+            warn!("[temboard] home/user changed: restart the agent to apply");
+        }
+        new.temboard.address = old.address;
+        new.temboard.port = old.port;
+        new.temboard.home = old.home.clone();
+        new.temboard.user = old.user.clone();
+        let tls = match read_tls(&new) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("reload refused, keeping the current configuration: {e}");
+                return;
+            }
+        };
+        let tls_changed = tls != self.tls;
+        self.config = new;
+        self.tls = tls;
+        self.generation += 1;
+        self.runtime.reload_datetime = now_local();
+        crate::logging::init("supervisor", &self.config.logging);
+        for idx in 0..self.workers.len() {
+            let role = self.workers[idx].role;
+            if self.workers[idx].pid.is_none() {
+                // A worker parked after a configuration error gets a new chance.
+                if self.workers[idx].next_start.is_none() {
+                    self.workers[idx].next_start = Some(Instant::now());
+                }
+                continue;
+            }
+            if role == Role::Http && tls_changed {
+                info!("TLS certificate or key changed: restarting the http worker");
+                self.workers[idx].planned_restart = true;
+                self.send(idx, &ToWorker::Stop);
+                continue;
+            }
+            let msg = ToWorker::Reload {
+                generation: self.generation,
+                settings: Box::new(self.settings_for(role)),
+            };
+            self.send(idx, &msg);
+        }
+        info!("configuration reloaded (generation {})", self.generation);
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stop_deadline.is_some() {
+            return;
+        }
+        info!("stopping: asking workers to finish");
+        self.stop_deadline = Some(Instant::now() + STOP_GRACE);
+        for idx in 0..self.workers.len() {
+            if self.workers[idx].pid.is_some() {
+                self.send(idx, &ToWorker::Stop);
+            }
+        }
+    }
+
+    fn cleanup(&mut self) {
+        for role in self.unix.keys() {
+            let _ =
+                std::fs::remove_file(self.runtime.run_dir.join(format!("{}.sock", role.as_str())));
+        }
+        if let Some(p) = &self.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

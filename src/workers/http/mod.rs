@@ -1,0 +1,262 @@
+//! The http worker: TLS (rustls) and HTTP/1.1 (hyper) on the listener inherited
+//! from the supervisor. Faces the network, so it holds no database password and
+//! cannot run pg_ctl: everything PostgreSQL-related is an IPC request to the
+//! probe worker, every control action a request to the pg_ctl worker.
+
+pub mod error;
+pub mod routes;
+mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE, SERVER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::ipc::client::AsyncClient;
+use crate::ipc::fds::LISTENER_FD;
+use crate::ipc::messages::{ProbeCall, ProbeReply};
+
+use super::{Event, WorkerCtx};
+use error::ApiError;
+
+/// Deadline of one IPC call made for a request.
+pub const IPC_TIMEOUT: Duration = Duration::from_secs(15);
+/// A TLS handshake must finish within this, so a silent client cannot pin a task.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request headers must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time given to open connections on stop.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// State shared by every request.
+pub struct AppState {
+    /// Worker context (settings in force).
+    pub ctx: WorkerCtx,
+    /// Client of the probe worker.
+    pub probe: AsyncClient<ProbeCall, ProbeReply>,
+    server_header: HeaderValue,
+}
+
+/// Runs the http worker until stopped.
+pub fn run(ctx: WorkerCtx) -> i32 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .enable_all()
+        .build();
+    match runtime {
+        Ok(rt) => rt.block_on(serve(ctx)),
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            1
+        }
+    }
+}
+
+async fn serve(ctx: WorkerCtx) -> i32 {
+    let settings = ctx.settings();
+    let acceptor = match settings.tls.as_ref().map(tls::acceptor) {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            error!("TLS setup failed: {e}");
+            return crate::supervisor::EXIT_CONFIG;
+        }
+        None => {
+            error!("no TLS material received from the supervisor");
+            return crate::supervisor::EXIT_CONFIG;
+        }
+    };
+    // SAFETY: fd 4 is the TCP listener by the fd contract (ipc::fds).
+    let std_listener = unsafe { std::net::TcpListener::from_raw_fd(LISTENER_FD) };
+    let listener = match std_listener
+        .set_nonblocking(true)
+        .and_then(|_| tokio::net::TcpListener::from_std(std_listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            error!("inherited listener unusable: {e}");
+            return 1;
+        }
+    };
+    let state = Arc::new(AppState {
+        probe: AsyncClient::new(settings.runtime.run_dir.join("probe.sock")),
+        ctx: ctx.clone(),
+        server_header: HeaderValue::from_static(concat!(
+            "temboard-agent/",
+            env!("CARGO_PKG_VERSION")
+        )),
+    });
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let events = ctx.events.clone();
+    std::thread::spawn(move || {
+        while let Ok(ev) = events.recv() {
+            if matches!(ev, Event::Stop) {
+                break;
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    let active = Arc::new(AtomicUsize::new(0));
+    ctx.ready();
+    info!("serving HTTPS");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let acceptor = acceptor.clone();
+                    let state = Arc::clone(&state);
+                    let stop = stop_rx.clone();
+                    let active = Arc::clone(&active);
+                    active.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        connection(tcp, peer, acceptor, state, stop).await;
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = stop_rx.changed() => break,
+        }
+    }
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    0
+}
+
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {peer} failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {peer} timed out");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(handle(req, peer, state).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!("connection with {peer}: {e}");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Builds a JSON response with the agent's headers.
+fn json_response(
+    state: &AppState,
+    status: StatusCode,
+    body: &serde_json::Value,
+) -> Response<Full<Bytes>> {
+    let bytes =
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\": \"Internal error.\"}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(SERVER, state.server_header.clone());
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn error_response(state: &AppState, e: &ApiError) -> Response<Full<Bytes>> {
+    if let ApiError::Internal(detail) = e {
+        error!("internal error: {detail}");
+    }
+    json_response(
+        state,
+        e.status(),
+        &serde_json::json!({ "error": e.to_string() }),
+    )
+}
+
+fn options_response(state: &AppState) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    let h = resp.headers_mut();
+    h.insert(SERVER, state.server_header.clone());
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        "Access-Control-Allow-Methods",
+        HeaderValue::from_static("POST, GET, DELETE, OPTIONS"),
+    );
+    h.insert(
+        "Access-Control-Allow-Headers",
+        HeaderValue::from_static("X-Requested-With, X-Session, Content-Type"),
+    );
+    h.insert(
+        "Access-Control-Max-Age",
+        HeaderValue::from_static("1728000"),
+    );
+    resp
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let resp = match method {
+        Method::OPTIONS => options_response(&state),
+        Method::GET | Method::POST | Method::DELETE => match routes::lookup(&method, &path) {
+            None => error_response(&state, &ApiError::NotFound),
+            Some(h) => match routes::dispatch(h, &state).await {
+                Ok(v) => json_response(&state, StatusCode::OK, &v),
+                Err(e) => error_response(&state, &e),
+            },
+        },
+        _ => error_response(&state, &ApiError::MethodNotAllowed),
+    };
+    info!(
+        "client: {} request: \"{} {} {:?}\" {} -",
+        peer.ip(),
+        method,
+        req.uri(),
+        req.version(),
+        resp.status().as_u16()
+    );
+    resp
+}
