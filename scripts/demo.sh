@@ -7,6 +7,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/prereqs.sh"
 pgbin=${PGBIN:-}
 if [ -z "$pgbin" ]; then
   for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pgbin=$d; done

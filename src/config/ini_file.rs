@@ -69,10 +69,28 @@ impl IniFile {
     /// Parses `text` read from `path` (the path is only used in messages).
     pub fn parse(path: &Path, text: &str) -> Result<IniFile, IniError> {
         let shown = path.display().to_string();
-        let lines = locate(&shown, text)?;
+        let located = locate(&shown, text)?;
+        let lines = located.keys;
+        // The crate tests for a section header before it tests for a
+        // continuation line, so an indented continuation starting with `[`
+        // (e.g. a JSON plugin list on its own line) would become a section.
+        // Python reads it as part of the value: mask that bracket, restore it
+        // in the values.
+        let masked = if located.bracket_continuations.is_empty() {
+            text.to_owned()
+        } else {
+            if text.contains(BRACKET_MASK) {
+                return Err(IniError::Syntax {
+                    path: shown,
+                    line: 0,
+                    reason: "the file contains the reserved character U+E000".into(),
+                });
+            }
+            mask_brackets(text, &located.bracket_continuations)
+        };
         let mut parser = Ini::new_from_defaults(python_like_defaults());
         let map = parser
-            .read(text.to_owned())
+            .read(masked)
             .map_err(|reason| IniError::Syntax {
                 path: shown.clone(),
                 line: line_from_message(&reason),
@@ -90,7 +108,7 @@ impl IniFile {
                 entry.insert(
                     lower,
                     FileValue {
-                        value: value.unwrap_or_default(),
+                        value: value.unwrap_or_default().replace(BRACKET_MASK, "["),
                         line,
                     },
                 );
@@ -141,8 +159,30 @@ fn line_from_message(msg: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Stands in for `[` at the start of continuation lines while the crate parses.
+const BRACKET_MASK: char = '\u{E000}';
+
+fn mask_brackets(text: &str, lines: &[usize]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (idx, raw) in text.split_inclusive('\n').enumerate() {
+        if lines.contains(&idx) {
+            out.push_str(&raw.replacen('[', &BRACKET_MASK.to_string(), 1));
+        } else {
+            out.push_str(raw);
+        }
+    }
+    out
+}
+
+struct Located {
+    /// Line of each (section, key).
+    keys: HashMap<(String, String), usize>,
+    /// 0-based indexes of continuation lines whose text starts with `[`.
+    bracket_continuations: Vec<usize>,
+}
+
 /// The locating pass: line of each (section, key) and Python's strict checks.
-fn locate(path: &str, text: &str) -> Result<HashMap<(String, String), usize>, IniError> {
+fn locate(path: &str, text: &str) -> Result<Located, IniError> {
     let err = |line: usize, reason: String| IniError::Syntax {
         path: path.to_string(),
         line,
@@ -152,6 +192,7 @@ fn locate(path: &str, text: &str) -> Result<HashMap<(String, String), usize>, In
     let mut seen_sections: HashMap<String, usize> = HashMap::new();
     let mut section: Option<String> = None;
     let mut key_indent: Option<usize> = None;
+    let mut bracket_continuations = vec![];
     for (idx, raw) in text.lines().enumerate() {
         let num = idx + 1;
         let line = raw.trim();
@@ -161,6 +202,9 @@ fn locate(path: &str, text: &str) -> Result<HashMap<(String, String), usize>, In
         let indent = raw.len() - raw.trim_start().len();
         if let (Some(ki), Some(_)) = (key_indent, section.as_ref()) {
             if indent > ki {
+                if line.starts_with('[') {
+                    bracket_continuations.push(idx);
+                }
                 continue; // continuation of a multi-line value
             }
         }
@@ -202,7 +246,10 @@ fn locate(path: &str, text: &str) -> Result<HashMap<(String, String), usize>, In
         }
         key_indent = Some(indent);
     }
-    Ok(found)
+    Ok(Located {
+        keys: found,
+        bracket_continuations,
+    })
 }
 
 #[cfg(test)]

@@ -165,7 +165,7 @@ impl Layers {
         self.values.insert(
             (section.to_string(), key.to_string()),
             RawValue {
-                value: strip_quotes(value).to_string(),
+                value: strip_quotes(value.trim()).to_string(),
                 source,
                 base_dir: base.to_path_buf(),
             },

@@ -1,0 +1,508 @@
+//! Test harness: a private PostgreSQL cluster, the real `temboard-agent` binary
+//! with a generated configuration, and a small HTTPS client that trusts the
+//! generated certificate. Everything is stopped and removed on drop.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_temboard-agent");
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The command prefix to run something as the `postgres` OS user when root.
+fn as_postgres(cmd: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", cmd]);
+        c
+    } else {
+        Command::new(cmd)
+    }
+}
+
+fn pg_bin(name: &str) -> String {
+    if let Ok(dir) = std::env::var("PGBIN") {
+        return format!("{dir}/{name}");
+    }
+    let mut found = None;
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut versions: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        versions.sort();
+        for v in versions {
+            let p = v.join("bin").join(name);
+            if p.exists() {
+                found = Some(p.display().to_string());
+            }
+        }
+    }
+    found.unwrap_or_else(|| name.to_string())
+}
+
+/// A free TCP port on 127.0.0.1 (released before use: good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A temp directory others can traverse (PostgreSQL and the workers run as
+/// `postgres` when the tests run as root).
+pub fn open_tempdir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix("tba-test").tempdir().expect("tempdir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+/// Gives a path to the `postgres` user when running as root.
+pub fn give_to_postgres(p: &Path) {
+    if is_root() {
+        let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).status().expect("chown");
+        assert!(st.success());
+    }
+}
+
+/// A private PostgreSQL cluster on a unix socket in a temp dir.
+pub struct PgCluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub running: bool,
+}
+
+impl PgCluster {
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    pub fn start() -> PgCluster {
+        let dir = open_tempdir();
+        give_to_postgres(dir.path());
+        let out = as_postgres(&pg_bin("initdb"))
+            .args(["-N", "-A", "trust", "-U", "postgres", "-D"])
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::null())
+            .output()
+            .expect("initdb");
+        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut pg = PgCluster { dir, port: free_port(), running: false };
+        pg.start_again();
+        pg
+    }
+
+    pub fn start_again(&mut self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses='' -c fsync=off",
+            self.port,
+            self.socket_dir().display()
+        );
+        let out = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("postgresql.log"))
+            .args(["-w", "-t", "30", "-o", &opts, "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("pg_ctl start");
+        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        self.running = true;
+    }
+
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        self.running = false;
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host_path(self.socket_dir())
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .expect("connect to the test cluster")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The files of one agent: config (as section -> key -> value), certificate,
+/// users file, home.
+pub struct AgentFiles {
+    pub dir: tempfile::TempDir,
+    pub values: BTreeMap<String, BTreeMap<String, String>>,
+    pub port: u16,
+}
+
+impl AgentFiles {
+    pub fn new(pg: Option<&PgCluster>) -> AgentFiles {
+        let dir = open_tempdir();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        give_to_postgres(&home);
+        temboard_agent::certgen::write_self_signed(
+            &["localhost".to_string()],
+            &etc.join("server.pem"),
+            &etc.join("server.key"),
+        )
+        .unwrap();
+        let users = format!("alice:{}\n", temboard_agent::users::hash_password("alice", "alice"));
+        std::fs::write(etc.join("users"), users).unwrap();
+        std::fs::set_permissions(etc.join("users"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let port = free_port();
+        let mut f = AgentFiles { dir, values: BTreeMap::new(), port };
+        f.set("temboard", "port", &port.to_string());
+        f.set("temboard", "address", "127.0.0.1");
+        f.set("temboard", "users", "users");
+        f.set("temboard", "ssl_cert_file", "server.pem");
+        f.set("temboard", "ssl_key_file", "server.key");
+        f.set("temboard", "home", &home.display().to_string());
+        f.set("temboard", "hostname", "agent.example.org");
+        f.set("logging", "method", "stderr");
+        f.set("logging", "level", "INFO");
+        match pg {
+            Some(pg) => {
+                f.set("postgresql", "host", &pg.socket_dir().display().to_string());
+                f.set("postgresql", "port", &pg.port.to_string());
+            }
+            None => {
+                f.set("postgresql", "host", &etc.display().to_string());
+                f.set("postgresql", "port", "1");
+            }
+        }
+        f.write();
+        f
+    }
+
+    pub fn set(&mut self, section: &str, key: &str, value: &str) {
+        self.values.entry(section.into()).or_default().insert(key.into(), value.into());
+    }
+
+    pub fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.etc().join("temboard-agent.conf")
+    }
+
+    pub fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.etc().join("server.pem")).unwrap()
+    }
+
+    /// Writes the configuration file from `values`.
+    pub fn write(&self) {
+        let mut text = String::new();
+        for (section, keys) in &self.values {
+            text.push_str(&format!("[{section}]\n"));
+            for (k, v) in keys {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+            text.push('\n');
+        }
+        std::fs::write(self.conf(), text).unwrap();
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("agent.log")
+    }
+}
+
+/// A running agent (the real binary).
+pub struct Agent {
+    pub files: AgentFiles,
+    pub child: Option<Child>,
+    pub pid: i32,
+    pub port: u16,
+    cert: Vec<u8>,
+}
+
+impl Agent {
+    /// Starts the agent with `files` and waits until `/status` answers.
+    pub fn start(files: AgentFiles) -> Agent {
+        Self::start_with(files, &[], &[])
+    }
+
+    pub fn start_with(files: AgentFiles, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let port = files
+            .values
+            .get("temboard")
+            .and_then(|t| t.get("port"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(files.port);
+        Self::start_on(files, port, args, env)
+    }
+
+    /// Starts the agent and waits for `/status` on `port` (when the port
+    /// comes from somewhere else than the main file).
+    pub fn start_on(files: AgentFiles, port: u16, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let log = std::fs::File::create(files.log_path()).unwrap();
+        let mut cmd = Command::new(AGENT);
+        cmd.arg("-c").arg(files.conf()).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn agent");
+        let cert = files.cert_pem();
+        let mut agent = Agent { pid: child.id() as i32, child: Some(child), files, port, cert };
+        agent.wait_ready(Duration::from_secs(20));
+        agent
+    }
+
+    pub fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(r) = self.get("/status") {
+                if r.status == 200 {
+                    return;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("agent exited early ({st}); log:\n{}", self.log());
+                }
+            }
+            assert!(Instant::now() < deadline, "agent not ready; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.files.log_path()).unwrap_or_default()
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<HttpResponse> {
+        https_request(self.port, &self.cert, method, path, headers, body)
+    }
+
+    pub fn get(&self, path: &str) -> std::io::Result<HttpResponse> {
+        self.request("GET", path, &[], None)
+    }
+
+    /// Worker processes: (pid, title).
+    pub fn workers(&self) -> Vec<(i32, String)> {
+        children_of(self.pid)
+    }
+
+    pub fn worker_pid(&self, role: &str) -> Option<i32> {
+        let title = format!("temboard-agent: {role}");
+        self.workers().into_iter().find(|(_, t)| *t == title).map(|(p, _)| p)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), sig).expect("signal agent");
+    }
+
+    /// Waits for the supervisor to exit; returns its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let workers = self.workers();
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (pid, _) in workers {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or(None);
+            !matches!(state, Some('Z') | Some('X') | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Live children of `ppid` with their argv[0].
+pub fn children_of(ppid: i32) -> Vec<(i32, String)> {
+    let mut out = vec![];
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() < 2 || fields[0] == "Z" || fields[1].parse::<i32>().ok() != Some(ppid) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let argv0 = cmdline.split(|b| *b == 0).next().map(|s| String::from_utf8_lossy(s).to_string()).unwrap_or_default();
+        out.push((pid, argv0));
+    }
+    out.sort();
+    out
+}
+
+/// Polls `f` until it is true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn tls_config(cert_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(cfg)
+}
+
+/// One HTTPS request on a new connection; verifies the server certificate.
+pub fn https_request(
+    port: u16,
+    cert_pem: &[u8],
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<HttpResponse> {
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(tls_config(cert_pem), name).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    tls.write_all(req.as_bytes())?;
+    if let Some(b) = body {
+        tls.write_all(b)?;
+    }
+    tls.flush()?;
+    read_response(&mut tls)
+}
+
+fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response head"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = r.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Ok(HttpResponse { status, headers, body })
+}
