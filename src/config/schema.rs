@@ -269,3 +269,25 @@ pub fn find(section: &str, key: &str) -> Option<&'static KeyDef> {
 pub fn is_known_section(section: &str) -> bool {
     KEYS.iter().any(|d| d.section == section)
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/configuration.md documents every key, so the docs cannot drift.
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../docs/configuration.md");
+        for def in super::KEYS {
+            let section = doc
+                .split(&format!("### [{}]", def.section))
+                .nth(1)
+                .unwrap_or_else(|| panic!("section [{}] not documented", def.section));
+            let section = section.split("### [").next().unwrap_or_default();
+            assert!(
+                section.contains(&format!("| `{}` |", def.key)),
+                "[{}] {} not documented",
+                def.section,
+                def.key
+            );
+        }
+    }
+}
