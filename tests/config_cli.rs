@@ -16,7 +16,11 @@ fn refused(files: &AgentFiles, env: &[(&str, &str)]) -> String {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -29,13 +33,19 @@ fn refused(files: &AgentFiles, env: &[(&str, &str)]) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out: Output = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "agent accepted an invalid configuration");
+    assert!(
+        !out.status.success(),
+        "agent accepted an invalid configuration"
+    );
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 fn line_of(files: &AgentFiles, needle: &str) -> usize {
     let text = std::fs::read_to_string(files.conf()).unwrap();
-    text.lines().position(|l| l.starts_with(needle)).expect("line present") + 1
+    text.lines()
+        .position(|l| l.starts_with(needle))
+        .expect("line present")
+        + 1
 }
 
 fn assert_has(msg: &str, parts: &[&str]) {
@@ -52,22 +62,40 @@ fn invalid_configurations_are_refused_with_a_clear_message() {
     f.write();
     let conf = f.conf().display().to_string();
     let line = line_of(&f, "port = 70000");
-    assert_has(&refused(&f, &[]), &[&conf, &format!("line {line}"), "[temboard] port", "70000", "1 to 65535"]);
+    assert_has(
+        &refused(&f, &[]),
+        &[
+            &conf,
+            &format!("line {line}"),
+            "[temboard] port",
+            "70000",
+            "1 to 65535",
+        ],
+    );
 
     // Wrong type for a plugin key.
     let mut f = AgentFiles::new(None);
     f.set("dashboard", "scheduler_interval", "soon");
     f.write();
-    assert_has(&refused(&f, &[]), &["[dashboard] scheduler_interval", "'soon'", "whole seconds"]);
+    assert_has(
+        &refused(&f, &[]),
+        &["[dashboard] scheduler_interval", "'soon'", "whole seconds"],
+    );
 
     // Missing and unreadable certificates.
     let mut f = AgentFiles::new(None);
     f.set("temboard", "ssl_cert_file", "nosuch.pem");
     f.write();
-    assert_has(&refused(&f, &[]), &["[temboard] ssl_cert_file", "nosuch.pem"]);
+    assert_has(
+        &refused(&f, &[]),
+        &["[temboard] ssl_cert_file", "nosuch.pem"],
+    );
     let f = AgentFiles::new(None);
     std::fs::write(f.etc().join("server.pem"), "not a certificate\n").unwrap();
-    assert_has(&refused(&f, &[]), &["[temboard] ssl_cert_file", "no PEM certificate"]);
+    assert_has(
+        &refused(&f, &[]),
+        &["[temboard] ssl_cert_file", "no PEM certificate"],
+    );
 
     // Home the workers cannot write.
     let f = AgentFiles::new(None);
@@ -76,7 +104,10 @@ fn invalid_configurations_are_refused_with_a_clear_message() {
     let mut f = AgentFiles::new(None);
     f.set("temboard", "home", "/nonexistent/home");
     f.write();
-    assert_has(&refused(&f, &[]), &["[temboard] home", "not an existing directory"]);
+    assert_has(
+        &refused(&f, &[]),
+        &["[temboard] home", "not an existing directory"],
+    );
 
     // Syntax errors, duplicate keys.
     let f = AgentFiles::new(None);
@@ -84,7 +115,14 @@ fn invalid_configurations_are_refused_with_a_clear_message() {
     text.push_str("[administration]\nthis line has no delimiter\n");
     std::fs::write(f.conf(), &text).unwrap();
     let n = text.lines().count();
-    assert_has(&refused(&f, &[]), &[&f.conf().display().to_string(), &format!("line {n}"), "expected 'key = value'"]);
+    assert_has(
+        &refused(&f, &[]),
+        &[
+            &f.conf().display().to_string(),
+            &format!("line {n}"),
+            "expected 'key = value'",
+        ],
+    );
     let f = AgentFiles::new(None);
     let mut text = std::fs::read_to_string(f.conf()).unwrap();
     text = text.replace("[temboard]\n", "[temboard]\nPort = 1\n");
@@ -93,35 +131,59 @@ fn invalid_configurations_are_refused_with_a_clear_message() {
     let dup = line_of(&f, &format!("port = {}", f.port));
     assert_has(
         &refused(&f, &[]),
-        &[&format!("line {dup}: key 'port' in section [temboard] already set at line {first}")],
+        &[&format!(
+            "line {dup}: key 'port' in section [temboard] already set at line {first}"
+        )],
     );
 
     // Unknown plugin, bad level, bad value from the environment.
     let mut f = AgentFiles::new(None);
     f.set("temboard", "plugins", r#"["activity", "nosuchplugin"]"#);
     f.write();
-    assert_has(&refused(&f, &[]), &["unknown plugin 'nosuchplugin'", "known plugins are activity"]);
+    assert_has(
+        &refused(&f, &[]),
+        &[
+            "unknown plugin 'nosuchplugin'",
+            "known plugins are activity",
+        ],
+    );
     let mut f = AgentFiles::new(None);
     f.set("logging", "level", "LOUD");
     f.write();
     assert_has(&refused(&f, &[]), &["[logging] level", "LOUD"]);
     let f = AgentFiles::new(None);
-    assert_has(&refused(&f, &[("TEMBOARD_PORT", "eighty")]), &["environment variable TEMBOARD_PORT", "[temboard] port"]);
+    assert_has(
+        &refused(&f, &[("TEMBOARD_PORT", "eighty")]),
+        &["environment variable TEMBOARD_PORT", "[temboard] port"],
+    );
 
     // Missing configuration file.
-    let out = Command::new(AGENT).args(["-c", "/nonexistent/agent.conf"]).output().unwrap();
+    let out = Command::new(AGENT)
+        .args(["-c", "/nonexistent/agent.conf"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert_has(&String::from_utf8_lossy(&out.stderr), &["/nonexistent/agent.conf does not exist"]);
+    assert_has(
+        &String::from_utf8_lossy(&out.stderr),
+        &["/nonexistent/agent.conf does not exist"],
+    );
 }
 
 fn show_config(files: &AgentFiles, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let mut cmd = Command::new(AGENT);
-    cmd.arg("-c").arg(files.conf()).arg("show-config").args(args);
+    cmd.arg("-c")
+        .arg(files.conf())
+        .arg("show-config")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -136,22 +198,39 @@ fn precedence_file_confd_environment_command_line() {
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     // POSIX order: "B.conf" before "a.conf" before "b.conf".
     std::fs::write(d.join("b.conf"), format!("[temboard]\nport = {p2}\n")).unwrap();
-    std::fs::write(d.join("B.conf"), format!("[temboard]\nport = {p1}\n[logging]\ndebug = http\n")).unwrap();
-    std::fs::write(d.join("a.conf"), "[temboard]\nport = 1\n[dashboard]\nhistory_length = 7\n").unwrap();
+    std::fs::write(
+        d.join("B.conf"),
+        format!("[temboard]\nport = {p1}\n[logging]\ndebug = http\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("a.conf"),
+        "[temboard]\nport = 1\n[dashboard]\nhistory_length = 7\n",
+    )
+    .unwrap();
     std::fs::write(d.join("z.conf.disabled"), "[temboard]\nport = 2\n").unwrap();
 
     let v = show_config(&f, &[], &[]);
     assert_eq!(v["config"]["temboard"]["port"], p2);
-    assert_eq!(v["sources"]["temboard.port"]["path"], d.join("b.conf").display().to_string());
+    assert_eq!(
+        v["sources"]["temboard.port"]["path"],
+        d.join("b.conf").display().to_string()
+    );
     assert_eq!(v["config"]["dashboard"]["history_length"], 7);
     assert_eq!(v["config"]["logging"]["debug"]["Some"][0], "http");
     assert_eq!(v["sources"]["temboard.users"]["kind"], "file");
-    assert_eq!(v["sources"]["dashboard.scheduler_interval"]["kind"], "default");
+    assert_eq!(
+        v["sources"]["dashboard.scheduler_interval"]["kind"],
+        "default"
+    );
     // Secrets never shown.
     assert_eq!(v["config"]["postgresql"]["password"], "********");
     assert!(!v.to_string().contains("file-secret"));
 
-    let env = [("TEMBOARD_PORT", p3.to_string()), ("TEMBOARD_LOGGING_DEBUG", "probe".to_string())];
+    let env = [
+        ("TEMBOARD_PORT", p3.to_string()),
+        ("TEMBOARD_LOGGING_DEBUG", "probe".to_string()),
+    ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let v = show_config(&f, &[], &env);
     assert_eq!(v["config"]["temboard"]["port"], p3);

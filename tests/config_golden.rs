@@ -22,8 +22,17 @@ print(json.dumps({s: dict(p.items(s)) for s in p.sections()}))
 "#;
 
 fn python_view(path: &Path) -> serde_json::Value {
-    let out = Command::new("python3").arg("-c").arg(PY).arg(path).output().expect("python3 is needed for the golden config test");
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY)
+        .arg(path)
+        .output()
+        .expect("python3 is needed for the golden config test");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -46,7 +55,10 @@ fn agent_view(path: &Path) -> Result<serde_json::Value, String> {
 #[test]
 fn agent_reads_config_files_like_python() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(files.len() >= 10);
     for path in files {
@@ -54,11 +66,20 @@ fn agent_reads_config_files_like_python() {
         let ours = agent_view(&path);
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if let Some(err) = py.get("error") {
-            let msg = ours.expect_err(&format!("{name}: Python refuses it ({err}), the agent accepted it"));
-            assert!(msg.contains(&path.display().to_string()), "{name}: message must name the file: {msg}");
-            assert!(msg.contains("line "), "{name}: message must name the line: {msg}");
+            let msg = ours.expect_err(&format!(
+                "{name}: Python refuses it ({err}), the agent accepted it"
+            ));
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "{name}: message must name the file: {msg}"
+            );
+            assert!(
+                msg.contains("line "),
+                "{name}: message must name the line: {msg}"
+            );
         } else {
-            let ours = ours.unwrap_or_else(|e| panic!("{name}: Python accepts it, the agent refused it: {e}"));
+            let ours = ours
+                .unwrap_or_else(|e| panic!("{name}: Python accepts it, the agent refused it: {e}"));
             assert_eq!(ours, py, "{name}: agent and Python disagree");
         }
     }

@@ -26,11 +26,17 @@ fn status_titles_and_clean_sigterm() {
     let expected_user = if is_root() {
         "postgres".to_string()
     } else {
-        nix::unistd::User::from_uid(nix::unistd::geteuid()).unwrap().unwrap().name
+        nix::unistd::User::from_uid(nix::unistd::geteuid())
+            .unwrap()
+            .unwrap()
+            .name
     };
     assert_eq!(j["user"], expected_user);
     let start = j["start_datetime"].as_str().unwrap();
-    assert!(chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").is_ok(), "{start}");
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").is_ok(),
+        "{start}"
+    );
     assert_eq!(j["reload_datetime"], j["start_datetime"]);
 
     // Supervisor plus four workers, each with its title.
@@ -39,13 +45,21 @@ fn status_titles_and_clean_sigterm() {
     titles.sort();
     assert_eq!(
         titles,
-        vec!["temboard-agent: http", "temboard-agent: pgctl", "temboard-agent: probe", "temboard-agent: scheduler"]
+        vec![
+            "temboard-agent: http",
+            "temboard-agent: pgctl",
+            "temboard-agent: probe",
+            "temboard-agent: scheduler"
+        ]
     );
     if is_root() {
         for (pid, title) in &workers {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
             let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-            assert!(!uid_line.split_whitespace().skip(1).any(|u| u == "0"), "{title} runs as root: {uid_line}");
+            assert!(
+                !uid_line.split_whitespace().skip(1).any(|u| u == "0"),
+                "{title} runs as root: {uid_line}"
+            );
         }
     }
 
@@ -57,7 +71,9 @@ fn status_titles_and_clean_sigterm() {
     // SIGTERM: everything gone within 5 s, exit status 0.
     let pids: Vec<i32> = workers.iter().map(|(p, _)| *p).collect();
     agent.signal(Signal::SIGTERM);
-    let st = agent.wait_exit(Duration::from_secs(5)).expect("supervisor still running 5 s after SIGTERM");
+    let st = agent
+        .wait_exit(Duration::from_secs(5))
+        .expect("supervisor still running 5 s after SIGTERM");
     assert_eq!(st.code(), Some(0), "log:\n{}", agent.log());
     for p in pids {
         assert!(!alive(p), "worker {p} survived SIGTERM");
@@ -76,12 +92,20 @@ fn killed_workers_are_restarted_and_http_refuses_nothing() {
             // Connections made while no http worker runs wait in the
             // supervisor's backlog: never refused, answered within 2 s.
             let t0 = Instant::now();
-            let r = agent.get("/status").expect("request during http restart failed");
+            let r = agent
+                .get("/status")
+                .expect("request during http restart failed");
             assert_eq!(r.status, 200);
-            assert!(t0.elapsed() < Duration::from_secs(2), "took {:?}", t0.elapsed());
+            assert!(
+                t0.elapsed() < Duration::from_secs(2),
+                "took {:?}",
+                t0.elapsed()
+            );
         }
         assert!(
-            eventually(Duration::from_secs(5), || agent.worker_pid(role).is_some_and(|p| p != old)),
+            eventually(Duration::from_secs(5), || agent
+                .worker_pid(role)
+                .is_some_and(|p| p != old)),
             "{role} worker not restarted; log:\n{}",
             agent.log()
         );
@@ -90,7 +114,11 @@ fn killed_workers_are_restarted_and_http_refuses_nothing() {
     }
     let log = agent.log();
     for role in ROLES {
-        assert!(log.contains(&format!("{role} worker (pid")) && log.contains("killed by signal SIGKILL"), "log:\n{log}");
+        assert!(
+            log.contains(&format!("{role} worker (pid"))
+                && log.contains("killed by signal SIGKILL"),
+            "log:\n{log}"
+        );
     }
     // The probe worker came back: /discover still reaches PostgreSQL.
     assert_eq!(agent.get("/discover").unwrap().status, 200);
@@ -105,7 +133,9 @@ fn many_connections_during_http_restart_are_not_refused() {
         .map(|_| {
             let port = agent.port;
             let cert = agent.files.cert_pem();
-            std::thread::spawn(move || https_request(port, &cert, "GET", "/status", &[], None).map(|r| r.status))
+            std::thread::spawn(move || {
+                https_request(port, &cert, "GET", "/status", &[], None).map(|r| r.status)
+            })
         })
         .collect();
     for h in handles {
@@ -121,7 +151,10 @@ fn sighup_applies_changes_and_keeps_running_on_broken_config() {
     let mut agent = Agent::start(files);
     let before = agent.get("/status").unwrap().json();
     let pids = agent.workers();
-    assert!(!agent.log().contains("DEBUG"), "no DEBUG line expected at INFO");
+    assert!(
+        !agent.log().contains("DEBUG"),
+        "no DEBUG line expected at INFO"
+    );
 
     std::thread::sleep(Duration::from_millis(1100)); // so the reload second differs
     agent.files.set("logging", "level", "DEBUG");
@@ -134,9 +167,14 @@ fn sighup_applies_changes_and_keeps_running_on_broken_config() {
     );
     let after = agent.get("/status").unwrap().json();
     assert_eq!(after["start_datetime"], before["start_datetime"]);
-    assert_ne!(after["reload_datetime"], before["reload_datetime"], "reload time not updated");
+    assert_ne!(
+        after["reload_datetime"], before["reload_datetime"],
+        "reload time not updated"
+    );
     // Requests are logged at DEBUG by workers too (the http worker got the new level).
-    assert!(eventually(Duration::from_secs(3), || agent.log().contains("[http] DEBUG")
+    assert!(eventually(Duration::from_secs(3), || agent
+        .log()
+        .contains("[http] DEBUG")
         || agent.log().contains("[http] INFO: configuration reloaded")));
 
     // Broken file: refused, old configuration kept, still serving, same workers.
@@ -152,9 +190,18 @@ fn sighup_applies_changes_and_keeps_running_on_broken_config() {
         agent.log()
     );
     assert_eq!(agent.get("/status").unwrap().status, 200);
-    assert_eq!(agent.workers(), pids, "workers restarted by a refused reload");
+    assert_eq!(
+        agent.workers(),
+        pids,
+        "workers restarted by a refused reload"
+    );
     agent.signal(Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()), Some(0));
+    assert_eq!(
+        agent
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
 }
 
 #[test]
@@ -164,7 +211,9 @@ fn killing_the_supervisor_takes_every_worker_down() {
     let pids: Vec<i32> = agent.workers().iter().map(|(p, _)| *p).collect();
     assert_eq!(pids.len(), 4);
     agent.signal(Signal::SIGKILL);
-    agent.wait_exit(Duration::from_secs(2)).expect("supervisor not dead");
+    agent
+        .wait_exit(Duration::from_secs(2))
+        .expect("supervisor not dead");
     assert!(
         eventually(Duration::from_secs(2), || pids.iter().all(|p| !alive(*p))),
         "workers outlived the supervisor"
@@ -188,17 +237,40 @@ fn daemon_mode_writes_pidfile_once_serving() {
         .arg(&pidfile)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The launcher returned: the API answers and the pid file is there.
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(alive(pid));
     let cert = files.cert_pem();
-    assert_eq!(https_request(files.port, &cert, "GET", "/status", &[], None).unwrap().json()["pid"], pid);
+    assert_eq!(
+        https_request(files.port, &cert, "GET", "/status", &[], None)
+            .unwrap()
+            .json()["pid"],
+        pid
+    );
     // A second daemon on the same pid file is refused.
-    let second = std::process::Command::new(AGENT).arg("-c").arg(files.conf()).arg("-d").arg("-p").arg(&pidfile).output().unwrap();
+    let second = std::process::Command::new(AGENT)
+        .arg("-c")
+        .arg(files.conf())
+        .arg("-d")
+        .arg("-p")
+        .arg(&pidfile)
+        .output()
+        .unwrap();
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("is running"));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM).unwrap();
     assert!(eventually(Duration::from_secs(5), || !alive(pid)));
-    assert!(eventually(Duration::from_secs(1), || !pidfile.exists()), "pid file left behind");
+    assert!(
+        eventually(Duration::from_secs(1), || !pidfile.exists()),
+        "pid file left behind"
+    );
 }

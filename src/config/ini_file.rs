@@ -89,13 +89,11 @@ impl IniFile {
             mask_brackets(text, &located.bracket_continuations)
         };
         let mut parser = Ini::new_from_defaults(python_like_defaults());
-        let map = parser
-            .read(masked)
-            .map_err(|reason| IniError::Syntax {
-                path: shown.clone(),
-                line: line_from_message(&reason),
-                reason,
-            })?;
+        let map = parser.read(masked).map_err(|reason| IniError::Syntax {
+            path: shown.clone(),
+            line: line_from_message(&reason),
+            reason,
+        })?;
         let mut sections: BTreeMap<String, BTreeMap<String, FileValue>> = BTreeMap::new();
         for (section, keys) in map {
             let entry = sections.entry(section.clone()).or_default();

@@ -58,7 +58,10 @@ pub fn free_port() -> u16 {
 /// A temp directory others can traverse (PostgreSQL and the workers run as
 /// `postgres` when the tests run as root).
 pub fn open_tempdir() -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix("tba-test").tempdir().expect("tempdir");
+    let d = tempfile::Builder::new()
+        .prefix("tba-test")
+        .tempdir()
+        .expect("tempdir");
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     d
 }
@@ -66,7 +69,11 @@ pub fn open_tempdir() -> tempfile::TempDir {
 /// Gives a path to the `postgres` user when running as root.
 pub fn give_to_postgres(p: &Path) {
     if is_root() {
-        let st = Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).status().expect("chown");
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(p)
+            .status()
+            .expect("chown");
         assert!(st.success());
     }
 }
@@ -96,8 +103,16 @@ impl PgCluster {
             .stdout(Stdio::null())
             .output()
             .expect("initdb");
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut pg = PgCluster { dir, port: free_port(), running: false };
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pg = PgCluster {
+            dir,
+            port: free_port(),
+            running: false,
+        };
         pg.start_again();
         pg
     }
@@ -117,7 +132,11 @@ impl PgCluster {
             .stdout(Stdio::null())
             .output()
             .expect("pg_ctl start");
-        assert!(out.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.running = true;
     }
 
@@ -175,11 +194,19 @@ impl AgentFiles {
             &etc.join("server.key"),
         )
         .unwrap();
-        let users = format!("alice:{}\n", temboard_agent::users::hash_password("alice", "alice"));
+        let users = format!(
+            "alice:{}\n",
+            temboard_agent::users::hash_password("alice", "alice")
+        );
         std::fs::write(etc.join("users"), users).unwrap();
-        std::fs::set_permissions(etc.join("users"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(etc.join("users"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
         let port = free_port();
-        let mut f = AgentFiles { dir, values: BTreeMap::new(), port };
+        let mut f = AgentFiles {
+            dir,
+            values: BTreeMap::new(),
+            port,
+        };
         f.set("temboard", "port", &port.to_string());
         f.set("temboard", "address", "127.0.0.1");
         f.set("temboard", "users", "users");
@@ -204,7 +231,10 @@ impl AgentFiles {
     }
 
     pub fn set(&mut self, section: &str, key: &str, value: &str) {
-        self.values.entry(section.into()).or_default().insert(key.into(), value.into());
+        self.values
+            .entry(section.into())
+            .or_default()
+            .insert(key.into(), value.into());
     }
 
     pub fn etc(&self) -> PathBuf {
@@ -271,13 +301,24 @@ impl Agent {
     pub fn start_on(files: AgentFiles, port: u16, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let log = std::fs::File::create(files.log_path()).unwrap();
         let mut cmd = Command::new(AGENT);
-        cmd.arg("-c").arg(files.conf()).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd.arg("-c")
+            .arg(files.conf())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn agent");
         let cert = files.cert_pem();
-        let mut agent = Agent { pid: child.id() as i32, child: Some(child), files, port, cert };
+        let mut agent = Agent {
+            pid: child.id() as i32,
+            child: Some(child),
+            files,
+            port,
+            cert,
+        };
         agent.wait_ready(Duration::from_secs(20));
         agent
     }
@@ -295,7 +336,11 @@ impl Agent {
                     panic!("agent exited early ({st}); log:\n{}", self.log());
                 }
             }
-            assert!(Instant::now() < deadline, "agent not ready; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -304,7 +349,13 @@ impl Agent {
         std::fs::read_to_string(self.files.log_path()).unwrap_or_default()
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<HttpResponse> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<HttpResponse> {
         https_request(self.port, &self.cert, method, path, headers, body)
     }
 
@@ -319,7 +370,10 @@ impl Agent {
 
     pub fn worker_pid(&self, role: &str) -> Option<i32> {
         let title = format!("temboard-agent: {role}");
-        self.workers().into_iter().find(|(_, t)| *t == title).map(|(p, _)| p)
+        self.workers()
+            .into_iter()
+            .find(|(_, t)| *t == title)
+            .map(|(p, _)| p)
     }
 
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
@@ -347,7 +401,10 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let workers = self.workers();
         if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(6);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -359,7 +416,10 @@ impl Drop for Agent {
             let _ = c.wait();
         }
         for (pid, _) in workers {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -368,7 +428,10 @@ impl Drop for Agent {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next()).unwrap_or(None);
+            let state = s
+                .rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next())
+                .unwrap_or(None);
             !matches!(state, Some('Z') | Some('X') | None)
         }
         Err(_) => false,
@@ -378,17 +441,29 @@ pub fn alive(pid: i32) -> bool {
 /// Live children of `ppid` with their argv[0].
 pub fn children_of(ppid: i32) -> Vec<(i32, String)> {
     let mut out = vec![];
-    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.len() < 2 || fields[0] == "Z" || fields[1].parse::<i32>().ok() != Some(ppid) {
             continue;
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv0 = cmdline.split(|b| *b == 0).next().map(|s| String::from_utf8_lossy(s).to_string()).unwrap_or_default();
+        let argv0 = cmdline
+            .split(|b| *b == 0)
+            .next()
+            .map(|s| String::from_utf8_lossy(s).to_string())
+            .unwrap_or_default();
         out.push((pid, argv0));
     }
     out.sort();
@@ -418,11 +493,15 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -432,11 +511,13 @@ fn tls_config(cert_pem: &[u8]) -> Arc<rustls::ClientConfig> {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Arc::new(cfg)
 }
 
@@ -452,7 +533,8 @@ pub fn https_request(
     let tcp = TcpStream::connect(("127.0.0.1", port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(tls_config(cert_pem), name).map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(tls_config(cert_pem), name).map_err(std::io::Error::other)?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (k, v) in headers {
@@ -479,16 +561,26 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
         }
         let n = r.read(&mut chunk)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "no response head"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no response head",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let len: usize = headers
         .iter()
@@ -504,5 +596,9 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
