@@ -274,3 +274,48 @@ fn daemon_mode_writes_pidfile_once_serving() {
         "pid file left behind"
     );
 }
+
+#[test]
+fn logs_to_a_file_and_to_syslog_with_roles() {
+    // File: every process appends, the workers too after their user switch.
+    let mut files = AgentFiles::new(None);
+    let logfile = files.dir.path().join("agent-file.log");
+    files.set("logging", "method", "file");
+    files.set("logging", "destination", &logfile.display().to_string());
+    files.write();
+    let agent = Agent::start(files);
+    assert_eq!(agent.get("/nope").unwrap().status, 404);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let text = std::fs::read_to_string(&logfile).unwrap_or_default();
+            text.contains("[supervisor] INFO:") && text.contains("[http] INFO: client: 127.0.0.1 request: \"GET /nope HTTP/1.1\" 404 -")
+        }),
+        "log file:\n{}",
+        std::fs::read_to_string(&logfile).unwrap_or_default()
+    );
+    drop(agent);
+
+    // Syslog: datagrams with the facility and severity in the priority.
+    let mut files = AgentFiles::new(None);
+    let sock_path = files.dir.path().join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    std::fs::set_permissions(&sock_path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    files.set("logging", "method", "syslog");
+    files.set("logging", "facility", "local3");
+    files.set("logging", "destination", &sock_path.display().to_string());
+    files.write();
+    let agent = Agent::start(files);
+    assert_eq!(agent.get("/nope").unwrap().status, 404);
+    let mut got = vec![];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !got.iter().any(|l: &String| l.contains("[http] INFO: client:")) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+    }
+    // local3 = 19; INFO = 6 -> <158>
+    assert!(got.iter().any(|l| l.starts_with("<158>temboard-agent[") && l.contains("[supervisor] INFO:")), "{got:#?}");
+    assert!(got.iter().any(|l| l.starts_with("<158>") && l.contains("[http] INFO: client: 127.0.0.1")), "{got:#?}");
+}

@@ -101,6 +101,18 @@ fn read_tls(config: &Config) -> Result<TlsMaterial, String> {
     })
 }
 
+/// With `method = file`, the supervisor creates the log file (0600 under our
+/// umask); when workers switch user they must still be able to append to it.
+fn prepare_log_file(config: &Config, identity: &Identity) {
+    if config.logging.method != crate::config::LogMethod::File || !identity.switch {
+        return;
+    }
+    let path = &config.logging.destination;
+    if let Err(e) = std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)) {
+        warn!("cannot hand log file {} to user {}: {e}", path.display(), identity.name);
+    }
+}
+
 fn setup_signals() -> Result<Signals, String> {
     let (wake, notify) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     wake.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -210,6 +222,7 @@ fn start(
     listeners::prepare_run_dir(&run_dir, &identity)?;
     let lock = take_lock(&run_dir)?;
     let tls = read_tls(&config)?;
+    prepare_log_file(&config, &identity);
     let exe: OwnedFd = std::fs::File::open("/proc/self/exe")
         .map_err(|e| format!("cannot open /proc/self/exe: {e}"))?
         .into();
@@ -608,6 +621,7 @@ impl Supervisor {
         self.generation += 1;
         self.runtime.reload_datetime = now_local();
         crate::logging::init("supervisor", &self.config.logging);
+        prepare_log_file(&self.config, &self.identity);
         for idx in 0..self.workers.len() {
             let role = self.workers[idx].role;
             if self.workers[idx].pid.is_none() {
