@@ -229,6 +229,9 @@ fn killing_the_supervisor_takes_every_worker_down() {
 fn daemon_mode_writes_pidfile_once_serving() {
     let files = AgentFiles::new(None);
     let pidfile = files.dir.path().join("agent.pid");
+    // A stale pid file (its process is gone) does not block the start.
+    std::fs::write(&pidfile, "999999\n").unwrap();
+    assert!(!alive(999_999));
     let out = std::process::Command::new(AGENT)
         .arg("-c")
         .arg(files.conf())
@@ -288,7 +291,10 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
     assert!(
         eventually(Duration::from_secs(5), || {
             let text = std::fs::read_to_string(&logfile).unwrap_or_default();
-            text.contains("[supervisor] INFO:") && text.contains("[http] INFO: client: 127.0.0.1 request: \"GET /nope HTTP/1.1\" 404 -")
+            text.contains("[supervisor] INFO:")
+                && text.contains(
+                    "[http] INFO: client: 127.0.0.1 request: \"GET /nope HTTP/1.1\" 404 -",
+                )
         }),
         "log file:\n{}",
         std::fs::read_to_string(&logfile).unwrap_or_default()
@@ -299,8 +305,13 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
     let mut files = AgentFiles::new(None);
     let sock_path = files.dir.path().join("log.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
-    std::fs::set_permissions(&sock_path, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    std::fs::set_permissions(
+        &sock_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     files.set("logging", "method", "syslog");
     files.set("logging", "facility", "local3");
     files.set("logging", "destination", &sock_path.display().to_string());
@@ -310,12 +321,24 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
     let mut got = vec![];
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = [0u8; 4096];
-    while Instant::now() < deadline && !got.iter().any(|l: &String| l.contains("[http] INFO: client:")) {
+    while Instant::now() < deadline
+        && !got
+            .iter()
+            .any(|l: &String| l.contains("[http] INFO: client:"))
+    {
         if let Ok(n) = sock.recv(&mut buf) {
             got.push(String::from_utf8_lossy(&buf[..n]).to_string());
         }
     }
     // local3 = 19; INFO = 6 -> <158>
-    assert!(got.iter().any(|l| l.starts_with("<158>temboard-agent[") && l.contains("[supervisor] INFO:")), "{got:#?}");
-    assert!(got.iter().any(|l| l.starts_with("<158>") && l.contains("[http] INFO: client: 127.0.0.1")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("<158>temboard-agent[") && l.contains("[supervisor] INFO:")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("<158>") && l.contains("[http] INFO: client: 127.0.0.1")),
+        "{got:#?}"
+    );
 }

@@ -14,3 +14,8 @@ pub const LISTENER_FD: i32 = 4;
 /// Environment variable naming the role of a worker process. Not a `TEMBOARD_`
 /// name so it can never be mistaken for configuration.
 pub const ROLE_ENV: &str = "TBA_WORKER_ROLE";
+
+/// Environment variable carrying the supervisor's pid, so a worker can tell
+/// that its parent is still the supervisor (even when the supervisor is pid 1
+/// in a container).
+pub const SUPERVISOR_PID_ENV: &str = "TBA_SUPERVISOR_PID";

@@ -109,7 +109,11 @@ fn prepare_log_file(config: &Config, identity: &Identity) {
     }
     let path = &config.logging.destination;
     if let Err(e) = std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)) {
-        warn!("cannot hand log file {} to user {}: {e}", path.display(), identity.name);
+        warn!(
+            "cannot hand log file {} to user {}: {e}",
+            path.display(),
+            identity.name
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use crate::ipc::fds::{CONTROL_FD, LISTENER_FD, ROLE_ENV};
+use crate::ipc::fds::{CONTROL_FD, LISTENER_FD, ROLE_ENV, SUPERVISOR_PID_ENV};
 use crate::ipc::Role;
 use crate::privileges::Identity;
 
@@ -62,6 +62,7 @@ pub fn spawn(
     cmd.arg0(role.title())
         .env_clear()
         .env(ROLE_ENV, role.as_str())
+        .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .current_dir("/")
         .process_group(0);

@@ -78,7 +78,10 @@ pub fn run(role: Role) -> i32 {
     // supervisor placed it there before exec and nothing else owns it.
     let control = unsafe { UnixStream::from_raw_fd(CONTROL_FD) };
     let sink = crate::logging::init_early(role.as_str());
-    if nix::unistd::getppid().as_raw() == 1 {
+    let expected_parent = std::env::var(crate::ipc::fds::SUPERVISOR_PID_ENV)
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok());
+    if expected_parent != Some(nix::unistd::getppid().as_raw()) {
         return 1; // the supervisor died before PR_SET_PDEATHSIG took effect
     }
     let mut reader = match control.try_clone() {

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Prints performance figures of the agent on this machine (release build):
+# binary size, time from launch to the first 200 on /status, RSS of every
+# process after an idle period, and the IPC codec micro-benchmarks.
+#
+#   bash scripts/bench.sh              IDLE=10 by default (seconds before RSS is read)
+#   MICRO=0 bash scripts/bench.sh      skip the criterion micro-benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prereqs.sh
+idle=${IDLE:-10}
+runs=${RUNS:-20}
+
+echo "==> building release"
+cargo build --release --quiet --bin temboard-agent
+bin=target/release/temboard-agent
+
+work=$(mktemp -d /tmp/tba-bench.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/home" "$work/pg"
+as_pg=()
+if [ "$(id -u)" = 0 ]; then chown postgres: "$work/home" "$work/pg"; as_pg=(runuser -u postgres --); fi
+pgbin=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin | tail -n 1)}
+pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() {
+  "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"${as_pg[@]}" "$pgbin/initdb" -N -D "$work/pg/data" -U postgres -A trust >/dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses=''" start >/dev/null
+"$bin" generate-cert --hostname localhost --cert "$work/server.pem" --key "$work/server.key" >/dev/null
+"$bin" hash-password "bench:benchpass" > "$work/users"
+chmod 644 "$work/users"
+cat > "$work/agent.conf" <<CONF
+[temboard]
+port = $port
+address = 127.0.0.1
+users = users
+ssl_cert_file = server.pem
+ssl_key_file = server.key
+home = $work/home
+hostname = bench.example.org
+[postgresql]
+host = $work/pg
+port = $pgport
+[logging]
+method = file
+destination = $work/agent.log
+level = WARNING
+CONF
+
+echo
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(date -u +%Y-%m-%d)"
+awk -v b="$bin" -v s="$(stat -c %s "$bin")" 'BEGIN { printf "binary size (release, %s): %d bytes (%.1f MiB)\n", b, s, s / 1048576 }'
+
+python3 - "$bin" "$work/agent.conf" "$port" "$work/server.pem" "$runs" "$idle" <<'PY'
+import os, signal, socket, ssl, subprocess, sys, time, statistics
+binary, conf, port, cert, runs, idle = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+ctx = ssl.create_default_context(cafile=cert)
+def status_ok():
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                t.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                return t.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+def start():
+    t0 = time.perf_counter()
+    p = subprocess.Popen([binary, "-c", conf], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not status_ok():
+        if p.poll() is not None:
+            sys.exit("agent exited during startup")
+        time.sleep(0.0005)
+    return p, time.perf_counter() - t0
+def stop(p):
+    p.send_signal(signal.SIGTERM); p.wait(10)
+times = []
+for _ in range(runs):
+    p, dt = start(); times.append(dt); stop(p)
+times.sort()
+print(f"launch -> first 200 on /status over {runs} runs: median {statistics.median(times)*1000:.1f} ms, "
+      f"min {times[0]*1000:.1f} ms, max {times[-1]*1000:.1f} ms")
+p, _ = start()
+time.sleep(idle)
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+def children(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+                    out.append((int(d), open(f"/proc/{d}/cmdline").read().split("\0")[0]))
+            except OSError:
+                pass
+    return sorted(out, key=lambda x: x[1])
+procs = [(p.pid, "supervisor")] + children(p.pid)
+total = 0
+print(f"RSS after {idle} s idle:")
+for pid, name in procs:
+    r = rss_kib(pid); total += r
+    print(f"  {name:<28} {r/1024:6.1f} MiB")
+print(f"  {'total':<28} {total/1024:6.1f} MiB")
+stop(p)
+PY
+
+if [ "${MICRO:-1}" = 1 ]; then
+  echo
+  echo "==> IPC codec micro-benchmarks (criterion)"
+  cargo bench --quiet --bench ipc_frame -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(encode|decode)|time:" || true
+fi
