@@ -1,15 +1,65 @@
 //! Facts about the host read from the OS (/proc, uname), used by `/discover`
 //! and later by the dashboard.
 
-/// The hostname to report: the configured one, else the system's.
-pub fn hostname(configured: Option<&str>) -> String {
-    if let Some(h) = configured {
-        return h.to_string();
-    }
-    nix::unistd::gethostname()
+use std::ffi::{CStr, CString};
+
+/// The system's fully qualified name, like `hostname --fqdn`: the host name,
+/// canonicalized through the resolver when it has no dot. May block on DNS:
+/// call it off the request path and cache it.
+pub fn system_fqdn() -> String {
+    let short = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".to_string())
+        .unwrap_or_else(|| "localhost".to_string());
+    if short.contains('.') {
+        return short;
+    }
+    canonical_name(&short).unwrap_or(short)
+}
+
+fn canonical_name(name: &str) -> Option<String> {
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: all-zero is a valid addrinfo hints value.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_flags = libc::AI_CANONNAME;
+    hints.ai_family = libc::AF_UNSPEC;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid C string and hints; `res` is freed below with freeaddrinfo.
+    let rc = unsafe { libc::getaddrinfo(c_name.as_ptr(), std::ptr::null(), &hints, &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
+    }
+    // SAFETY: getaddrinfo succeeded, so `res` points to a valid list whose
+    // first entry carries ai_canonname (possibly null) because of AI_CANONNAME.
+    let canon = unsafe {
+        let p = (*res).ai_canonname;
+        let s = (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned());
+        libc::freeaddrinfo(res);
+        s
+    };
+    canon
+}
+
+/// The 2.x FQDN rule: at least one dot, labels of 1-63 letters, digits or
+/// hyphens, a top-level label of 2-63 letters, 4-253 characters in all.
+pub fn is_fqdn(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if !(4..=253).contains(&name.len()) || !name.contains('.') {
+        return false;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let Some(tld) = labels.last() else {
+        return false;
+    };
+    let label_ok = |l: &&str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    labels.iter().all(label_ok)
+        && (2..=63).contains(&tld.len())
+        && tld.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 /// Number of online CPUs.
@@ -35,6 +85,29 @@ fn parse_meminfo_total(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fqdn_rule() {
+        for ok in [
+            "agent.example.org",
+            "db-1.prod.example.com",
+            "a.io",
+            "x.example.org.",
+        ] {
+            assert!(super::is_fqdn(ok), "{ok}");
+        }
+        for bad in [
+            "localhost",
+            "a.b",
+            "host.123",
+            "-a.example.org",
+            "a..example.org",
+            "a_b.example.org",
+            "",
+        ] {
+            assert!(!super::is_fqdn(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn meminfo() {
         assert_eq!(

@@ -1,8 +1,13 @@
 //! The users file (`[temboard] users`): `username:hash` lines, with the 2.x
-//! hash so existing files keep working.
+//! hash so existing files keep working. Read at each login (edits apply without
+//! a reload); appended to by `temboard-agent-adduser`.
+
+use std::io::Write;
+use std::path::Path;
 
 use base64::Engine;
 use sha2::{Digest, Sha512};
+use subtle::ConstantTimeEq;
 
 /// `base64(SHA-512(hex(password) ‖ SHA-512(username)))`, facts 3.2.
 pub fn hash_password(username: &str, password: &str) -> String {
@@ -13,7 +18,8 @@ pub fn hash_password(username: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -21,6 +27,96 @@ fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
+}
+
+/// 2.x `T_USERNAME`: `^[a-z0-9]{3,16}$`.
+pub fn valid_username(u: &str) -> bool {
+    (3..=16).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// 2.x `T_PASSWORD`: `^.{5,32}$` (characters, no line break).
+pub fn valid_password(p: &str) -> bool {
+    let n = p.chars().count();
+    (5..=32).contains(&n) && !p.contains('\n') && !p.contains('\r')
+}
+
+/// One usable line of the users file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// User name.
+    pub username: String,
+    /// Stored hash.
+    pub hash: String,
+}
+
+/// Parsed users file: entries, and a warning per malformed line (file and
+/// line named) for the caller to log.
+#[derive(Debug, Default)]
+pub struct UsersFile {
+    /// Entries in file order.
+    pub entries: Vec<UserEntry>,
+    /// Malformed lines, skipped.
+    pub warnings: Vec<String>,
+}
+
+/// Parses the users file text; `shown` names the file in warnings.
+pub fn parse(shown: &str, text: &str) -> UsersFile {
+    let mut out = UsersFile::default();
+    for (idx, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parts: Vec<&str> = line.split(':').collect();
+        if parts.len() != 2 || parts[0].is_empty() || parts[1].is_empty() {
+            out.warnings.push(format!(
+                "{shown}, line {}: malformed users file line skipped (expected username:hash)",
+                idx + 1
+            ));
+            continue;
+        }
+        out.entries.push(UserEntry {
+            username: parts[0].to_string(),
+            hash: parts[1].to_string(),
+        });
+    }
+    out
+}
+
+/// Reads and parses the users file.
+pub fn load(path: &Path) -> std::io::Result<UsersFile> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(parse(&path.display().to_string(), &text))
+}
+
+/// Whether `password` is right for `username` (first matching line wins, as
+/// in 2.x). The hash comparison is constant-time; an unknown user costs the
+/// same hash computation as a known one.
+pub fn check(file: &UsersFile, username: &str, password: &str) -> bool {
+    let computed = hash_password(username, password);
+    match file.entries.iter().find(|e| e.username == username) {
+        Some(e) => bool::from(e.hash.as_bytes().ct_eq(computed.as_bytes())),
+        None => {
+            let _ = computed.as_bytes().ct_eq(computed.as_bytes());
+            false
+        }
+    }
+}
+
+/// Appends `username:hash` in a single write, never truncating the file and
+/// keeping its mode; adds a line break first if the file lacks a final one.
+pub fn append(path: &Path, username: &str, hash: &str) -> std::io::Result<()> {
+    let existing = std::fs::read(path)?;
+    let mut line = String::new();
+    if !existing.is_empty() && !existing.ends_with(b"\n") {
+        line.push('\n');
+    }
+    line.push_str(&format!("{username}:{hash}\n"));
+    let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+    f.write_all(line.as_bytes())?;
+    f.sync_all()
 }
 
 #[cfg(test)]
@@ -36,6 +132,55 @@ mod tests {
         assert_eq!(
             hash_password("alice", "alice"),
             "Xm4iJH8aQmXRvrsLy/fNbQU23K6/FlEVRhhPZKO2aHvYVGzCft+u7RXQ9Z48IyVtnS+n47UM3QUM4is0BVTPOA=="
+        );
+    }
+
+    #[test]
+    fn parse_and_check() {
+        let text = format!(
+            "\nalice:{}\nbroken line\na:b:c\nalice:other\nbob:{}\n",
+            hash_password("alice", "alice"),
+            hash_password("bob", "secret")
+        );
+        let f = parse("users", &text);
+        assert_eq!(f.entries.len(), 3);
+        assert_eq!(f.warnings.len(), 2);
+        assert!(f.warnings[0].starts_with("users, line 3: malformed"));
+        assert!(f.warnings[1].starts_with("users, line 4: malformed"));
+        assert!(check(&f, "alice", "alice"));
+        assert!(!check(&f, "alice", "other"));
+        assert!(check(&f, "bob", "secret"));
+        assert!(!check(&f, "carol", "secret"));
+    }
+
+    #[test]
+    fn formats() {
+        assert!(valid_username("abc") && valid_username("a1b2c3d4e5f6g7h8"));
+        assert!(
+            !valid_username("ab")
+                && !valid_username("Alice")
+                && !valid_username("a_b")
+                && !valid_username("a1b2c3d4e5f6g7h8x")
+        );
+        assert!(valid_password("12345") && valid_password("ünïcödé"));
+        assert!(
+            !valid_password("1234")
+                && !valid_password(&"x".repeat(33))
+                && !valid_password("abc\ndef")
+        );
+    }
+
+    #[test]
+    fn append_keeps_content_and_adds_missing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users");
+        std::fs::write(&p, "alice:x").unwrap();
+        append(&p, "bob", "y").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "alice:x\nbob:y\n");
+        append(&p, "carol", "z").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "alice:x\nbob:y\ncarol:z\n"
         );
     }
 }

@@ -124,6 +124,8 @@ pub struct TemboardSection {
     pub key: Option<String>,
     /// OS user for workers when started as root.
     pub user: Option<String>,
+    /// Idle lifetime of an API session, in seconds.
+    pub session_ttl: u64,
     /// Pid file used with `--daemon`.
     pub pidfile: PathBuf,
     /// Daemonize even without `-d`.
@@ -267,6 +269,26 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigError> {
         config,
         sources,
         warnings: layers.warnings,
+    })
+}
+
+/// The users file path only, for the user tools: they need no certificate or
+/// home checks (and may run as a user who cannot read the key file).
+pub fn users_path(req: &LoadRequest) -> Result<PathBuf, ConfigError> {
+    let layers = Layers::collect(&req.configfile, &req.env, &req.cli)?;
+    let raw = layers.get("temboard", "users").ok_or_else(|| {
+        ConfigError::Invalid(vec![Invalid {
+            origin: Source::Default,
+            section: "temboard".into(),
+            key: "users".into(),
+            reason: "missing".into(),
+        }])
+    })?;
+    let p = Path::new(&raw.value);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        raw.base_dir.join(p)
     })
 }
 

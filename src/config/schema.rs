@@ -139,6 +139,12 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "temboard",
+        "session_ttl",
+        Some("3600"),
+        "seconds a session stays valid without use, 1 or more",
+    ),
+    k(
+        "temboard",
         "pidfile",
         Some("/run/temboard-agent.pid"),
         "path of the pid file written with --daemon",

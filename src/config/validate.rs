@@ -296,6 +296,7 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
             .opt_str("temboard", "key")
             .or_else(|| c.opt_str("postgresql", "key")),
         user,
+        session_ttl: c.int("temboard", "session_ttl", 1, 366 * 86_400),
         pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
         daemonize: c.bool("temboard", "daemonize"),
     };

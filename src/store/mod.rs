@@ -6,6 +6,9 @@
 //! keyed by a schema version and applied under `BEGIN IMMEDIATE`, so two workers
 //! opening a fresh database at once do not race.
 
+pub mod notifications;
+pub mod sessions;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -602,3 +602,83 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
         body,
     })
 }
+
+/// A persistent HTTPS connection (HTTP/1.1 keep-alive).
+pub struct KeepAlive {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn connect(port: u16, cert_pem: &[u8]) -> std::io::Result<KeepAlive> {
+        let tcp = TcpStream::connect(("127.0.0.1", port))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(tls_config(cert_pem), name)
+            .map_err(std::io::Error::other)?;
+        Ok(KeepAlive {
+            tls: rustls::StreamOwned::new(conn, tcp),
+        })
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<HttpResponse> {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        if let Some(b) = body {
+            bytes.extend_from_slice(b);
+        }
+        self.tls.write_all(&bytes)?;
+        self.tls.flush()?;
+        read_response(&mut self.tls)
+    }
+}
+
+impl Agent {
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        session: Option<&str>,
+    ) -> HttpResponse {
+        let text = body.to_string();
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(s) = session {
+            headers.push(("X-Session", s));
+        }
+        self.request("POST", path, &headers, Some(text.as_bytes()))
+            .expect("POST")
+    }
+
+    pub fn get_with_session(&self, path: &str, session: &str) -> HttpResponse {
+        self.request("GET", path, &[("X-Session", session)], None)
+            .expect("GET")
+    }
+
+    /// Logs in and returns the session id (panics unless 200).
+    pub fn login(&self, user: &str, password: &str) -> String {
+        let r = self.post_json(
+            "/login",
+            &serde_json::json!({"username": user, "password": password}),
+            None,
+        );
+        assert_eq!(
+            r.status,
+            200,
+            "login failed: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()["session"].as_str().unwrap().to_string()
+    }
+}

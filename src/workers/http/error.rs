@@ -1,26 +1,52 @@
 //! API errors and their one mapping to HTTP: status code plus the temBoard
-//! `{"error": "..."}` body with the 2.x message strings.
+//! `{"error": "..."}` body with the 2.x message strings (facts 1.7).
+
+use std::time::Duration;
 
 use hyper::StatusCode;
 
 use crate::ipc::messages::WorkerError;
 use crate::ipc::IpcError;
 
-/// Everything a handler can fail with.
+/// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No route for this method and path (2.x: checked before auth).
     #[error("URL not found.")]
     NotFound,
+    /// 404 with a message of its own (`Invalid username/password.`).
+    #[error("{0}")]
+    NotFoundMessage(&'static str),
     /// Method we never route (PUT, HEAD, PATCH...).
     #[error("Method not allowed.")]
     MethodNotAllowed,
+    /// POST without a usable body (`Unable to read post data`, `Invalid json format`).
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// Body over the limit.
+    #[error("Request body too large: the limit is {0} bytes.")]
+    PayloadTooLarge(usize),
+    /// Parameter missing or malformed: `Parameter 'X' not sent.` / `... is malformed.`
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// Unknown or expired session.
+    #[error("Invalid session.")]
+    InvalidSession,
+    /// Too many failed logins from one address.
+    #[error("Too many failed logins: retry in {} seconds.", .0.as_secs().max(1))]
+    TooManyRequests(Duration),
+    /// The handler ran past its deadline.
+    #[error("Request timed out.")]
+    Timeout,
     /// A worker could not be reached over IPC.
     #[error("{0} worker unavailable, retry")]
     WorkerUnavailable(&'static str),
     /// PostgreSQL cannot be reached: the message says so (our decision, facts 15).
     #[error("Failed to connect to PostgreSQL: {0}")]
     PostgresUnavailable(String),
+    /// A 500 whose message helps the operator (no secret, no internals).
+    #[error("{0}")]
+    ServerMessage(String),
     /// A feature not built yet.
     #[error("Not implemented: {0}")]
     NotImplemented(String),
@@ -33,14 +59,30 @@ impl ApiError {
     /// HTTP status of the error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::InvalidSession => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::WorkerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::PostgresUnavailable(_) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            ApiError::PostgresUnavailable(_)
+            | ApiError::ServerMessage(_)
+            | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
+    }
+
+    /// `Parameter 'X' not sent.`
+    pub fn not_sent(key: &str) -> ApiError {
+        ApiError::NotAcceptable(format!("Parameter '{key}' not sent."))
+    }
+
+    /// `Parameter 'X' is malformed.`
+    pub fn malformed(key: &str) -> ApiError {
+        ApiError::NotAcceptable(format!("Parameter '{key}' is malformed."))
     }
 
     /// Maps a failed worker call; `role` names the worker for the message.
@@ -54,5 +96,11 @@ impl ApiError {
             Ok(WorkerError::NotImplemented(m)) => ApiError::NotImplemented(m),
             Ok(other) => ApiError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(format!("state database: {e}"))
     }
 }

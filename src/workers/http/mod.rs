@@ -3,7 +3,11 @@
 //! cannot run pg_ctl: everything PostgreSQL-related is an IPC request to the
 //! probe worker, every control action a request to the pg_ctl worker.
 
+pub mod core;
+pub mod db;
 pub mod error;
+pub mod login_guard;
+mod pipeline;
 pub mod routes;
 mod tls;
 
@@ -14,11 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_TYPE, SERVER};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::HeaderValue;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -28,7 +28,6 @@ use crate::ipc::fds::LISTENER_FD;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 
 use super::{Event, WorkerCtx};
-use error::ApiError;
 
 /// Deadline of one IPC call made for a request.
 pub const IPC_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,7 +44,26 @@ pub struct AppState {
     pub ctx: WorkerCtx,
     /// Client of the probe worker.
     pub probe: AsyncClient<ProbeCall, ProbeReply>,
+    /// Sessions and notifications.
+    pub db: db::Db,
+    /// Failed-login bookkeeping.
+    pub guard: login_guard::LoginGuard,
     server_header: HeaderValue,
+    fqdn: tokio::sync::OnceCell<String>,
+}
+
+impl AppState {
+    /// The system FQDN, resolved once (it may need DNS) off the request tasks.
+    pub async fn system_fqdn(&self) -> String {
+        self.fqdn
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(crate::host::system_fqdn)
+                    .await
+                    .unwrap_or_else(|_| "localhost".to_string())
+            })
+            .await
+            .clone()
+    }
 }
 
 /// Runs the http worker until stopped.
@@ -90,13 +108,23 @@ async fn serve(ctx: WorkerCtx) -> i32 {
             return 1;
         }
     };
+    let db = match db::Db::open(&settings.config.temboard.home) {
+        Ok(db) => db,
+        Err(e) => {
+            error!("{e}");
+            return 1;
+        }
+    };
     let state = Arc::new(AppState {
         probe: AsyncClient::new(settings.runtime.run_dir.join("probe.sock")),
         ctx: ctx.clone(),
+        db,
+        guard: login_guard::LoginGuard::default(),
         server_header: HeaderValue::from_static(concat!(
             "temboard-agent/",
             env!("CARGO_PKG_VERSION")
         )),
+        fqdn: tokio::sync::OnceCell::new(),
     });
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let events = ctx.events.clone();
@@ -163,7 +191,7 @@ async fn connection(
     };
     let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(handle(req, peer, state).await) }
+        async move { Ok::<_, Infallible>(pipeline::handle(req, peer, state).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -182,81 +210,4 @@ async fn connection(
             let _ = conn.await;
         }
     }
-}
-
-/// Builds a JSON response with the agent's headers.
-fn json_response(
-    state: &AppState,
-    status: StatusCode,
-    body: &serde_json::Value,
-) -> Response<Full<Bytes>> {
-    let bytes =
-        serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\": \"Internal error.\"}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(SERVER, state.server_header.clone());
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
-fn error_response(state: &AppState, e: &ApiError) -> Response<Full<Bytes>> {
-    if let ApiError::Internal(detail) = e {
-        error!("internal error: {detail}");
-    }
-    json_response(
-        state,
-        e.status(),
-        &serde_json::json!({ "error": e.to_string() }),
-    )
-}
-
-fn options_response(state: &AppState) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    let h = resp.headers_mut();
-    h.insert(SERVER, state.server_header.clone());
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(
-        "Access-Control-Allow-Methods",
-        HeaderValue::from_static("POST, GET, DELETE, OPTIONS"),
-    );
-    h.insert(
-        "Access-Control-Allow-Headers",
-        HeaderValue::from_static("X-Requested-With, X-Session, Content-Type"),
-    );
-    h.insert(
-        "Access-Control-Max-Age",
-        HeaderValue::from_static("1728000"),
-    );
-    resp
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    state: Arc<AppState>,
-) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let resp = match method {
-        Method::OPTIONS => options_response(&state),
-        Method::GET | Method::POST | Method::DELETE => match routes::lookup(&method, &path) {
-            None => error_response(&state, &ApiError::NotFound),
-            Some(h) => match routes::dispatch(h, &state).await {
-                Ok(v) => json_response(&state, StatusCode::OK, &v),
-                Err(e) => error_response(&state, &e),
-            },
-        },
-        _ => error_response(&state, &ApiError::MethodNotAllowed),
-    };
-    info!(
-        "client: {} request: \"{} {} {:?}\" {} -",
-        peer.ip(),
-        method,
-        req.uri(),
-        req.version(),
-        resp.status().as_u16()
-    );
-    resp
 }

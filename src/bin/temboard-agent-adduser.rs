@@ -1,0 +1,121 @@
+//! `temboard-agent-adduser [-c CONF]`: asks for a user name and a password
+//! (twice, not echoed) and appends the user to the users file of the agent's
+//! configuration. The agent reads that file at each login: no reload needed.
+//!
+//! Without a terminal on stdin it reads three lines instead (user name,
+//! password, password again), so scripts and tests can use it.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Parser;
+use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::users;
+
+/// Add a user allowed to use the agent's API.
+#[derive(Debug, Parser)]
+#[command(name = "temboard-agent-adduser", version, about)]
+struct Args {
+    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configfile",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    /// Accepted for compatibility with 2.x; no effect.
+    #[arg(long, value_name = "LOGGERS", num_args = 0..=1, default_missing_value = "true")]
+    debug: Option<String>,
+}
+
+struct Input {
+    tty: bool,
+    lines: std::io::Lines<std::io::StdinLock<'static>>,
+}
+
+impl Input {
+    fn ask(&mut self, prompt: &str, secret: bool) -> Result<String, String> {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+        let echo = if secret && self.tty { echo_off() } else { None };
+        let line = self.lines.next();
+        if let Some(saved) = echo {
+            restore(saved);
+            println!();
+        }
+        match line {
+            Some(Ok(l)) => Ok(l.trim_end_matches('\r').to_string()),
+            Some(Err(e)) => Err(format!("cannot read input: {e}")),
+            None => Err("no more input".into()),
+        }
+    }
+}
+
+fn echo_off() -> Option<nix::sys::termios::Termios> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).ok()?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).ok()?;
+    Some(saved)
+}
+
+fn restore(saved: nix::sys::termios::Termios) {
+    let _ =
+        nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &saved);
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
+    let req = LoadRequest {
+        configfile,
+        env,
+        cli: Default::default(),
+    };
+    let path = config::users_path(&req).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let existing = users::load(&path)
+        .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;
+    let mut input = Input {
+        tty: std::io::stdin().is_terminal(),
+        lines: std::io::stdin().lock().lines(),
+    };
+    let username = loop {
+        let u = input.ask("Username: ", false)?;
+        if existing.entries.iter().any(|e| e.username == u) {
+            println!("User already exists.");
+        } else if !users::valid_username(&u) {
+            println!("Invalid username.");
+        } else {
+            break u;
+        }
+    };
+    let password = loop {
+        let p = input.ask("Password: ", true)?;
+        let again = input.ask("Retype password: ", true)?;
+        if p != again {
+            println!("Sorry, passwords do not match.");
+        } else if !users::valid_password(&p) {
+            println!("Invalid password.");
+        } else {
+            break p;
+        }
+    };
+    users::append(
+        &path,
+        &username,
+        &users::hash_password(&username, &password),
+    )
+    .map_err(|e| format!("cannot append to users file {}: {e}", path.display()))?;
+    println!("Done.");
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("temboard-agent-adduser: {e}");
+        std::process::exit(1);
+    }
+}

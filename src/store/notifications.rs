@@ -1,0 +1,72 @@
+//! Notifications: `{date, username, message}` rows, newest first, bounded by a
+//! row count. Written inside the caller's transaction, so a notification is
+//! committed together with what it reports.
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+/// Rows kept; older ones are removed on insert.
+pub const MAX_ROWS: i64 = 10_000;
+
+/// One notification as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    /// Local time `%Y-%m-%dT%H:%M:%S`.
+    pub date: String,
+    /// Who did it.
+    pub username: String,
+    /// What happened (2.x texts: `Login`, `Logout`, `Session expired`, ...).
+    pub message: String,
+}
+
+/// Local time in the 2.x notification format.
+pub fn local_date() -> String {
+    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Inserts one notification and trims the table (call inside a transaction).
+pub fn push(conn: &Connection, username: &str, message: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO notifications (date, username, message) VALUES (?1, ?2, ?3)",
+        params![local_date(), username, message],
+    )?;
+    conn.execute(
+        "DELETE FROM notifications WHERE seq <= (SELECT max(seq) FROM notifications) - ?1",
+        [MAX_ROWS],
+    )?;
+    Ok(())
+}
+
+/// Newest first, at most `limit` rows.
+pub fn list(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Notification>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT date, username, message FROM notifications ORDER BY seq DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| {
+        Ok(Notification {
+            date: r.get(0)?,
+            username: r.get(1)?,
+            message: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::store::open(dir.path()).unwrap();
+        for i in 0..(MAX_ROWS + 5) {
+            push(&c, "alice", &format!("m{i}")).unwrap();
+        }
+        let all = list(&c, i64::MAX).unwrap();
+        assert_eq!(all.len() as i64, MAX_ROWS);
+        assert_eq!(all[0].message, format!("m{}", MAX_ROWS + 4));
+        assert_eq!(all.last().unwrap().message, "m5");
+        assert_eq!(all[0].date.len(), 19);
+    }
+}

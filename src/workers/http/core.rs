@@ -1,0 +1,163 @@
+//! Handlers of the core API: login, logout, profile, notifications, discover,
+//! status (facts sections 2 to 4).
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tracing::{error, info, warn};
+
+use super::error::ApiError;
+use super::login_guard::FAILURE_DELAY;
+use super::AppState;
+use crate::ipc::messages::{ProbeCall, ProbeReply};
+use crate::store::{notifications, sessions};
+use crate::users;
+
+/// The authenticated caller of a session route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Session id.
+    pub session: String,
+    /// User name.
+    pub username: String,
+}
+
+/// A string parameter of a JSON body checked like 2.x `validate_parameters`.
+fn string_param<'a>(
+    body: &'a Value,
+    key: &str,
+    valid: fn(&str) -> bool,
+) -> Result<&'a str, ApiError> {
+    let v = body.get(key).ok_or_else(|| ApiError::not_sent(key))?;
+    match v.as_str() {
+        Some(s) if valid(s) => Ok(s),
+        _ => Err(ApiError::malformed(key)),
+    }
+}
+
+/// `POST /login`.
+pub async fn login(
+    state: &AppState,
+    peer: IpAddr,
+    body: &Value,
+    received: Instant,
+) -> Result<Value, ApiError> {
+    let username = string_param(body, "username", users::valid_username)?.to_string();
+    let password = string_param(body, "password", users::valid_password)?.to_string();
+    if let Err(retry) = state.guard.check(peer) {
+        return Err(ApiError::TooManyRequests(retry));
+    }
+    let path = state.ctx.settings().config.temboard.users.clone();
+    let file = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || users::load(&path)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("users file task: {e}")))?
+    .map_err(|e| {
+        error!("cannot read users file {}: {e}", path.display());
+        ApiError::Internal(format!("users file {}: {e}", path.display()))
+    })?;
+    for w in &file.warnings {
+        warn!("{w}");
+    }
+    if !users::check(&file, &username, &password) {
+        state.guard.failed(peer);
+        info!("failed login for user '{username}' from {peer}");
+        // Same answer time whatever failed, so timing tells nothing.
+        tokio::time::sleep_until((received + FAILURE_DELAY).into()).await;
+        return Err(ApiError::NotFoundMessage("Invalid username/password."));
+    }
+    state.guard.succeeded(peer);
+    let ttl = state.ctx.settings().config.temboard.session_ttl as f64;
+    let new_id =
+        sessions::new_id().map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
+    let user = username.clone();
+    let id = state
+        .db
+        .run(move |c| sessions::login(c, &user, ttl, new_id))
+        .await?;
+    info!("user '{username}' logged in from {peer}");
+    Ok(json!({ "session": id }))
+}
+
+/// `GET /logout`.
+pub async fn logout(state: &AppState, caller: Caller) -> Result<Value, ApiError> {
+    let Caller { session, username } = caller;
+    let ended = state
+        .db
+        .run(move |c| sessions::logout(c, &session, &username))
+        .await?;
+    if !ended {
+        return Err(ApiError::InvalidSession);
+    }
+    Ok(json!({ "logout": true }))
+}
+
+/// `GET /profile`.
+pub fn profile(caller: &Caller) -> Value {
+    json!({ "username": caller.username })
+}
+
+/// `GET /notifications`: all kept notifications, newest first.
+pub async fn notifications(state: &AppState) -> Result<Value, ApiError> {
+    let list = state
+        .db
+        .run(|c| notifications::list(c, notifications::MAX_ROWS))
+        .await?;
+    serde_json::to_value(list).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `GET /status`.
+pub fn status(state: &AppState) -> Value {
+    let s = state.ctx.settings();
+    json!({
+        "pid": s.runtime.supervisor_pid,
+        "user": s.runtime.user,
+        "start_datetime": s.runtime.start_datetime,
+        "reload_datetime": s.runtime.reload_datetime,
+        "configfile": s.config.configfile.display().to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `GET /discover`.
+pub async fn discover(state: &AppState) -> Result<Value, ApiError> {
+    let s = state.ctx.settings();
+    let hostname = match &s.config.temboard.hostname {
+        Some(h) => h.clone(),
+        None => state.system_fqdn().await,
+    };
+    if !crate::host::is_fqdn(&hostname) {
+        return Err(ApiError::ServerMessage(format!(
+            "Invalid hostname '{hostname}': not a fully qualified domain name; set [temboard] hostname"
+        )));
+    }
+    let reply = state
+        .probe
+        .call(ProbeCall::PgInfo, super::IPC_TIMEOUT)
+        .await
+        .map_err(|e| ApiError::from_call("probe", Err(e)))?
+        .map_err(|e| ApiError::from_call("probe", Ok(e)))?;
+    let ProbeReply::PgInfo {
+        version,
+        port,
+        data_directory,
+        ..
+    } = reply
+    else {
+        return Err(ApiError::Internal("unexpected probe reply".into()));
+    };
+    let summary: Vec<&str> = version.split(' ').take(2).collect();
+    Ok(json!({
+        "hostname": hostname,
+        "cpu": crate::host::cpu_count(),
+        "memory_size": crate::host::memory_bytes(),
+        "pg_port": port,
+        "pg_version": version,
+        "pg_version_summary": summary.join(" "),
+        "pg_data": data_directory,
+        "plugins": s.config.temboard.plugins,
+    }))
+}

@@ -1,0 +1,227 @@
+//! Processing of one request, in the order of facts 1.4: method, route (404
+//! before any auth), body (POST), session, JSON, handler under a deadline; then
+//! one access-log line. Every response, error or not, is JSON with the agent's
+//! headers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_ORIGIN, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    SERVER,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value;
+use tracing::{error, info};
+
+use super::core::{self, Caller};
+use super::error::ApiError;
+use super::routes::{self, Handler};
+use super::AppState;
+use crate::store::sessions;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// A body must arrive within this.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Every handler answers within this.
+const HANDLER_DEADLINE: Duration = Duration::from_secs(30);
+
+enum Reply {
+    Json(Value),
+    Options,
+}
+
+/// Answers one request.
+pub async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+) -> Response<Full<Bytes>> {
+    let received = Instant::now();
+    let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+    let resp = match process(req, peer.ip(), &state, received).await {
+        Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
+        Ok(Reply::Options) => options_response(&state),
+        Err(e) => error_response(&state, &e),
+    };
+    info!(
+        "client: {} request: \"{line}\" {} -",
+        peer.ip(),
+        resp.status().as_u16()
+    );
+    resp
+}
+
+async fn process(
+    req: Request<Incoming>,
+    peer: IpAddr,
+    state: &Arc<AppState>,
+    received: Instant,
+) -> Result<Reply, ApiError> {
+    match *req.method() {
+        Method::OPTIONS => return Ok(Reply::Options),
+        Method::GET | Method::POST | Method::DELETE => {}
+        _ => return Err(ApiError::MethodNotAllowed),
+    }
+    let route = routes::lookup(req.method(), req.uri().path()).ok_or(ApiError::NotFound)?;
+    let (parts, body) = req.into_parts();
+    let raw = if parts.method == Method::POST {
+        Some(read_body(&parts.headers, body).await?)
+    } else {
+        None
+    };
+    let caller = if route.session {
+        Some(authenticate(state, &parts.headers).await?)
+    } else {
+        None
+    };
+    let json = match raw {
+        Some(b) => Some(
+            serde_json::from_slice::<Value>(&b)
+                .map_err(|_| ApiError::BadRequest("Invalid json format"))?,
+        ),
+        None => None,
+    };
+    let run = dispatch(
+        route.handler,
+        state,
+        peer,
+        caller,
+        json.unwrap_or(Value::Null),
+        received,
+    );
+    match tokio::time::timeout(HANDLER_DEADLINE, run).await {
+        Ok(r) => r.map(Reply::Json),
+        Err(_) => Err(ApiError::Timeout),
+    }
+}
+
+async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
+    const UNREADABLE: ApiError = ApiError::BadRequest("Unable to read post data");
+    let len: usize = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(UNREADABLE)?;
+    if len > MAX_BODY {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        _ => Err(UNREADABLE),
+    }
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let value = headers
+        .get("x-session")
+        .ok_or_else(|| ApiError::not_sent("X-Session"))?;
+    let id = value
+        .to_str()
+        .ok()
+        .filter(|v| {
+            v.len() == 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+        .ok_or_else(|| ApiError::malformed("X-Session"))?
+        .to_string();
+    let ttl = state.ctx.settings().config.temboard.session_ttl as f64;
+    let refresh_after = (ttl / 10.0).min(10.0);
+    let lookup = id.clone();
+    let user = state
+        .db
+        .run(move |c| sessions::validate(c, &lookup, ttl, refresh_after))
+        .await?;
+    match user {
+        Some(username) => Ok(Caller {
+            session: id,
+            username,
+        }),
+        None => Err(ApiError::InvalidSession),
+    }
+}
+
+async fn dispatch(
+    handler: Handler,
+    state: &Arc<AppState>,
+    peer: IpAddr,
+    caller: Option<Caller>,
+    body: Value,
+    received: Instant,
+) -> Result<Value, ApiError> {
+    let caller = || {
+        caller
+            .clone()
+            .ok_or_else(|| ApiError::Internal("session route without caller".into()))
+    };
+    match handler {
+        Handler::Login => core::login(state, peer, &body, received).await,
+        Handler::Logout => core::logout(state, caller()?).await,
+        Handler::Profile => Ok(core::profile(&caller()?)),
+        Handler::Notifications => core::notifications(state).await,
+        Handler::Discover => core::discover(state).await,
+        Handler::Status => Ok(core::status(state)),
+    }
+}
+
+fn base_headers(state: &AppState, resp: &mut Response<Full<Bytes>>) {
+    let h = resp.headers_mut();
+    h.insert(SERVER, state.server_header.clone());
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+}
+
+/// A JSON response with the agent's headers.
+fn json_response(state: &AppState, status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes =
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\": \"Internal error.\"}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    base_headers(state, &mut resp);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The one place an [`ApiError`] becomes a response.
+fn error_response(state: &AppState, e: &ApiError) -> Response<Full<Bytes>> {
+    if let ApiError::Internal(detail) = e {
+        error!("internal error: {detail}");
+    }
+    let mut resp = json_response(
+        state,
+        e.status(),
+        &serde_json::json!({ "error": e.to_string() }),
+    );
+    if let ApiError::TooManyRequests(wait) = e {
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            resp.headers_mut().insert(RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// `OPTIONS` on any path: the CORS answer of 2.x (facts 1.2), no body.
+fn options_response(state: &AppState) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    base_headers(state, &mut resp);
+    let h = resp.headers_mut();
+    h.insert(
+        "Access-Control-Allow-Methods",
+        HeaderValue::from_static("POST, GET, DELETE, OPTIONS"),
+    );
+    h.insert(
+        "Access-Control-Allow-Headers",
+        HeaderValue::from_static("X-Requested-With, X-Session, Content-Type"),
+    );
+    h.insert(
+        "Access-Control-Max-Age",
+        HeaderValue::from_static("1728000"),
+    );
+    resp
+}
