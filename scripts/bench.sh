@@ -10,6 +10,15 @@ cd "$(dirname "$0")/.."
 bash scripts/prereqs.sh
 idle=${IDLE:-10}
 runs=${RUNS:-20}
+duration=${DURATION:-10}
+if ! command -v wrk >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  else
+    echo "wrk is needed for the throughput figures: sudo apt-get install -y wrk" >&2
+    exit 1
+  fi
+fi
 
 echo "==> building release"
 cargo build --release --quiet --bin temboard-agent
@@ -108,8 +117,40 @@ for pid, name in procs:
     r = rss_kib(pid); total += r
     print(f"  {name:<28} {r/1024:6.1f} MiB")
 print(f"  {'total':<28} {total/1024:6.1f} MiB")
-stop(p)
+open(os.path.join(os.path.dirname(conf), "agent.pid"), "w").write(str(p.pid))
 PY
+agentpid=$(cat "$work/agent.pid")
+
+session=$(python3 - "$port" "$work/server.pem" <<'PY'
+import http.client, json, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ctx)
+c.request("POST", "/login", json.dumps({"username": "bench", "password": "benchpass"}), {"Content-Type": "application/json"})
+print(json.loads(c.getresponse().read())["session"])
+PY
+)
+
+# wrk runs on the same 2 cores as the agent: figures are a lower bound.
+wrk_line() { # label, concurrency, threads, extra args...
+  local label=$1 conc=$2 threads=$3; shift 3
+  local out
+  out=$(wrk --latency -t "$threads" -c "$conc" -d "${duration}s" "$@" 2>&1)
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
+  printf "  %-34s c=%-3s %10s req/s   p50 %-9s p99 %-9s %s\n" "$label" "$conc" "$rps" "$p50" "$p99" "$errors"
+}
+echo
+echo "throughput over HTTPS with keep-alive (wrk, ${duration} s each, load generator on the same machine):"
+for c in 1 16; do
+  t=1; [ "$c" -gt 1 ] && t=2
+  wrk_line "GET /status" "$c" "$t" "https://localhost:$port/status"
+  wrk_line "GET /profile (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/profile"
+done
+kill -TERM "$agentpid"
+for _ in $(seq 50); do kill -0 "$agentpid" 2>/dev/null || break; sleep 0.1; done
 
 if [ "${MICRO:-1}" = 1 ]; then
   echo
