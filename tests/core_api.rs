@@ -552,14 +552,18 @@ fn raw_exchange(agent: &Agent, request: &[u8]) -> (Vec<u8>, bool) {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&agent.files.cert_pem()) {
         roots.add(c.unwrap()).unwrap();
     }
-    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let tcp = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), "localhost".try_into().unwrap()).unwrap();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(cfg), "localhost".try_into().unwrap())
+            .unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     tls.write_all(request).unwrap();
     let mut out = Vec::new();
@@ -583,7 +587,10 @@ fn http10_clients_and_clean_tls_shutdown() {
     assert!(text.to_lowercase().contains("content-length: "), "{text}");
     assert!(text.contains("\"version\""), "{text}");
     assert!(clean, "no TLS close_notify after an HTTP/1.0 response");
-    let (bytes, clean) = raw_exchange(&agent, b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (bytes, clean) = raw_exchange(
+        &agent,
+        b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(String::from_utf8_lossy(&bytes).starts_with("HTTP/1.1 200 OK\r\n"));
     assert!(clean, "no TLS close_notify after Connection: close");
 }

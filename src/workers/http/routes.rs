@@ -74,6 +74,15 @@ mod tests {
         assert!(lookup(&Method::GET, "/stat").is_none());
         assert!(lookup(&Method::POST, "/logout").is_none());
         assert!(lookup(&Method::GET, "/login").is_none());
+        let doc = include_str!("../../../docs/api.md");
+        for r in ROUTES {
+            assert!(
+                doc.contains(&format!("| {} | `{}` |", r.method, r.path)),
+                "{} {} not in docs/api.md",
+                r.method,
+                r.path
+            );
+        }
         let mut seen = std::collections::HashSet::new();
         for r in ROUTES {
             assert!(
