@@ -513,12 +513,14 @@ impl Supervisor {
                 self.workers[idx].ready = true;
                 tracing::debug!("{} worker ready (generation {generation})", role.as_str());
                 if role == Role::Http {
-                    self.launcher.ready();
+                    // Pid file first: the launcher exits as soon as it hears
+                    // "ready", and scripts then read the pid file.
                     if let Some(p) = self.pidfile.clone() {
                         if let Err(e) = daemon::write_pidfile(&p) {
                             error!("{e}");
                         }
                     }
+                    self.launcher.ready();
                 }
             }
             ToSupervisor::Reloaded { generation } => {
