@@ -546,25 +546,10 @@ fn password_tool_and_adduser() {
 /// Raw TLS exchange: the bytes the server sends until it closes, and whether
 /// it closed with a TLS close_notify (clean) or by dropping the TCP connection.
 fn raw_exchange(agent: &Agent, request: &[u8]) -> (Vec<u8>, bool) {
-    use rustls::pki_types::pem::PemObject;
     use std::io::Read;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&agent.files.cert_pem()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", agent.port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let conn =
-        rustls::ClientConnection::new(std::sync::Arc::new(cfg), "localhost".try_into().unwrap())
-            .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut tls = KeepAlive::connect(agent.port, &agent.files.cert_pem())
+        .unwrap()
+        .tls;
     tls.write_all(request).unwrap();
     let mut out = Vec::new();
     let clean = loop {

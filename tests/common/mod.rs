@@ -505,7 +505,8 @@ impl HttpResponse {
     }
 }
 
-fn tls_config(cert_pem: &[u8]) -> Arc<rustls::ClientConfig> {
+/// A client configuration trusting only the agent's generated certificate.
+pub fn tls_config(cert_pem: &[u8]) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
@@ -530,26 +531,9 @@ pub fn https_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> std::io::Result<HttpResponse> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn =
-        rustls::ClientConnection::new(tls_config(cert_pem), name).map_err(std::io::Error::other)?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
-    }
-    req.push_str("\r\n");
-    tls.write_all(req.as_bytes())?;
-    if let Some(b) = body {
-        tls.write_all(b)?;
-    }
-    tls.flush()?;
-    read_response(&mut tls)
+    let mut all = vec![("Connection", "close")];
+    all.extend_from_slice(headers);
+    KeepAlive::connect(port, cert_pem)?.request(method, path, &all, body)
 }
 
 fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
@@ -605,7 +589,8 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
 
 /// A persistent HTTPS connection (HTTP/1.1 keep-alive).
 pub struct KeepAlive {
-    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    /// The TLS stream, for tests that speak raw bytes.
+    pub tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
 }
 
 impl KeepAlive {
