@@ -141,6 +141,15 @@ pub enum WorkerError {
     /// The feature is not built yet.
     #[error("not implemented: {0}")]
     NotImplemented(String),
+    /// Something else is running that excludes this request.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The agent's configuration does not allow it; the message says what to set.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// An external command failed; the message says how.
+    #[error("{0}")]
+    CommandFailed(String),
     /// Anything else.
     #[error("internal error: {0}")]
     Internal(String),
@@ -156,6 +165,19 @@ pub enum ProbeCall {
     PgCheck,
     /// Server facts for `/discover`.
     PgInfo,
+    /// `version()` and `server_version`.
+    PgVersion,
+    /// `/activity` rows.
+    Activity,
+    /// `/activity/waiting` rows.
+    ActivityWaiting,
+    /// `/activity/blocking` rows.
+    ActivityBlocking,
+    /// `pg_terminate_backend` of each pid.
+    Terminate {
+        /// Backend pids.
+        pids: Vec<i32>,
+    },
 }
 
 /// Replies of the probe worker.
@@ -176,6 +198,23 @@ pub enum ProbeReply {
         data_directory: String,
         /// `server_version_num`.
         version_num: i32,
+    },
+    /// Answer to `PgVersion`.
+    PgVersion {
+        /// `version()`.
+        full: String,
+        /// `server_version`.
+        server_version: String,
+    },
+    /// Rows of a listing, in the API's JSON shape.
+    Rows {
+        /// The rows.
+        rows: Vec<serde_json::Value>,
+    },
+    /// Answer to `Terminate`: (pid, terminated) in request order.
+    Terminated {
+        /// Results.
+        backends: Vec<(i32, bool)>,
     },
 }
 
@@ -202,7 +241,9 @@ pub enum PgCtlReply {
     Pong,
     /// Result of a control action.
     Done {
-        /// ok or ko.
+        /// Operation id.
+        operation: String,
+        /// `ok`, or `ko` when PostgreSQL did not reach the expected state in time.
         state: String,
     },
 }

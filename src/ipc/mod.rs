@@ -86,9 +86,10 @@ impl Role {
         matches!(self, Role::Probe | Role::Pgctl)
     }
 
-    /// Whether this role may hold the PostgreSQL password.
+    /// Whether this role may hold the PostgreSQL password: only the probe
+    /// worker connects; the pg_ctl worker asks it whether PostgreSQL answers.
     pub fn holds_db_password(self) -> bool {
-        matches!(self, Role::Probe | Role::Pgctl)
+        matches!(self, Role::Probe)
     }
 
     /// Process title shown by `ps`.

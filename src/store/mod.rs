@@ -7,6 +7,7 @@
 //! opening a fresh database at once do not race.
 
 pub mod notifications;
+pub mod operations;
 pub mod sessions;
 
 use std::os::unix::fs::PermissionsExt;
@@ -57,6 +58,18 @@ const MIGRATIONS: &[&str] = &[
         date TEXT NOT NULL,
         username TEXT NOT NULL,
         message TEXT NOT NULL
+     );",
+    // 2: PostgreSQL control actions as operations.
+    "CREATE TABLE operations (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('IN_PROGRESS', 'DONE', 'FAILED')),
+        username TEXT NOT NULL,
+        output TEXT NOT NULL DEFAULT '',
+        reason TEXT,
+        started_at TEXT NOT NULL,
+        ended_at TEXT
      );",
 ];
 

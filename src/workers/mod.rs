@@ -84,6 +84,18 @@ pub fn run(role: Role) -> i32 {
     if expected_parent != Some(nix::unistd::getppid().as_raw()) {
         return 1; // the supervisor died before PR_SET_PDEATHSIG took effect
     }
+    // Fds 3 and 4 arrived without close-on-exec (that is how they crossed
+    // exec); set it now so no command run by a worker inherits them.
+    for fd in [CONTROL_FD, LISTENER_FD] {
+        // SAFETY: F_GETFD/F_SETFD only change the descriptor flag; an fd that
+        // is not open makes fcntl fail harmlessly.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
     let mut reader = match control.try_clone() {
         Ok(r) => r,
         Err(e) => {

@@ -667,3 +667,17 @@ impl Agent {
         r.json()["session"].as_str().unwrap().to_string()
     }
 }
+
+impl PgCluster {
+    /// An `[administration] pg_ctl` template driving this cluster.
+    pub fn pg_ctl_template(&self) -> String {
+        format!(
+            "{} %s -D {} -w -t 30 -l {} -o \"-p {} -k {} -c listen_addresses='' -c fsync=off\"",
+            pg_bin("pg_ctl"),
+            self.data().display(),
+            self.dir.path().join("postgresql.log").display(),
+            self.port,
+            self.socket_dir().display()
+        )
+    }
+}

@@ -17,6 +17,15 @@ pub enum ApiError {
     /// 404 with a message of its own (`Invalid username/password.`).
     #[error("{0}")]
     NotFoundMessage(&'static str),
+    /// 404 naming what was not found.
+    #[error("{0}")]
+    NotFoundText(String),
+    /// Another action excludes this one.
+    #[error("{0}")]
+    Conflict(String),
+    /// Resources of the agent are exhausted for now.
+    #[error("{0}")]
+    Busy(String),
     /// Method we never route (PUT, HEAD, PATCH...).
     #[error("Method not allowed.")]
     MethodNotAllowed,
@@ -59,7 +68,11 @@ impl ApiError {
     /// HTTP status of the error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotFound | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFoundMessage(_) | ApiError::NotFoundText(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -94,6 +107,11 @@ impl ApiError {
             }
             Ok(WorkerError::PostgresUnavailable(m)) => ApiError::PostgresUnavailable(m),
             Ok(WorkerError::NotImplemented(m)) => ApiError::NotImplemented(m),
+            Ok(WorkerError::Conflict(m)) => ApiError::Conflict(m),
+            Ok(WorkerError::NotConfigured(m)) | Ok(WorkerError::CommandFailed(m)) => {
+                ApiError::ServerMessage(m)
+            }
+            Ok(WorkerError::Timeout(m)) => ApiError::Busy(m),
             Ok(other) => ApiError::Internal(other.to_string()),
         }
     }

@@ -3,6 +3,7 @@
 //! cannot run pg_ctl: everything PostgreSQL-related is an IPC request to the
 //! probe worker, every control action a request to the pg_ctl worker.
 
+pub mod admin;
 pub mod core;
 pub mod db;
 pub mod error;
@@ -25,7 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::ipc::client::AsyncClient;
 use crate::ipc::fds::LISTENER_FD;
-use crate::ipc::messages::{ProbeCall, ProbeReply};
+use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
 
 use super::{Event, WorkerCtx};
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub ctx: WorkerCtx,
     /// Client of the probe worker.
     pub probe: AsyncClient<ProbeCall, ProbeReply>,
+    /// Client of the pg_ctl worker.
+    pub pgctl: AsyncClient<PgCtlCall, PgCtlReply>,
     /// Sessions and notifications.
     pub db: db::Db,
     /// Failed-login bookkeeping.
@@ -117,6 +120,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
     };
     let state = Arc::new(AppState {
         probe: AsyncClient::new(settings.runtime.run_dir.join("probe.sock")),
+        pgctl: AsyncClient::new(settings.runtime.run_dir.join("pgctl.sock")),
         ctx: ctx.clone(),
         db,
         guard: login_guard::LoginGuard::default(),

@@ -18,18 +18,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tracing::{error, info};
 
+use super::admin;
 use super::core::{self, Caller};
 use super::error::ApiError;
 use super::routes::{self, Handler};
 use super::AppState;
+use crate::ipc::messages::ProbeCall;
 use crate::store::sessions;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// A body must arrive within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Every handler answers within this.
-const HANDLER_DEADLINE: Duration = Duration::from_secs(30);
 
 enum Reply {
     Json(Value),
@@ -68,7 +68,11 @@ async fn process(
         Method::GET | Method::POST | Method::DELETE => {}
         _ => return Err(ApiError::MethodNotAllowed),
     }
-    let route = routes::lookup(req.method(), req.uri().path()).ok_or(ApiError::NotFound)?;
+    let settings = state.ctx.settings();
+    let (route, params) = routes::lookup(req.method(), req.uri().path(), |p| {
+        settings.config.has_plugin(p)
+    })
+    .ok_or(ApiError::NotFound)?;
     let (parts, body) = req.into_parts();
     let raw = if parts.method == Method::POST {
         Some(read_body(&parts.headers, body).await?)
@@ -93,9 +97,10 @@ async fn process(
         peer,
         caller,
         json.unwrap_or(Value::Null),
+        params,
         received,
     );
-    match tokio::time::timeout(HANDLER_DEADLINE, run).await {
+    match tokio::time::timeout(route.handler.deadline(), run).await {
         Ok(r) => r.map(Reply::Json),
         Err(_) => Err(ApiError::Timeout),
     }
@@ -153,6 +158,7 @@ async fn dispatch(
     peer: IpAddr,
     caller: Option<Caller>,
     body: Value,
+    params: Vec<String>,
     received: Instant,
 ) -> Result<Value, ApiError> {
     let caller = || {
@@ -167,6 +173,16 @@ async fn dispatch(
         Handler::Notifications => core::notifications(state).await,
         Handler::Discover => core::discover(state).await,
         Handler::Status => Ok(core::status(state)),
+        Handler::Activity => admin::activity(state, ProbeCall::Activity).await,
+        Handler::ActivityWaiting => admin::activity(state, ProbeCall::ActivityWaiting).await,
+        Handler::ActivityBlocking => admin::activity(state, ProbeCall::ActivityBlocking).await,
+        Handler::ActivityKill => admin::kill(state, caller()?, &body).await,
+        Handler::PgVersion => admin::pg_version(state).await,
+        Handler::Control => admin::control(state, caller()?, &body).await,
+        Handler::Operations => admin::list_operations(state).await,
+        Handler::Operation => {
+            admin::operation(state, params.into_iter().next().unwrap_or_default()).await
+        }
     }
 }
 

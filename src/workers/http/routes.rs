@@ -1,6 +1,9 @@
 //! The route table: exact (method, path) matching only (our decision against
-//! 2.x prefix matching). The table is data, so documentation (and later the
-//! OpenAPI description) is generated from it and cannot drift.
+//! 2.x prefix matching), with `{name}` segments for path parameters. A
+//! plugin's routes exist only while the plugin is loaded, as in 2.x. The table
+//! is data, so documentation is checked against it and cannot drift.
+
+use std::time::Duration;
 
 use hyper::Method;
 
@@ -19,6 +22,32 @@ pub enum Handler {
     Discover,
     /// `GET /status`.
     Status,
+    /// `GET /activity`.
+    Activity,
+    /// `GET /activity/waiting`.
+    ActivityWaiting,
+    /// `GET /activity/blocking`.
+    ActivityBlocking,
+    /// `POST /activity/kill`.
+    ActivityKill,
+    /// `GET /administration/pg_version`.
+    PgVersion,
+    /// `POST /administration/control`.
+    Control,
+    /// `GET /operations`.
+    Operations,
+    /// `GET /operations/{id}`.
+    Operation,
+}
+
+impl Handler {
+    /// Time the handler may take before the request gets a 504.
+    pub fn deadline(self) -> Duration {
+        match self {
+            Handler::Control => crate::workers::pgctl::CALL_TIMEOUT + Duration::from_secs(5),
+            _ => Duration::from_secs(30),
+        }
+    }
 }
 
 /// One routed (method, path).
@@ -26,54 +55,147 @@ pub enum Handler {
 pub struct Route {
     /// HTTP method.
     pub method: &'static str,
-    /// Exact path.
+    /// Path; `{name}` segments capture one non-empty segment.
     pub path: &'static str,
     /// Whether a valid `X-Session` is required.
     pub session: bool,
+    /// Plugin the route belongs to (routed only when loaded).
+    pub plugin: Option<&'static str>,
     /// What runs.
     pub handler: Handler,
 }
 
-const fn route(method: &'static str, path: &'static str, session: bool, handler: Handler) -> Route {
+const fn core(method: &'static str, path: &'static str, session: bool, handler: Handler) -> Route {
     Route {
         method,
         path,
         session,
+        plugin: None,
+        handler,
+    }
+}
+
+const fn plugin(
+    plugin: &'static str,
+    method: &'static str,
+    path: &'static str,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        path,
+        session: true,
+        plugin: Some(plugin),
         handler,
     }
 }
 
 /// Every route of the agent.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/login", false, Handler::Login),
-    route("GET", "/logout", true, Handler::Logout),
-    route("GET", "/profile", true, Handler::Profile),
-    route("GET", "/notifications", true, Handler::Notifications),
-    route("GET", "/discover", false, Handler::Discover),
-    route("GET", "/status", false, Handler::Status),
+    core("POST", "/login", false, Handler::Login),
+    core("GET", "/logout", true, Handler::Logout),
+    core("GET", "/profile", true, Handler::Profile),
+    core("GET", "/notifications", true, Handler::Notifications),
+    core("GET", "/discover", false, Handler::Discover),
+    core("GET", "/status", false, Handler::Status),
+    plugin("activity", "GET", "/activity", Handler::Activity),
+    plugin(
+        "activity",
+        "GET",
+        "/activity/waiting",
+        Handler::ActivityWaiting,
+    ),
+    plugin(
+        "activity",
+        "GET",
+        "/activity/blocking",
+        Handler::ActivityBlocking,
+    ),
+    plugin("activity", "POST", "/activity/kill", Handler::ActivityKill),
+    plugin(
+        "administration",
+        "GET",
+        "/administration/pg_version",
+        Handler::PgVersion,
+    ),
+    plugin(
+        "administration",
+        "POST",
+        "/administration/control",
+        Handler::Control,
+    ),
+    plugin("administration", "GET", "/operations", Handler::Operations),
+    plugin(
+        "administration",
+        "GET",
+        "/operations/{id}",
+        Handler::Operation,
+    ),
 ];
 
-/// Finds the route of a request.
-pub fn lookup(method: &Method, path: &str) -> Option<&'static Route> {
-    ROUTES
-        .iter()
-        .find(|r| r.method == method.as_str() && r.path == path)
+fn matches(pattern: &str, path: &str, params: &mut Vec<String>) -> bool {
+    let mut p = pattern.split('/');
+    let mut r = path.split('/');
+    loop {
+        match (p.next(), r.next()) {
+            (None, None) => return true,
+            (Some(seg), Some(got)) if seg.starts_with('{') && seg.ends_with('}') => {
+                if got.is_empty() {
+                    return false;
+                }
+                params.push(got.to_string());
+            }
+            (Some(seg), Some(got)) if seg == got => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Finds the route of a request and its path parameters; `loaded` says
+/// whether a plugin is loaded.
+pub fn lookup(
+    method: &Method,
+    path: &str,
+    loaded: impl Fn(&str) -> bool,
+) -> Option<(&'static Route, Vec<String>)> {
+    ROUTES.iter().find_map(|r| {
+        if r.method != method.as_str() || !r.plugin.is_none_or(&loaded) {
+            return None;
+        }
+        let mut params = vec![];
+        matches(r.path, path, &mut params).then_some((r, params))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn find(method: Method, path: &str) -> Option<Handler> {
+        lookup(&method, path, |_| true).map(|(r, _)| r.handler)
+    }
+
     #[test]
     fn exact_matching_only() {
+        assert_eq!(find(Method::GET, "/status"), Some(Handler::Status));
+        assert!(find(Method::GET, "/status/").is_none());
+        assert!(find(Method::GET, "/stat").is_none());
+        assert!(find(Method::POST, "/logout").is_none());
+        assert!(find(Method::GET, "/login").is_none());
+        assert!(find(Method::GET, "/activity/").is_none());
+        assert!(find(Method::GET, "/operations/").is_none());
+        assert!(find(Method::GET, "/operations/a/b").is_none());
+        let (r, params) = lookup(&Method::GET, "/operations/abc", |_| true).unwrap();
         assert_eq!(
-            lookup(&Method::GET, "/status").map(|r| r.handler),
-            Some(Handler::Status)
+            (r.handler, params),
+            (Handler::Operation, vec!["abc".to_string()])
         );
-        assert!(lookup(&Method::GET, "/status/").is_none());
-        assert!(lookup(&Method::GET, "/stat").is_none());
-        assert!(lookup(&Method::POST, "/logout").is_none());
-        assert!(lookup(&Method::GET, "/login").is_none());
+        assert!(lookup(&Method::GET, "/activity", |p| p != "activity").is_none());
+        assert!(lookup(&Method::GET, "/status", |_| false).is_some());
+    }
+
+    #[test]
+    fn every_route_is_documented_and_unique() {
         let doc = include_str!("../../../docs/api.md");
         for r in ROUTES {
             assert!(

@@ -1,0 +1,217 @@
+//! A small, bounded pool of PostgreSQL connections for the probe worker.
+//!
+//! Connections carry `application_name = temboard-agent` and a statement
+//! timeout; the backend pid of each is tracked so the agent's own sessions can
+//! be left out of activity listings. A call whose connection turns out closed
+//! (PostgreSQL restarted, or `pg_terminate_backend` on it) is retried once on a
+//! fresh connection.
+
+use std::collections::HashSet;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+use tracing::{debug, warn};
+
+use crate::config::PostgresqlSection;
+use crate::ipc::messages::WorkerError;
+
+/// Connections open at most (the agent's share of `max_connections`).
+pub const MAX_CONNECTIONS: usize = 4;
+/// How long a call waits for a free connection.
+const CHECKOUT_WAIT: Duration = Duration::from_secs(5);
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limit on every statement of the agent.
+pub const STATEMENT_TIMEOUT_MS: u32 = 10_000;
+
+/// One pooled connection.
+pub struct Conn {
+    /// The client.
+    pub client: Client,
+    /// `pg_backend_pid()` of this connection.
+    pub backend_pid: i32,
+    /// `server_version_num`.
+    pub version_num: i32,
+    params: PostgresqlSection,
+}
+
+/// Builds connection parameters; a host starting with `/` is a socket directory.
+pub fn pg_config(pg: &PostgresqlSection) -> postgres::Config {
+    let mut c = postgres::Config::new();
+    if pg.host.starts_with('/') {
+        c.host_path(&pg.host);
+    } else {
+        c.host(&pg.host);
+    }
+    c.port(pg.port)
+        .user(&pg.user)
+        .dbname(&pg.dbname)
+        .application_name("temboard-agent")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .options(&format!(
+            "-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout=5000"
+        ));
+    if let Some(p) = &pg.password {
+        c.password(p);
+    }
+    c
+}
+
+/// Error text with PostgreSQL's own message when there is one.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(s) = src {
+                text = format!("{text}: {s}");
+                src = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether an error means the connection is gone (server restart, our
+/// backend terminated), as opposed to a failed statement.
+fn connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.as_db_error().is_some_and(|db| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+            ]
+            .contains(db.code())
+        })
+}
+
+#[derive(Default)]
+struct State {
+    idle: Vec<Conn>,
+    open: usize,
+    own_pids: HashSet<i32>,
+}
+
+/// The pool.
+#[derive(Default)]
+pub struct Pool {
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Backend pids of the agent's own connections.
+    pub fn own_pids(&self) -> Vec<i32> {
+        self.lock().own_pids.iter().copied().collect()
+    }
+
+    /// Connections open now.
+    pub fn open_count(&self) -> usize {
+        self.lock().open
+    }
+
+    fn checkout(&self, params: &PostgresqlSection) -> Result<Conn, WorkerError> {
+        let mut st = self.lock();
+        loop {
+            while let Some(c) = st.idle.pop() {
+                if &c.params == params && !c.client.is_closed() {
+                    return Ok(c);
+                }
+                st.open -= 1;
+                st.own_pids.remove(&c.backend_pid);
+            }
+            if st.open < MAX_CONNECTIONS {
+                st.open += 1;
+                drop(st);
+                return self.connect(params).inspect_err(|_| {
+                    self.lock().open -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            let (guard, timeout) = self
+                .freed
+                .wait_timeout(st, CHECKOUT_WAIT)
+                .unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            if timeout.timed_out() && st.idle.is_empty() && st.open >= MAX_CONNECTIONS {
+                return Err(WorkerError::Timeout(format!(
+                    "all {MAX_CONNECTIONS} PostgreSQL connections of the agent are busy"
+                )));
+            }
+        }
+    }
+
+    fn connect(&self, params: &PostgresqlSection) -> Result<Conn, WorkerError> {
+        let mut client = pg_config(params)
+            .connect(NoTls)
+            .map_err(|e| WorkerError::PostgresUnavailable(describe(&e)))?;
+        let row = client
+            .query_one(
+                "SELECT pg_backend_pid(), current_setting('server_version_num')::int",
+                &[],
+            )
+            .map_err(|e| WorkerError::PostgresUnavailable(describe(&e)))?;
+        let conn = Conn {
+            backend_pid: row.get(0),
+            version_num: row.get(1),
+            client,
+            params: params.clone(),
+        };
+        debug!(
+            "new PostgreSQL connection, backend pid {}",
+            conn.backend_pid
+        );
+        self.lock().own_pids.insert(conn.backend_pid);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Conn, broken: bool) {
+        let mut st = self.lock();
+        if broken || conn.client.is_closed() {
+            st.open -= 1;
+            st.own_pids.remove(&conn.backend_pid);
+        } else {
+            st.idle.push(conn);
+        }
+        drop(st);
+        self.freed.notify_one();
+    }
+
+    /// Runs `f` on a pooled connection; retries once on a fresh connection
+    /// when the one used turns out closed.
+    pub fn with<T>(
+        &self,
+        params: &PostgresqlSection,
+        f: impl Fn(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        for attempt in 0..2 {
+            let mut conn = self.checkout(params)?;
+            let result = f(&mut conn);
+            let closed =
+                conn.client.is_closed() || result.as_ref().err().is_some_and(connection_lost);
+            self.give_back(conn, closed);
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if closed && attempt == 0 => {
+                    warn!(
+                        "PostgreSQL connection lost ({}); retrying on a new one",
+                        describe(&e)
+                    );
+                }
+                Err(e) if closed => return Err(WorkerError::PostgresUnavailable(describe(&e))),
+                Err(e) => return Err(WorkerError::Postgres(describe(&e))),
+            }
+        }
+        Err(WorkerError::PostgresUnavailable(
+            "connection lost twice".into(),
+        ))
+    }
+}
