@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints performance figures of the agent on this machine (release build):
 # binary size, time from launch to the first 200 on /status, RSS of every
-# process after an idle period, and the IPC codec micro-benchmarks.
+# process after an idle period, requests/s and latency of /status, /profile
+# and /activity (with 10, 100 and 1,000 backends), and the IPC codec
+# micro-benchmarks.
 #
 #   bash scripts/bench.sh              IDLE=10 by default (seconds before RSS is read)
 #   MICRO=0 bash scripts/bench.sh      skip the criterion micro-benchmarks
@@ -38,7 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "${as_pg[@]}" "$pgbin/initdb" -N -D "$work/pg/data" -U postgres -A trust >/dev/null
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses=''" start >/dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses='' -c max_connections=1100 -c shared_buffers=64MB" start >/dev/null
 "$bin" generate-cert --hostname localhost --cert "$work/server.pem" --key "$work/server.key" >/dev/null
 "$bin" hash-password "bench:benchpass" > "$work/users"
 chmod 644 "$work/users"
@@ -149,6 +151,26 @@ for c in 1 16; do
   wrk_line "GET /status" "$c" "$t" "https://localhost:$port/status"
   wrk_line "GET /profile (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/profile"
 done
+
+# /activity with N idle client backends (pgbench clients sleeping client-side).
+echo
+echo "GET /activity (authenticated, c=1, ${duration} s) with N idle backends:"
+ulimit -n 8192 2>/dev/null || true
+printf '\\sleep 600 s\n' > "$work/idle.sql"
+chmod 644 "$work/idle.sql"
+for n in ${BACKENDS:-10 100 1000}; do
+  "${as_pg[@]}" "$pgbin/pgbench" -n -h "$work/pg" -p "$pgport" -U postgres -c "$n" -j 4 -T 600 -f "$work/idle.sql" postgres >/dev/null 2>&1 &
+  pgb=$!
+  for _ in $(seq 300); do
+    have=$("${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbench'" postgres 2>/dev/null || echo 0)
+    [ "$have" -ge "$n" ] && break
+    sleep 0.2
+  done
+  wrk_line "GET /activity, $have backends" 1 1 -H "X-Session: $session" "https://localhost:$port/activity"
+  kill "$pgb" 2>/dev/null; wait "$pgb" 2>/dev/null || true
+  "${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atc "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pgbench'" postgres >/dev/null 2>&1 || true
+done
+
 kill -TERM "$agentpid"
 for _ in $(seq 50); do kill -0 "$agentpid" 2>/dev/null || break; sleep 0.1; done
 
