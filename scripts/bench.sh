@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prereqs.sh
-idle=${IDLE:-10}
+idle=${IDLE:-60}
 runs=${RUNS:-20}
 duration=${DURATION:-10}
 if ! command -v wrk >/dev/null 2>&1; then
@@ -95,7 +95,40 @@ times.sort()
 print(f"launch -> first 200 on /status over {runs} runs: median {statistics.median(times)*1000:.1f} ms, "
       f"min {times[0]*1000:.1f} ms, max {times[-1]*1000:.1f} ms")
 p, _ = start()
+def cpu_ticks(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])
+    except OSError:
+        return 0
+def pg_agent_backends():
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if open(f"/proc/{d}/cmdline").read().startswith("postgres: ") and "temboard-agent" in open(f"/proc/{d}/cmdline").read():
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+time.sleep(3)  # let the first collections and connections happen
+watched = [(p.pid, "supervisor")] + children(p.pid)
+before = {pid: cpu_ticks(pid) for pid, _ in watched}
+pg_before = {pid: cpu_ticks(pid) for pid in pg_agent_backends()}
 time.sleep(idle)
+hz = os.sysconf("SC_CLK_TCK")
+print(f"CPU over {idle} s idle (dashboard every 2 s):")
+total_cpu = 0.0
+for pid, name in watched:
+    used = (cpu_ticks(pid) - before.get(pid, 0)) / hz
+    total_cpu += used
+    print(f"  {name:<28} {used:6.2f} s")
+pg_cpu = sum((cpu_ticks(pid) - pg_before.get(pid, 0)) / hz for pid in pg_agent_backends())
+print(f"  {'total agent':<28} {total_cpu:6.2f} s = {100 * total_cpu / idle:.2f} % of one core, {60 * total_cpu / idle:.2f} s per minute")
+print(f"  {'PostgreSQL (agent backends)':<28} {pg_cpu:6.2f} s")
+collections = idle / 2
+sched = sum((cpu_ticks(pid) - before.get(pid, 0)) / hz for pid, name in watched if name.endswith(("scheduler", "probe")))
+print(f"  one dashboard collection ~ {1000 * sched / collections:.2f} ms of agent CPU (scheduler + probe) and {1000 * pg_cpu / collections:.2f} ms of PostgreSQL CPU")
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):

@@ -8,6 +8,7 @@
 pub mod certgen;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod host;
 pub mod ipc;
 pub mod logging;

@@ -173,6 +173,8 @@ pub enum ProbeCall {
     ActivityWaiting,
     /// `/activity/blocking` rows.
     ActivityBlocking,
+    /// PostgreSQL part of the dashboard set.
+    Dashboard,
     /// `pg_terminate_backend` of each pid.
     Terminate {
         /// Backend pids.
@@ -210,6 +212,11 @@ pub enum ProbeReply {
     Rows {
         /// The rows.
         rows: Vec<serde_json::Value>,
+    },
+    /// A JSON document (dashboard part, ...).
+    Document {
+        /// The document.
+        value: serde_json::Value,
     },
     /// Answer to `Terminate`: (pid, terminated) in request order.
     Terminated {

@@ -6,6 +6,7 @@
 //! keyed by a schema version and applied under `BEGIN IMMEDIATE`, so two workers
 //! opening a fresh database at once do not race.
 
+pub mod dashboard;
 pub mod notifications;
 pub mod operations;
 pub mod sessions;
@@ -70,6 +71,12 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT,
         started_at TEXT NOT NULL,
         ended_at TEXT
+     );",
+    // 3: dashboard history.
+    "CREATE TABLE dashboard_history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        collected_at REAL NOT NULL,
+        data TEXT NOT NULL
      );",
 ];
 

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod core;
+pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod login_guard;

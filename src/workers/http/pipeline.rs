@@ -18,11 +18,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tracing::{error, info};
 
-use super::admin;
 use super::core::{self, Caller};
 use super::error::ApiError;
 use super::routes::{self, Handler};
 use super::AppState;
+use super::{admin, dashboard};
 use crate::ipc::messages::ProbeCall;
 use crate::store::sessions;
 
@@ -183,6 +183,11 @@ async fn dispatch(
         Handler::Operation => {
             admin::operation(state, params.into_iter().next().unwrap_or_default()).await
         }
+        Handler::Dashboard => dashboard::last(state).await,
+        Handler::DashboardLive => dashboard::live(state).await,
+        Handler::DashboardHistory => dashboard::history(state).await,
+        Handler::DashboardConfig => Ok(dashboard::config(state)),
+        Handler::DashboardMetric(name) => dashboard::metric(state, name).await,
     }
 }
 

@@ -38,6 +38,16 @@ pub enum Handler {
     Operations,
     /// `GET /operations/{id}`.
     Operation,
+    /// `GET /dashboard`.
+    Dashboard,
+    /// `GET /dashboard/live`.
+    DashboardLive,
+    /// `GET /dashboard/history`.
+    DashboardHistory,
+    /// `GET /dashboard/config`.
+    DashboardConfig,
+    /// `GET /dashboard/<metric>`.
+    DashboardMetric(&'static str),
 }
 
 impl Handler {
@@ -130,6 +140,103 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/operations/{id}",
         Handler::Operation,
+    ),
+    plugin("dashboard", "GET", "/dashboard", Handler::Dashboard),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/live",
+        Handler::DashboardLive,
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/history",
+        Handler::DashboardHistory,
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/config",
+        Handler::DashboardConfig,
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/buffers",
+        Handler::DashboardMetric("buffers"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/hitratio",
+        Handler::DashboardMetric("hitratio"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/active_backends",
+        Handler::DashboardMetric("active_backends"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/max_connections",
+        Handler::DashboardMetric("max_connections"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/databases",
+        Handler::DashboardMetric("databases"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/pg_version",
+        Handler::DashboardMetric("pg_version"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/info",
+        Handler::DashboardMetric("info"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/cpu",
+        Handler::DashboardMetric("cpu"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/loadaverage",
+        Handler::DashboardMetric("loadaverage"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/memory",
+        Handler::DashboardMetric("memory"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/hostname",
+        Handler::DashboardMetric("hostname"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/os_version",
+        Handler::DashboardMetric("os_version"),
+    ),
+    plugin(
+        "dashboard",
+        "GET",
+        "/dashboard/n_cpu",
+        Handler::DashboardMetric("n_cpu"),
     ),
 ];
 

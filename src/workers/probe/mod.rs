@@ -6,6 +6,7 @@
 //! tokio runtime), through a bounded pool ([`pool`]).
 
 pub mod activity;
+pub mod dashboard;
 pub mod pool;
 pub mod procstat;
 
@@ -77,6 +78,7 @@ impl Probe {
             ProbeCall::Activity => self.listing(Listing::All),
             ProbeCall::ActivityWaiting => self.listing(Listing::Waiting),
             ProbeCall::ActivityBlocking => self.listing(Listing::Blocking),
+            ProbeCall::Dashboard => self.with(dashboard::collect).map(|value| ProbeReply::Document { value }),
             ProbeCall::Terminate { pids } => {
                 self.with(|c| activity::terminate(c, &pids)).map(|backends| ProbeReply::Terminated { backends })
             }

@@ -5,7 +5,11 @@
 //! - `pg_check`: is PostgreSQL reachable (through the probe worker); logged once
 //!   per change of state, not at every tick;
 //! - `session_purge`: expired API sessions removed with a `Session expired`
-//!   notification each.
+//!   notification each;
+//! - `dashboard`: the dashboard set (host metrics read here, PostgreSQL ones
+//!   from the probe worker) stored in the history every
+//!   `[dashboard] scheduler_interval`, when the plugin is loaded. A failed
+//!   collection stores nothing and is logged once per change of state.
 //!
 //! Dashboard collection, monitoring and the collector push join this table
 //! with their issues.
@@ -34,12 +38,16 @@ struct Scheduler {
     db: Connection,
     pg: PgState,
     db_failing: bool,
+    dashboard_error: Option<String>,
+    last_cpu: Option<crate::dashboard::CpuTimes>,
+    hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     PgCheck,
     SessionPurge,
+    Dashboard,
 }
 
 impl Scheduler {
@@ -50,6 +58,9 @@ impl Scheduler {
                 let ttl = self.ctx.settings().config.temboard.session_ttl as f64;
                 Duration::from_secs_f64((ttl / 10.0).clamp(1.0, 5.0))
             }
+            Job::Dashboard => {
+                Duration::from_secs(self.ctx.settings().config.dashboard.scheduler_interval)
+            }
         }
     }
 
@@ -57,6 +68,7 @@ impl Scheduler {
         match job {
             Job::PgCheck => self.pg_check(),
             Job::SessionPurge => self.session_purge(),
+            Job::Dashboard => self.dashboard(),
         }
     }
 
@@ -74,6 +86,58 @@ impl Scheduler {
                 PgState::Unknown => {}
             }
             self.pg = now;
+        }
+    }
+
+    fn dashboard(&mut self) {
+        let settings = self.ctx.settings();
+        if !settings.config.has_plugin("dashboard") {
+            return;
+        }
+        let now = crate::dashboard::read_cpu();
+        let cpu = match (self.last_cpu, now) {
+            (Some(a), Some(b)) if a != b => crate::dashboard::cpu_percent(&a, &b),
+            _ => crate::dashboard::cpu_sampled(),
+        };
+        self.last_cpu = crate::dashboard::read_cpu();
+        let hostname = match &settings.config.temboard.hostname {
+            Some(h) => h.clone(),
+            None => self
+                .hostname
+                .get_or_insert_with(crate::host::system_fqdn)
+                .clone(),
+        };
+        let mut set = crate::dashboard::host_set(&hostname, cpu);
+        let result = match self
+            .probe
+            .call(ProbeCall::Dashboard, Duration::from_secs(15))
+        {
+            Ok(Ok(ProbeReply::Document {
+                value: serde_json::Value::Object(pg),
+            })) => {
+                set.extend(pg);
+                let value = serde_json::Value::Object(set);
+                crate::store::dashboard::push(
+                    &mut self.db,
+                    &value,
+                    settings.config.dashboard.history_length,
+                )
+                .map_err(|e| format!("cannot store it: {e}"))
+            }
+            Ok(Ok(other)) => Err(format!("unexpected probe reply {other:?}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("probe worker unavailable: {e}")),
+        };
+        match (result, &self.dashboard_error) {
+            (Ok(()), Some(_)) => {
+                info!("dashboard collection works again");
+                self.dashboard_error = None;
+            }
+            (Err(e), previous) if previous.as_deref() != Some(e.as_str()) => {
+                warn!("dashboard collection failed, nothing stored: {e}");
+                self.dashboard_error = Some(e);
+            }
+            _ => {}
         }
     }
 
@@ -116,9 +180,16 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         db,
         pg: PgState::Unknown,
         db_failing: false,
+        dashboard_error: None,
+        last_cpu: None,
+        hostname: None,
     };
     let start = Instant::now();
-    let mut due: Vec<(Job, Instant)> = vec![(Job::PgCheck, start), (Job::SessionPurge, start)];
+    let mut due: Vec<(Job, Instant)> = vec![
+        (Job::PgCheck, start),
+        (Job::SessionPurge, start),
+        (Job::Dashboard, start),
+    ];
     ctx.ready();
     loop {
         let next = due.iter().map(|(_, at)| *at).min().unwrap_or(start);

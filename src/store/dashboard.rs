@@ -1,0 +1,65 @@
+//! Dashboard history: one JSON document per collection, the newest
+//! `history_length` kept (the oldest removed in the same transaction).
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
+
+/// Stores one collected set and trims the history.
+pub fn push(conn: &mut Connection, data: &Value, history_length: u64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO dashboard_history (collected_at, data) VALUES (?1, ?2)",
+        params![crate::store::sessions::now(), data.to_string()],
+    )?;
+    tx.execute(
+        "DELETE FROM dashboard_history WHERE seq <= (SELECT max(seq) FROM dashboard_history) - ?1",
+        [history_length as i64],
+    )?;
+    tx.commit()
+}
+
+fn parse(text: String) -> Value {
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The newest set, if any.
+pub fn last(conn: &Connection) -> rusqlite::Result<Option<Value>> {
+    conn.query_row(
+        "SELECT data FROM dashboard_history ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(|o| o.map(parse))
+}
+
+/// Every kept set, oldest first.
+pub fn history(conn: &Connection) -> rusqlite::Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM dashboard_history ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| r.map(parse)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_history_length_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::store::open(dir.path()).unwrap();
+        assert!(last(&c).unwrap().is_none());
+        for i in 0..8 {
+            push(&mut c, &json!({ "n": i }), 5).unwrap();
+        }
+        let h = history(&c).unwrap();
+        assert_eq!(
+            h.iter()
+                .map(|v| v["n"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![3, 4, 5, 6, 7]
+        );
+        assert_eq!(last(&c).unwrap().unwrap()["n"], 7);
+    }
+}

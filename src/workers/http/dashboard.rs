@@ -1,0 +1,118 @@
+//! Dashboard plugin routes (facts 9): the last collected set, history, live
+//! computation and the single-metric routes (all live, as in 2.x).
+
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::dashboard;
+use crate::ipc::messages::{ProbeCall, ProbeReply};
+use crate::store::{dashboard as history, notifications};
+
+/// Notifications embedded in `/dashboard`.
+const NOTIFICATIONS: i64 = 15;
+
+async fn hostname(state: &AppState) -> String {
+    match &state.ctx.settings().config.temboard.hostname {
+        Some(h) => h.clone(),
+        None => state.system_fqdn().await,
+    }
+}
+
+async fn pg_part(state: &AppState) -> Result<Map<String, Value>, ApiError> {
+    let reply = state
+        .probe
+        .call(ProbeCall::Dashboard, super::IPC_TIMEOUT)
+        .await
+        .map_err(|e| ApiError::from_call("probe", Err(e)))?
+        .map_err(|e| ApiError::from_call("probe", Ok(e)))?;
+    match reply {
+        ProbeReply::Document {
+            value: Value::Object(m),
+        } => Ok(m),
+        other => Err(ApiError::Internal(format!(
+            "unexpected probe reply {other:?}"
+        ))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+async fn with_notifications(
+    state: &AppState,
+    mut set: Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let list = state
+        .db
+        .run(|c| notifications::list(c, NOTIFICATIONS))
+        .await?;
+    set.insert(
+        "notifications".into(),
+        serde_json::to_value(list).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
+    Ok(Value::Object(set))
+}
+
+/// The full set computed now (`/dashboard/live`, and `/dashboard` before the
+/// first collection).
+pub async fn live(state: &AppState) -> Result<Value, ApiError> {
+    let name = hostname(state).await;
+    let (host, pg) = tokio::join!(
+        blocking(move || dashboard::host_set(&name, dashboard::cpu_sampled())),
+        pg_part(state)
+    );
+    let mut set = host?;
+    set.extend(pg?);
+    with_notifications(state, set).await
+}
+
+/// `GET /dashboard`: the last collected set with the 15 newest notifications.
+pub async fn last(state: &AppState) -> Result<Value, ApiError> {
+    match state.db.run(|c| history::last(c)).await? {
+        Some(Value::Object(set)) => with_notifications(state, set).await,
+        _ => live(state).await,
+    }
+}
+
+/// `GET /dashboard/history`: oldest first.
+pub async fn history(state: &AppState) -> Result<Value, ApiError> {
+    Ok(Value::Array(state.db.run(|c| history::history(c)).await?))
+}
+
+/// `GET /dashboard/config`.
+pub fn config(state: &AppState) -> Value {
+    let d = &state.ctx.settings().config.dashboard;
+    json!({ "scheduler_interval": d.scheduler_interval, "history_length": d.history_length })
+}
+
+/// The single-metric routes.
+pub async fn metric(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let value = match name {
+        "cpu" => blocking(dashboard::cpu_sampled).await?,
+        "loadaverage" => json!(dashboard::loadaverage()),
+        "memory" => blocking(dashboard::memory).await?,
+        "hostname" => json!(hostname(state).await),
+        "os_version" => json!(dashboard::os_version_full()),
+        "n_cpu" => json!(crate::host::cpu_count()),
+        "info" => {
+            let pg = pg_part(state).await?;
+            let mut m = Map::new();
+            m.insert("hostname".into(), json!(hostname(state).await));
+            m.insert("os_version".into(), json!(dashboard::os_version_full()));
+            for k in ["pg_uptime", "pg_version", "pg_data", "pg_port"] {
+                m.insert(k.into(), pg.get(k).cloned().unwrap_or(Value::Null));
+            }
+            return Ok(Value::Object(m));
+        }
+        pg_key => pg_part(state).await?.remove(pg_key).unwrap_or(Value::Null),
+    };
+    let mut m = Map::new();
+    m.insert(name.to_string(), value);
+    Ok(Value::Object(m))
+}
