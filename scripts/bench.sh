@@ -66,9 +66,11 @@ echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(date -u +%Y-%m-%d)"
 awk -v b="$bin" -v s="$(stat -c %s "$bin")" 'BEGIN { printf "binary size (release, %s): %d bytes (%.1f MiB)\n", b, s, s / 1048576 }'
 
-python3 - "$bin" "$work/agent.conf" "$port" "$work/server.pem" "$runs" "$idle" <<'PY'
+python3 - "$bin" "$work/agent.conf" "$port" "$work/server.pem" "$runs" "$idle" "$pgbin/psql" "$work/pg" "$pgport" "${as_pg[@]}" <<'PY'
 import os, signal, socket, ssl, subprocess, sys, time, statistics
 binary, conf, port, cert, runs, idle = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+psql, pgsock, pgport = sys.argv[7], sys.argv[8], sys.argv[9]
+as_pg = sys.argv[10:]
 ctx = ssl.create_default_context(cafile=cert)
 def status_ok():
     try:
@@ -94,41 +96,6 @@ for _ in range(runs):
 times.sort()
 print(f"launch -> first 200 on /status over {runs} runs: median {statistics.median(times)*1000:.1f} ms, "
       f"min {times[0]*1000:.1f} ms, max {times[-1]*1000:.1f} ms")
-p, _ = start()
-def cpu_ticks(pid):
-    try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return int(f[11]) + int(f[12])
-    except OSError:
-        return 0
-def pg_agent_backends():
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if open(f"/proc/{d}/cmdline").read().startswith("postgres: ") and "temboard-agent" in open(f"/proc/{d}/cmdline").read():
-                    out.append(int(d))
-            except OSError:
-                pass
-    return out
-time.sleep(3)  # let the first collections and connections happen
-watched = [(p.pid, "supervisor")] + children(p.pid)
-before = {pid: cpu_ticks(pid) for pid, _ in watched}
-pg_before = {pid: cpu_ticks(pid) for pid in pg_agent_backends()}
-time.sleep(idle)
-hz = os.sysconf("SC_CLK_TCK")
-print(f"CPU over {idle} s idle (dashboard every 2 s):")
-total_cpu = 0.0
-for pid, name in watched:
-    used = (cpu_ticks(pid) - before.get(pid, 0)) / hz
-    total_cpu += used
-    print(f"  {name:<28} {used:6.2f} s")
-pg_cpu = sum((cpu_ticks(pid) - pg_before.get(pid, 0)) / hz for pid in pg_agent_backends())
-print(f"  {'total agent':<28} {total_cpu:6.2f} s = {100 * total_cpu / idle:.2f} % of one core, {60 * total_cpu / idle:.2f} s per minute")
-print(f"  {'PostgreSQL (agent backends)':<28} {pg_cpu:6.2f} s")
-collections = idle / 2
-sched = sum((cpu_ticks(pid) - before.get(pid, 0)) / hz for pid, name in watched if name.endswith(("scheduler", "probe")))
-print(f"  one dashboard collection ~ {1000 * sched / collections:.2f} ms of agent CPU (scheduler + probe) and {1000 * pg_cpu / collections:.2f} ms of PostgreSQL CPU")
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -145,6 +112,36 @@ def children(ppid):
             except OSError:
                 pass
     return sorted(out, key=lambda x: x[1])
+p, _ = start()
+def cpu_ticks(pid):
+    """CPU time of a process in nanoseconds (schedstat is finer than stat's ticks)."""
+    try:
+        return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+def pg_agent_backends():
+    out = subprocess.run(as_pg + [psql, "-h", pgsock, "-p", pgport, "-U", "postgres", "-Atc",
+                          "SELECT pid FROM pg_stat_activity WHERE application_name = 'temboard-agent'", "postgres"],
+                         capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+time.sleep(3)  # let the first collections and connections happen
+watched = [(p.pid, "supervisor")] + children(p.pid)
+before = {pid: cpu_ticks(pid) for pid, _ in watched}
+pg_before = {pid: cpu_ticks(pid) for pid in pg_agent_backends()}
+time.sleep(idle)
+hz = 1e9
+print(f"CPU over {idle} s idle (dashboard every 2 s):")
+total_cpu = 0.0
+for pid, name in watched:
+    used = (cpu_ticks(pid) - before.get(pid, 0)) / hz
+    total_cpu += used
+    print(f"  {name:<28} {used:7.3f} s")
+pg_cpu = sum((cpu_ticks(pid) - pg_before.get(pid, 0)) / hz for pid in pg_agent_backends())
+print(f"  {'total agent':<28} {total_cpu:7.3f} s = {100 * total_cpu / idle:.3f} % of one core, {60 * total_cpu / idle:.3f} s per minute")
+print(f"  {'PostgreSQL (agent backends)':<28} {pg_cpu:7.3f} s, {60 * pg_cpu / idle:.3f} s per minute")
+collections = idle / 2
+sched = sum((cpu_ticks(pid) - before.get(pid, 0)) / hz for pid, name in watched if name.endswith(("scheduler", "probe")))
+print(f"  one dashboard collection ~ {1000 * sched / collections:.2f} ms of agent CPU (scheduler + probe) and {1000 * pg_cpu / collections:.2f} ms of PostgreSQL CPU")
 procs = [(p.pid, "supervisor")] + children(p.pid)
 total = 0
 print(f"RSS after {idle} s idle:")
