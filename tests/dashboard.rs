@@ -229,9 +229,8 @@ fn every_route_and_values_agree_with_postgresql_and_proc() {
     let r = agent.get_with_session("/dashboard", &s);
     assert!(r.status == 200 || r.status == 500, "{}", r.status);
     r.json();
-    assert_eq!(
+    assert!(
         get("/dashboard/cpu")["cpu"]["idle"].is_f64(),
-        true,
         "host metrics still work"
     );
     assert_eq!(agent.get("/status").unwrap().status, 200);
