@@ -141,6 +141,15 @@ pub enum WorkerError {
     /// The feature is not built yet.
     #[error("not implemented: {0}")]
     NotImplemented(String),
+    /// A request refused with the HTTP status and message the API must give
+    /// (the 2.x pgconf messages).
+    #[error("{message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// Message.
+        message: String,
+    },
     /// Something else is running that excludes this request.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -175,6 +184,8 @@ pub enum ProbeCall {
     ActivityBlocking,
     /// PostgreSQL part of the dashboard set.
     Dashboard,
+    /// A pgconf request (settings, pg_hba.conf, pg_ident.conf).
+    Pgconf(PgconfCall),
     /// `pg_terminate_backend` of each pid.
     Terminate {
         /// Backend pids.
@@ -291,4 +302,61 @@ mod tests {
         };
         assert!(!format!("{t:?}").contains("SECRET"));
     }
+}
+
+/// Calls of the pgconf plugin, answered by the probe worker (it runs as the
+/// cluster owner and knows where PostgreSQL's files are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PgconfCall {
+    /// Settings grouped by category, optionally filtered.
+    Settings {
+        /// Substring of name or descriptions (already validated).
+        filter: Option<String>,
+        /// Exact category.
+        category: Option<String>,
+    },
+    /// Sorted category names.
+    Categories,
+    /// Settings waiting for a reload or a restart.
+    Status,
+    /// `ALTER SYSTEM` for each item, then a reload.
+    Update {
+        /// The `settings` list of the request.
+        settings: serde_json::Value,
+        /// Narrows the lookup, as `?filter=` does.
+        filter: Option<String>,
+    },
+    /// pg_hba.conf entries, or its raw text, current or a version.
+    HbaRead {
+        /// Version to read.
+        version: Option<String>,
+        /// Raw text instead of entries.
+        raw: bool,
+    },
+    /// Replace pg_hba.conf with entries or raw text.
+    HbaWrite {
+        /// Entries (written in the 2.x format).
+        entries: Option<Vec<serde_json::Value>>,
+        /// Raw text.
+        content: Option<String>,
+        /// Keep a copy of the current file as a version first.
+        new_version: bool,
+    },
+    /// Versions of pg_hba.conf, newest first.
+    HbaVersions,
+    /// Remove a version.
+    HbaDelete {
+        /// The version.
+        version: String,
+    },
+    /// Values proposed for each column.
+    HbaOptions,
+    /// pg_ident.conf text.
+    IdentRead,
+    /// Replace pg_ident.conf, keeping `.previous`.
+    IdentWrite {
+        /// New text.
+        content: String,
+    },
 }

@@ -8,15 +8,31 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// Writers of this process take turns: two requests replacing the same file
+/// at once would otherwise race on rename.
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.temboard-")
+}
+
 /// Replaces `path` with `content` atomically, keeping owner and mode.
 pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let _turn = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let dir = path.parent().unwrap_or_else(|| Path::new("/"));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let meta = std::fs::metadata(path).ok();
     let mode = meta.as_ref().map(|m| m.mode() & 0o7777).unwrap_or(0o600);
-    let tmp = dir.join(format!(".{name}.temboard-{}.tmp", std::process::id()));
+    let tmp = dir.join(format!("{}{}.tmp", temp_prefix(&name), std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(content)?;
         if let Some(m) = &meta {
             // Only root can give a file away; as the owner this is a no-op.
@@ -29,6 +45,16 @@ pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        // Temporary files left by a writer killed before its rename.
+        let prefix = temp_prefix(&name);
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
     result
 }
@@ -37,7 +63,11 @@ pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
 pub fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
     let content = std::fs::read(from)?;
     let mode = std::fs::metadata(from)?.mode() & 0o7777;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(to)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(to)?;
     f.write_all(&content)?;
     f.sync_all()
 }
@@ -57,12 +87,17 @@ pub fn check_version(v: &str) -> Result<(), bool> {
     if !shape {
         return Err(false);
     }
-    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S").map(|_| ()).map_err(|_| true)
+    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S")
+        .map(|_| ())
+        .map_err(|_| true)
 }
 
 /// Path of a version of `file`.
 pub fn version_path(file: &Path, version: &str) -> PathBuf {
-    let mut name = file.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".");
     name.push(version);
     file.with_file_name(name)
@@ -71,10 +106,20 @@ pub fn version_path(file: &Path, version: &str) -> PathBuf {
 /// Versions of `file` present beside it, newest first.
 pub fn versions(file: &Path) -> std::io::Result<Vec<String>> {
     let dir = file.parent().unwrap_or_else(|| Path::new("/"));
-    let prefix = format!("{}.", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let prefix = format!(
+        "{}.",
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
     let mut out: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(&prefix)).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .map(str::to_string)
+        })
         .filter(|v| check_version(v).is_ok())
         .collect();
     out.sort_by(|a, b| b.cmp(a));
@@ -89,7 +134,13 @@ mod tests {
     fn version_names_are_strict() {
         assert_eq!(check_version("2017-03-06T16:34:07"), Ok(()));
         assert_eq!(check_version("2017-02-30T16:34:07"), Err(true));
-        for bad in ["2017-03-06T16:34:07/../../x", "../../etc/passwd", "2017-03-06 16:34:07", "", "2017-03-06T16:34:0"] {
+        for bad in [
+            "2017-03-06T16:34:07/../../x",
+            "../../etc/passwd",
+            "2017-03-06 16:34:07",
+            "",
+            "2017-03-06T16:34:0",
+        ] {
             assert_eq!(check_version(bad), Err(false), "{bad}");
         }
     }
@@ -105,10 +156,20 @@ mod tests {
         assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o640);
         copy_new(&f, &version_path(&f, "2020-01-01T00:00:00")).unwrap();
         copy_new(&f, &version_path(&f, "2021-01-01T00:00:00")).unwrap();
-        assert!(copy_new(&f, &version_path(&f, "2021-01-01T00:00:00")).is_err(), "never overwrites");
+        assert!(
+            copy_new(&f, &version_path(&f, "2021-01-01T00:00:00")).is_err(),
+            "never overwrites"
+        );
         std::fs::write(dir.path().join("pg_hba.conf.bogus"), "").unwrap();
-        assert_eq!(versions(&f).unwrap(), vec!["2021-01-01T00:00:00", "2020-01-01T00:00:00"]);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        assert_eq!(
+            versions(&f).unwrap(),
+            vec!["2021-01-01T00:00:00", "2020-01-01T00:00:00"]
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
         assert!(leftovers.is_empty());
     }
 }

@@ -10,7 +10,14 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 
 /// Connection types accepted when writing.
-pub const CONNECTIONS: [&str; 6] = ["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"];
+pub const CONNECTIONS: [&str; 6] = [
+    "local",
+    "host",
+    "hostssl",
+    "hostnossl",
+    "hostgssenc",
+    "hostnogssenc",
+];
 
 /// Splits a logical line into tokens: whitespace separated, double quotes
 /// group (kept in the token), `#` outside quotes ends the line.
@@ -18,8 +25,7 @@ fn tokenize(line: &str) -> (Vec<String>, Option<String>) {
     let mut tokens = vec![];
     let mut cur = String::new();
     let mut quoted = false;
-    let mut chars = line.char_indices();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in line.char_indices() {
         match c {
             '"' => {
                 quoted = !quoted;
@@ -60,7 +66,9 @@ fn parse_line(line: &str) -> Option<Value> {
     }
     let (tokens, _) = tokenize(trimmed);
     let raw = || Some(json!({ "raw": trimmed }));
-    let Some(kind) = tokens.first() else { return raw() };
+    let Some(kind) = tokens.first() else {
+        return raw();
+    };
     let rest = |from: usize| tokens.get(from..).map(|t| t.join(" ")).unwrap_or_default();
     let entry = |db: &str, user: &str, addr: String, method: &str, opts: String| {
         let mut m = Map::new();
@@ -73,12 +81,20 @@ fn parse_line(line: &str) -> Option<Value> {
         Some(Value::Object(m))
     };
     match kind.as_str() {
-        "local" if tokens.len() >= 4 => entry(&tokens[1], &tokens[2], String::new(), &tokens[3], rest(4)),
+        "local" if tokens.len() >= 4 => {
+            entry(&tokens[1], &tokens[2], String::new(), &tokens[3], rest(4))
+        }
         "host" | "hostssl" | "hostnossl" | "hostgssenc" | "hostnogssenc" if tokens.len() >= 5 => {
             let addr = &tokens[3];
             // "IP MASK" form: an address without '/' followed by a netmask.
             if !addr.contains('/') && is_ip(addr) && tokens.len() >= 6 && is_ip(&tokens[4]) {
-                entry(&tokens[1], &tokens[2], format!("{} {}", addr, tokens[4]), &tokens[5], rest(6))
+                entry(
+                    &tokens[1],
+                    &tokens[2],
+                    format!("{} {}", addr, tokens[4]),
+                    &tokens[5],
+                    rest(6),
+                )
             } else {
                 entry(&tokens[1], &tokens[2], addr.clone(), &tokens[4], rest(5))
             }
@@ -101,7 +117,11 @@ pub fn parse(text: &str) -> Vec<Value> {
                 continue;
             }
         }
-        let logical = if pending.is_empty() { line.to_string() } else { std::mem::take(&mut pending) + line };
+        let logical = if pending.is_empty() {
+            line.to_string()
+        } else {
+            std::mem::take(&mut pending) + line
+        };
         if let Some(v) = parse_line(&logical) {
             out.push(v);
         }
@@ -180,7 +200,9 @@ pub fn write(entries: &[Value]) -> Result<String, HbaError> {
             return Err(HbaError::Method);
         }
         let options = field(m, "auth_options")?;
-        out.push_str(&format!("{connection}  {database}  {user} {address} {method} {options}\r\n"));
+        out.push_str(&format!(
+            "{connection}  {database}  {user} {address} {method} {options}\r\n"
+        ));
     }
     Ok(out)
 }
@@ -209,16 +231,36 @@ mod tests {
     fn writer_validation_messages() {
         let w = |v: Value| write(&[v]).unwrap_err().to_string();
         assert_eq!(w(json!("x")), "Invalid HBA entry.");
-        assert_eq!(w(json!({"connection": "hots", "database": "a", "user": "b", "auth_method": "trust"})), "Invalid connection: hots");
-        assert_eq!(w(json!({"connection": "local", "database": "", "user": "b", "auth_method": "trust"})), "Invalid database: ");
-        assert_eq!(w(json!({"connection": "local", "database": "a", "user": "", "auth_method": "trust"})), "Invalid user: ");
-        assert_eq!(w(json!({"connection": "host", "database": "a", "user": "b", "auth_method": "trust"})), "An address is required for method 'host'.");
-        assert_eq!(w(json!({"connection": "local", "database": "a", "user": "b"})), "Authentication method must be set.");
         assert_eq!(
-            w(json!({"connection": "local", "database": "all\r\nhost all all 0.0.0.0/0 trust", "user": "b", "auth_method": "trust"})),
+            w(json!({"connection": "hots", "database": "a", "user": "b", "auth_method": "trust"})),
+            "Invalid connection: hots"
+        );
+        assert_eq!(
+            w(json!({"connection": "local", "database": "", "user": "b", "auth_method": "trust"})),
+            "Invalid database: "
+        );
+        assert_eq!(
+            w(json!({"connection": "local", "database": "a", "user": "", "auth_method": "trust"})),
+            "Invalid user: "
+        );
+        assert_eq!(
+            w(json!({"connection": "host", "database": "a", "user": "b", "auth_method": "trust"})),
+            "An address is required for method 'host'."
+        );
+        assert_eq!(
+            w(json!({"connection": "local", "database": "a", "user": "b"})),
+            "Authentication method must be set."
+        );
+        assert_eq!(
+            w(
+                json!({"connection": "local", "database": "all\r\nhost all all 0.0.0.0/0 trust", "user": "b", "auth_method": "trust"})
+            ),
             "Invalid HBA entry."
         );
-        assert_eq!(w(json!({"connection": "local", "database": 1, "user": "b", "auth_method": "trust"})), "Invalid HBA entry.");
+        assert_eq!(
+            w(json!({"connection": "local", "database": 1, "user": "b", "auth_method": "trust"})),
+            "Invalid HBA entry."
+        );
     }
 
     #[test]
@@ -244,10 +286,16 @@ mod tests {
             \n\
             what is this line\n";
         let e = parse(text);
-        assert_eq!(e[0], json!({"comment": " TYPE DATABASE USER ADDRESS METHOD"}));
+        assert_eq!(
+            e[0],
+            json!({"comment": " TYPE DATABASE USER ADDRESS METHOD"})
+        );
         assert_eq!(e[1]["auth_method"], "peer");
         assert_eq!(e[1]["address"], "");
-        assert_eq!(e[2]["auth_options"], "", "trailing comment is not an option");
+        assert_eq!(
+            e[2]["auth_options"], "",
+            "trailing comment is not an option"
+        );
         assert_eq!(e[3]["address"], "127.0.0.1/32");
         assert_eq!(e[3]["auth_method"], "scram-sha-256");
         assert_eq!(e[4]["address"], "::1/128");
@@ -265,7 +313,10 @@ mod tests {
         assert_eq!(e[12]["connection"], "hostnogssenc");
         assert_eq!(e[13]["database"], "db1,db2");
         assert_eq!(e[13]["auth_method"], "ldap");
-        assert!(e[13]["auth_options"].as_str().unwrap().contains("ldapsuffix=\", dc=example\""));
+        assert!(e[13]["auth_options"]
+            .as_str()
+            .unwrap()
+            .contains("ldapsuffix=\", dc=example\""));
         assert_eq!(e[14], json!({"raw": "include_dir hba.d"}));
         assert_eq!(e[15], json!({"raw": "include_if_exists extra.conf"}));
         assert_eq!(e[16], json!({"raw": "include other.conf"}));

@@ -44,7 +44,9 @@ fn split_unit(unit: &str) -> (f64, &str) {
 /// does not fit. Unitless values are already in the setting's unit.
 pub fn to_unit(value: &str, unit: Option<&str>) -> Option<f64> {
     let v = value.trim();
-    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+')).unwrap_or(v.len());
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(v.len());
     let (num, suffix) = v.split_at(split);
     let n: f64 = num.parse().ok()?;
     let suffix = suffix.trim();
@@ -69,7 +71,9 @@ pub fn never_formatted(name: &str) -> bool {
 /// 2.x "formatting" of a value for JSON: integer → int after conversion to
 /// the unit (integer division), real → float, others string; empty → null.
 pub fn typed(name: &str, vartype: &str, unit: Option<&str>, raw: Option<&str>) -> Value {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else { return Value::Null };
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Value::Null;
+    };
     if never_formatted(name) {
         return json!(raw);
     }
@@ -103,7 +107,9 @@ pub fn parse_conf(text: &str) -> (HashMap<String, Assignment>, Vec<(String, Stri
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let name_end = line.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(line.len());
+        let name_end = line
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(line.len());
         let name = &line[..name_end];
         let rest = line[name_end..].trim_start();
         let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
@@ -130,7 +136,9 @@ pub fn parse_conf(text: &str) -> (HashMap<String, Assignment>, Vec<(String, Stri
             rest.split('#').next().unwrap_or("").trim().to_string()
         };
         match name {
-            "include" | "include_if_exists" | "include_dir" => includes.push((name.to_string(), value)),
+            "include" | "include_if_exists" | "include_dir" => {
+                includes.push((name.to_string(), value))
+            }
             _ => {
                 values.insert(name.to_string(), Assignment { value });
             }
@@ -144,7 +152,10 @@ pub fn parse_conf(text: &str) -> (HashMap<String, Assignment>, Vec<(String, Stri
 pub fn file_values(config_file: &Path) -> HashMap<String, Assignment> {
     let text = std::fs::read_to_string(config_file).unwrap_or_default();
     let (mut values, includes) = parse_conf(&text);
-    let dir = config_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let dir = config_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let resolve = |p: &str| {
         let p = Path::new(p);
         if p.is_absolute() {
@@ -161,7 +172,9 @@ pub fn file_values(config_file: &Path) -> HashMap<String, Assignment> {
                     rd.filter_map(|e| e.ok().map(|e| e.path()))
                         .filter(|p| {
                             p.extension().is_some_and(|x| x == "conf")
-                                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                                && !p
+                                    .file_name()
+                                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                         })
                         .collect()
                 })
@@ -214,13 +227,31 @@ mod tests {
 
     #[test]
     fn typing() {
-        assert_eq!(typed("shared_buffers", "integer", Some("8kB"), Some("128MB")), json!(16384));
-        assert_eq!(typed("shared_buffers", "integer", Some("8kB"), Some("16384")), json!(16384));
-        assert_eq!(typed("checkpoint_timeout", "integer", Some("s"), Some("90s")), json!(90));
-        assert_eq!(typed("checkpoint_completion_target", "real", None, Some("0.9")), json!(0.9));
+        assert_eq!(
+            typed("shared_buffers", "integer", Some("8kB"), Some("128MB")),
+            json!(16384)
+        );
+        assert_eq!(
+            typed("shared_buffers", "integer", Some("8kB"), Some("16384")),
+            json!(16384)
+        );
+        assert_eq!(
+            typed("checkpoint_timeout", "integer", Some("s"), Some("90s")),
+            json!(90)
+        );
+        assert_eq!(
+            typed("checkpoint_completion_target", "real", None, Some("0.9")),
+            json!(0.9)
+        );
         assert_eq!(typed("autovacuum", "bool", None, Some("on")), json!("on"));
-        assert_eq!(typed("unix_socket_permissions", "integer", None, Some("0777")), json!("0777"));
-        assert_eq!(typed("listen_addresses", "string", None, Some("")), Value::Null);
+        assert_eq!(
+            typed("unix_socket_permissions", "integer", None, Some("0777")),
+            json!("0777")
+        );
+        assert_eq!(
+            typed("listen_addresses", "string", None, Some("")),
+            Value::Null
+        );
         assert_eq!(typed("x", "integer", None, None), Value::Null);
     }
 
@@ -233,20 +264,37 @@ mod tests {
         assert_eq!(v["work_mem"].value, "4MB");
         assert_eq!(v["search_path"].value, "\"$user\", public");
         assert_eq!(v["DateStyle"].value, "iso, mdy");
-        assert!(!v.contains_key("datestyle"), "names are case-sensitive as in 2.x");
+        assert!(
+            !v.contains_key("datestyle"),
+            "names are case-sensitive as in 2.x"
+        );
         assert_eq!(v["listen_addresses"].value, "");
         assert_eq!(v["msg"].value, "it's # not a comment");
-        assert_eq!(inc, vec![("include_dir".into(), "conf.d".into()), ("include_if_exists".into(), "extra.conf".into())]);
+        assert_eq!(
+            inc,
+            vec![
+                ("include_dir".into(), "conf.d".into()),
+                ("include_if_exists".into(), "extra.conf".into())
+            ]
+        );
     }
 
     #[test]
     fn included_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("conf.d")).unwrap();
-        std::fs::write(dir.path().join("postgresql.conf"), "work_mem = 1MB\ninclude_dir = 'conf.d'\ninclude 'more.conf'\n").unwrap();
+        std::fs::write(
+            dir.path().join("postgresql.conf"),
+            "work_mem = 1MB\ninclude_dir = 'conf.d'\ninclude 'more.conf'\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("conf.d/a.conf"), "work_mem = 2MB\n").unwrap();
         std::fs::write(dir.path().join("conf.d/.hidden.conf"), "work_mem = 9MB\n").unwrap();
-        std::fs::write(dir.path().join("more.conf"), "maintenance_work_mem = 64MB\n").unwrap();
+        std::fs::write(
+            dir.path().join("more.conf"),
+            "maintenance_work_mem = 64MB\n",
+        )
+        .unwrap();
         let v = file_values(&dir.path().join("postgresql.conf"));
         assert_eq!(v["work_mem"].value, "2MB");
         assert_eq!(v["maintenance_work_mem"].value, "64MB");

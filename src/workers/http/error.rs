@@ -26,6 +26,9 @@ pub enum ApiError {
     /// Resources of the agent are exhausted for now.
     #[error("{0}")]
     Busy(String),
+    /// A status and message chosen by a worker (pgconf's 2.x messages).
+    #[error("{1}")]
+    Status(u16, String),
     /// Method we never route (PUT, HEAD, PATCH...).
     #[error("Method not allowed.")]
     MethodNotAllowed,
@@ -72,6 +75,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Status(code, _) => {
+                StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -112,6 +118,7 @@ impl ApiError {
                 ApiError::ServerMessage(m)
             }
             Ok(WorkerError::Timeout(m)) => ApiError::Busy(m),
+            Ok(WorkerError::Rejected { status, message }) => ApiError::Status(status, message),
             Ok(other) => ApiError::Internal(other.to_string()),
         }
     }

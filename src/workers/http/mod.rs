@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod login_guard;
+pub mod pgconf;
 mod pipeline;
 pub mod routes;
 mod tls;

@@ -22,7 +22,7 @@ use super::core::{self, Caller};
 use super::error::ApiError;
 use super::routes::{self, Handler};
 use super::AppState;
-use super::{admin, dashboard};
+use super::{admin, dashboard, pgconf};
 use crate::ipc::messages::ProbeCall;
 use crate::store::sessions;
 
@@ -30,6 +30,12 @@ use crate::store::sessions;
 pub const MAX_BODY: usize = 1024 * 1024;
 /// A body must arrive within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Path captures and decoded query parameters of a request.
+struct Params {
+    path: Vec<String>,
+    query: pgconf::Query,
+}
 
 enum Reply {
     Json(Value),
@@ -74,6 +80,7 @@ async fn process(
     })
     .ok_or(ApiError::NotFound)?;
     let (parts, body) = req.into_parts();
+    let query = pgconf::parse_query(parts.uri.query());
     let raw = if parts.method == Method::POST {
         Some(read_body(&parts.headers, body).await?)
     } else {
@@ -97,7 +104,10 @@ async fn process(
         peer,
         caller,
         json.unwrap_or(Value::Null),
-        params,
+        Params {
+            path: params,
+            query,
+        },
         received,
     );
     match tokio::time::timeout(route.handler.deadline(), run).await {
@@ -158,9 +168,11 @@ async fn dispatch(
     peer: IpAddr,
     caller: Option<Caller>,
     body: Value,
-    params: Vec<String>,
+    params: Params,
     received: Instant,
 ) -> Result<Value, ApiError> {
+    let q = &params.query;
+    let first = || params.path.first().cloned().unwrap_or_default();
     let caller = || {
         caller
             .clone()
@@ -180,14 +192,26 @@ async fn dispatch(
         Handler::PgVersion => admin::pg_version(state).await,
         Handler::Control => admin::control(state, caller()?, &body).await,
         Handler::Operations => admin::list_operations(state).await,
-        Handler::Operation => {
-            admin::operation(state, params.into_iter().next().unwrap_or_default()).await
-        }
+        Handler::Operation => admin::operation(state, first()).await,
         Handler::Dashboard => dashboard::last(state).await,
         Handler::DashboardLive => dashboard::live(state).await,
         Handler::DashboardHistory => dashboard::history(state).await,
         Handler::DashboardConfig => Ok(dashboard::config(state)),
         Handler::DashboardMetric(name) => dashboard::metric(state, name).await,
+        Handler::PgconfSettings => pgconf::settings(state, q).await,
+        Handler::PgconfCategory => pgconf::category(state, &first()).await,
+        Handler::PgconfCategories => pgconf::categories(state).await,
+        Handler::PgconfStatus => pgconf::status(state).await,
+        Handler::PgconfUpdate => pgconf::update(state, &caller()?, &body, q).await,
+        Handler::HbaGet => pgconf::hba_read(state, q, false).await,
+        Handler::HbaRawGet => pgconf::hba_read(state, q, true).await,
+        Handler::HbaPost => pgconf::hba_write(state, &caller()?, &body, false).await,
+        Handler::HbaRawPost => pgconf::hba_write(state, &caller()?, &body, true).await,
+        Handler::HbaDelete => pgconf::hba_delete(state, &caller()?, q).await,
+        Handler::HbaOptions => pgconf::hba_options(state).await,
+        Handler::HbaVersions => pgconf::hba_versions(state).await,
+        Handler::IdentGet => pgconf::ident_read(state).await,
+        Handler::IdentPost => pgconf::ident_write(state, &body).await,
     }
 }
 

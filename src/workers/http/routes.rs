@@ -48,6 +48,34 @@ pub enum Handler {
     DashboardConfig,
     /// `GET /dashboard/<metric>`.
     DashboardMetric(&'static str),
+    /// `GET /pgconf/configuration`.
+    PgconfSettings,
+    /// `GET /pgconf/configuration/category/{category}`.
+    PgconfCategory,
+    /// `GET /pgconf/configuration/categories`.
+    PgconfCategories,
+    /// `GET /pgconf/configuration/status`.
+    PgconfStatus,
+    /// `POST /pgconf/configuration`.
+    PgconfUpdate,
+    /// `GET /pgconf/hba`.
+    HbaGet,
+    /// `POST /pgconf/hba`.
+    HbaPost,
+    /// `DELETE /pgconf/hba`.
+    HbaDelete,
+    /// `GET /pgconf/hba/raw`.
+    HbaRawGet,
+    /// `POST /pgconf/hba/raw`.
+    HbaRawPost,
+    /// `GET /pgconf/hba/options`.
+    HbaOptions,
+    /// `GET /pgconf/hba/versions`.
+    HbaVersions,
+    /// `GET /pgconf/pg_ident`.
+    IdentGet,
+    /// `POST /pgconf/pg_ident`.
+    IdentPost,
 }
 
 impl Handler {
@@ -141,6 +169,50 @@ pub const ROUTES: &[Route] = &[
         "/operations/{id}",
         Handler::Operation,
     ),
+    plugin(
+        "pgconf",
+        "GET",
+        "/pgconf/configuration",
+        Handler::PgconfSettings,
+    ),
+    plugin(
+        "pgconf",
+        "GET",
+        "/pgconf/configuration/category/{category}",
+        Handler::PgconfCategory,
+    ),
+    plugin(
+        "pgconf",
+        "GET",
+        "/pgconf/configuration/categories",
+        Handler::PgconfCategories,
+    ),
+    plugin(
+        "pgconf",
+        "GET",
+        "/pgconf/configuration/status",
+        Handler::PgconfStatus,
+    ),
+    plugin(
+        "pgconf",
+        "POST",
+        "/pgconf/configuration",
+        Handler::PgconfUpdate,
+    ),
+    plugin("pgconf", "GET", "/pgconf/hba", Handler::HbaGet),
+    plugin("pgconf", "POST", "/pgconf/hba", Handler::HbaPost),
+    plugin("pgconf", "DELETE", "/pgconf/hba", Handler::HbaDelete),
+    plugin("pgconf", "GET", "/pgconf/hba/raw", Handler::HbaRawGet),
+    plugin("pgconf", "POST", "/pgconf/hba/raw", Handler::HbaRawPost),
+    plugin("pgconf", "GET", "/pgconf/hba/options", Handler::HbaOptions),
+    plugin(
+        "pgconf",
+        "GET",
+        "/pgconf/hba/versions",
+        Handler::HbaVersions,
+    ),
+    plugin("pgconf", "GET", "/pgconf/pg_ident", Handler::IdentGet),
+    plugin("pgconf", "POST", "/pgconf/pg_ident", Handler::IdentPost),
     plugin("dashboard", "GET", "/dashboard", Handler::Dashboard),
     plugin(
         "dashboard",

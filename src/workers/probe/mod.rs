@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod dashboard;
+mod pgconf;
 pub mod pool;
 pub mod procstat;
 
@@ -20,7 +21,7 @@ use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError};
 use super::WorkerCtx;
 use activity::Listing;
 
-struct Probe {
+pub(crate) struct Probe {
     ctx: WorkerCtx,
     pool: pool::Pool,
     sampler: procstat::Sampler,
@@ -78,6 +79,7 @@ impl Probe {
             ProbeCall::Activity => self.listing(Listing::All),
             ProbeCall::ActivityWaiting => self.listing(Listing::Waiting),
             ProbeCall::ActivityBlocking => self.listing(Listing::Blocking),
+            ProbeCall::Pgconf(call) => self.pgconf(call),
             ProbeCall::Dashboard => self.with(dashboard::collect).map(|value| ProbeReply::Document { value }),
             ProbeCall::Terminate { pids } => {
                 self.with(|c| activity::terminate(c, &pids)).map(|backends| ProbeReply::Terminated { backends })

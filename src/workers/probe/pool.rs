@@ -185,6 +185,20 @@ impl Pool {
         self.freed.notify_one();
     }
 
+    /// Runs `f` once on a pooled connection, without retry: for work that
+    /// must not run twice (settings changes).
+    pub fn with_once<T>(
+        &self,
+        params: &PostgresqlSection,
+        f: impl FnOnce(&mut Conn) -> T,
+    ) -> Result<T, WorkerError> {
+        let mut conn = self.checkout(params)?;
+        let out = f(&mut conn);
+        let closed = conn.client.is_closed();
+        self.give_back(conn, closed);
+        Ok(out)
+    }
+
     /// Runs `f` on a pooled connection; retries once on a fresh connection
     /// when the one used turns out closed.
     pub fn with<T>(
