@@ -41,6 +41,19 @@ pub fn parse_cpu(stat: &str) -> Option<CpuTimes> {
     })
 }
 
+/// The five 2.x CPU groups (user+nice, system+irq+softirq, idle, iowait,
+/// steal) in clock ticks, for the monitoring `cpu` probe.
+pub fn read_cpu_fields() -> Option<(u64, u64, u64, u64, u64)> {
+    let t = read_cpu()?;
+    Some((
+        t.user + t.nice,
+        t.system + t.irq + t.softirq,
+        t.idle,
+        t.iowait,
+        t.steal,
+    ))
+}
+
 /// Reads /proc/stat now.
 pub fn read_cpu() -> Option<CpuTimes> {
     std::fs::read_to_string("/proc/stat")

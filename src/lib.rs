@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod host;
 pub mod ipc;
 pub mod logging;
+pub mod monitoring;
 pub mod pgconf;
 pub mod privileges;
 pub mod store;

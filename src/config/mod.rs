@@ -186,6 +186,10 @@ pub struct MonitoringSection {
     pub scheduler_interval: u64,
     /// CA file to verify the collector.
     pub ssl_ca_cert_file: Option<PathBuf>,
+    /// Payloads kept at most (queue and pull history).
+    pub queue_max_messages: u64,
+    /// Seconds a payload is kept at most.
+    pub queue_max_age: u64,
 }
 
 /// `[administration]`.

@@ -244,6 +244,18 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "monitoring",
+        "queue_max_messages",
+        Some("1440"),
+        "payloads kept while the collector is away, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "queue_max_age",
+        Some("86400"),
+        "seconds a payload is kept while the collector is away, 60 or more",
+    ),
+    k(
+        "monitoring",
         "ssl_ca_cert_file",
         None,
         "path of an existing PEM file",

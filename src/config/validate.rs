@@ -396,6 +396,8 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
         probes: c.list_or_all("monitoring", "probes", Some(KNOWN_PROBES)),
         scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
         ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
+        queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
+        queue_max_age: c.int("monitoring", "queue_max_age", 60, 366 * 86_400),
     };
     let pg_ctl = c.opt_str("administration", "pg_ctl");
     if let Some(t) = &pg_ctl {

@@ -186,6 +186,18 @@ pub enum ProbeCall {
     Dashboard,
     /// A pgconf request (settings, pg_hba.conf, pg_ident.conf).
     Pgconf(PgconfCall),
+    /// Run SQL monitoring probes (raw counters); unknown or host probes are ignored.
+    Monitoring {
+        /// Probe names.
+        probes: Vec<String>,
+        /// Databases to report (`None` = all).
+        dbnames: Option<Vec<String>>,
+    },
+    /// The instance description of the monitoring payload.
+    MonitoringInstance {
+        /// Databases to describe (`None` = all).
+        dbnames: Option<Vec<String>>,
+    },
     /// `pg_terminate_backend` of each pid.
     Terminate {
         /// Backend pids.

@@ -7,6 +7,7 @@
 //! opening a fresh database at once do not race.
 
 pub mod dashboard;
+pub mod monitoring;
 pub mod notifications;
 pub mod operations;
 pub mod sessions;
@@ -78,6 +79,19 @@ const MIGRATIONS: &[&str] = &[
         collected_at REAL NOT NULL,
         data TEXT NOT NULL
      );",
+    // 4: monitoring: delta state and the payload queue (also the pull history).
+    "CREATE TABLE monitoring_deltas (
+        key TEXT PRIMARY KEY,
+        measure_time REAL NOT NULL,
+        measure TEXT NOT NULL
+     );
+     CREATE TABLE monitoring_payloads (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        collected_at REAL NOT NULL,
+        payload TEXT NOT NULL,
+        sent_at REAL
+     );
+     CREATE INDEX monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;",
 ];
 
 /// Newest schema version this build knows.

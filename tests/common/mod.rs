@@ -681,3 +681,166 @@ impl PgCluster {
         )
     }
 }
+
+/// One request received by the test collector.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A small HTTPS server standing in for the temBoard UI collector: records
+/// every request and answers the status set in `status`.
+pub struct TestCollector {
+    pub port: u16,
+    pub received: Arc<std::sync::Mutex<Vec<Received>>>,
+    pub status: Arc<std::sync::atomic::AtomicU16>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestCollector {
+    /// Starts on `port` with the certificate and key in `dir` (created if absent).
+    pub fn start(port: u16, dir: &Path) -> TestCollector {
+        use rustls::pki_types::pem::PemObject;
+        let (cert, key) = (dir.join("collector.pem"), dir.join("collector.key"));
+        if !cert.exists() {
+            temboard_agent::certgen::write_self_signed(
+                &["127.0.0.1".into(), "localhost".into()],
+                &cert,
+                &key,
+            )
+            .unwrap();
+            std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let k = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+        let cfg = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, k)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("collector port");
+        listener.set_nonblocking(true).unwrap();
+        let received = Arc::new(std::sync::Mutex::new(vec![]));
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, st, sp) = (received.clone(), status.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !sp.load(std::sync::atomic::Ordering::SeqCst) {
+                let (tcp, _) = match listener.accept() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                };
+                tcp.set_nonblocking(false).unwrap();
+                tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = vec![];
+                let mut chunk = [0u8; 65536];
+                let head_end = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break Some(p);
+                    }
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => break None,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let Some(head_end) = head_end else { continue };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut lines = head.split("\r\n");
+                let path = lines
+                    .next()
+                    .unwrap_or("")
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| {
+                        l.split_once(':')
+                            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end + 4..].to_vec();
+                while body.len() < len {
+                    match tls.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let code = st.load(std::sync::atomic::Ordering::SeqCst);
+                r.lock().unwrap().push(Received {
+                    path,
+                    headers,
+                    body: String::from_utf8_lossy(&body).to_string(),
+                });
+                let reply = if code == 200 {
+                    "{\"done\": true}"
+                } else {
+                    "{\"error\": \"test collector says no\"}"
+                };
+                let resp = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+                let _ = tls.write_all(resp.as_bytes());
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        TestCollector {
+            port,
+            received,
+            status,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.body.clone())
+            .collect()
+    }
+}
+
+impl Drop for TestCollector {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

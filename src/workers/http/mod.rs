@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod db;
 pub mod error;
 pub mod login_guard;
+pub mod monitoring;
 pub mod pgconf;
 mod pipeline;
 pub mod routes;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub db: db::Db,
     /// Failed-login bookkeeping.
     pub guard: login_guard::LoginGuard,
+    /// Delta state of the probe routes.
+    pub api_deltas: monitoring::ApiDeltas,
     server_header: HeaderValue,
     fqdn: tokio::sync::OnceCell<String>,
 }
@@ -126,6 +129,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         ctx: ctx.clone(),
         db,
         guard: login_guard::LoginGuard::default(),
+        api_deltas: monitoring::ApiDeltas::default(),
         server_header: HeaderValue::from_static(concat!(
             "temboard-agent/",
             env!("CARGO_PKG_VERSION")

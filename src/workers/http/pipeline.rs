@@ -22,7 +22,7 @@ use super::core::{self, Caller};
 use super::error::ApiError;
 use super::routes::{self, Handler};
 use super::AppState;
-use super::{admin, dashboard, pgconf};
+use super::{admin, dashboard, monitoring, pgconf};
 use crate::ipc::messages::ProbeCall;
 use crate::store::sessions;
 
@@ -86,7 +86,13 @@ async fn process(
     } else {
         None
     };
-    let caller = if route.session {
+    let caller = if route.key && !parts.headers.contains_key("x-session") {
+        check_key(state, &parts.headers, &query)?;
+        Some(Caller {
+            session: String::new(),
+            username: "key".into(),
+        })
+    } else if route.session {
         Some(authenticate(state, &parts.headers).await?)
     } else {
         None
@@ -129,6 +135,37 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiErro
     match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         _ => Err(UNREADABLE),
+    }
+}
+
+/// The temBoard 3.x+ key access: `?key=` or `X-TemBoard-Agent-Key`, compared
+/// in constant time with `[temboard] key`.
+fn check_key(state: &AppState, headers: &HeaderMap, query: &pgconf::Query) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let configured = state.ctx.settings().config.temboard.key.clone();
+    let given = headers
+        .get("x-temboard-agent-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "key")
+                .map(|(_, v)| v.clone())
+        });
+    let Some(configured) = configured else {
+        return Err(ApiError::Status(
+            401,
+            "Authentication key not configured".into(),
+        ));
+    };
+    let Some(given) = given else {
+        return Err(ApiError::Status(401, "Missing key".into()));
+    };
+    if bool::from(given.as_bytes().ct_eq(configured.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Status(401, "Invalid key".into()))
     }
 }
 
@@ -212,6 +249,9 @@ async fn dispatch(
         Handler::HbaVersions => pgconf::hba_versions(state).await,
         Handler::IdentGet => pgconf::ident_read(state).await,
         Handler::IdentPost => pgconf::ident_write(state, &body).await,
+        Handler::MonitoringProbe(name) => monitoring::probe(state, name).await,
+        Handler::MonitoringConfig => Ok(monitoring::config(state)),
+        Handler::MonitoringHistory => monitoring::history(state, q).await,
     }
 }
 

@@ -76,6 +76,12 @@ pub enum Handler {
     IdentGet,
     /// `POST /pgconf/pg_ident`.
     IdentPost,
+    /// `GET /monitoring/probe/<name>`.
+    MonitoringProbe(&'static str),
+    /// `GET /monitoring/config`.
+    MonitoringConfig,
+    /// `GET /monitoring/history`.
+    MonitoringHistory,
 }
 
 impl Handler {
@@ -97,6 +103,9 @@ pub struct Route {
     pub path: &'static str,
     /// Whether a valid `X-Session` is required.
     pub session: bool,
+    /// Whether the agent key (`?key=` or `X-TemBoard-Agent-Key`) is accepted
+    /// instead of a session (temBoard 3.x+ read-only routes).
+    pub key: bool,
     /// Plugin the route belongs to (routed only when loaded).
     pub plugin: Option<&'static str>,
     /// What runs.
@@ -108,6 +117,7 @@ const fn core(method: &'static str, path: &'static str, session: bool, handler: 
         method,
         path,
         session,
+        key: false,
         plugin: None,
         handler,
     }
@@ -123,6 +133,18 @@ const fn plugin(
         method,
         path,
         session: true,
+        key: false,
+        plugin: Some(plugin),
+        handler,
+    }
+}
+
+const fn keyed(plugin: &'static str, path: &'static str, handler: Handler) -> Route {
+    Route {
+        method: "GET",
+        path,
+        session: true,
+        key: true,
         plugin: Some(plugin),
         handler,
     }
@@ -213,6 +235,87 @@ pub const ROUTES: &[Route] = &[
     ),
     plugin("pgconf", "GET", "/pgconf/pg_ident", Handler::IdentGet),
     plugin("pgconf", "POST", "/pgconf/pg_ident", Handler::IdentPost),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/sessions",
+        Handler::MonitoringProbe("sessions"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/xacts",
+        Handler::MonitoringProbe("xacts"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/locks",
+        Handler::MonitoringProbe("locks"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/blocks",
+        Handler::MonitoringProbe("blocks"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/bgwriter",
+        Handler::MonitoringProbe("bgwriter"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/db_size",
+        Handler::MonitoringProbe("db_size"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/tblspc_size",
+        Handler::MonitoringProbe("tblspc_size"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/filesystems_size",
+        Handler::MonitoringProbe("filesystems_size"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/cpu",
+        Handler::MonitoringProbe("cpu"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/process",
+        Handler::MonitoringProbe("process"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/memory",
+        Handler::MonitoringProbe("memory"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/loadavg",
+        Handler::MonitoringProbe("loadavg"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/wal_files",
+        Handler::MonitoringProbe("wal_files"),
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/probe/replication",
+        Handler::MonitoringProbe("replication"),
+    ),
+    plugin(
+        "monitoring",
+        "GET",
+        "/monitoring/config",
+        Handler::MonitoringConfig,
+    ),
+    keyed(
+        "monitoring",
+        "/monitoring/history",
+        Handler::MonitoringHistory,
+    ),
     plugin("dashboard", "GET", "/dashboard", Handler::Dashboard),
     plugin(
         "dashboard",

@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod dashboard;
+pub mod monitoring;
 mod pgconf;
 pub mod pool;
 pub mod procstat;
@@ -80,6 +81,29 @@ impl Probe {
             ProbeCall::ActivityWaiting => self.listing(Listing::Waiting),
             ProbeCall::ActivityBlocking => self.listing(Listing::Blocking),
             ProbeCall::Pgconf(call) => self.pgconf(call),
+            ProbeCall::Monitoring { probes, dbnames } => {
+                let port = self.ctx.settings().config.postgresql.port;
+                let mut out = serde_json::Map::new();
+                for p in probes.iter().filter(|p| monitoring::SQL_PROBES.contains(&p.as_str())) {
+                    // One failing probe (a lock timeout, say) does not hide the others.
+                    let rows = match self.with(|c| monitoring::run(c, p, port, dbnames.as_deref())) {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            tracing::warn!("probe {p} failed: {e}");
+                            vec![]
+                        }
+                    };
+                    out.insert(p.clone(), Value::Array(rows));
+                }
+                Ok(ProbeReply::Document { value: Value::Object(out) })
+            }
+            ProbeCall::MonitoringInstance { dbnames } => {
+                let value = self.with(|c| monitoring::instance(c, dbnames.as_deref())).unwrap_or_else(|e| {
+                    tracing::debug!("instance facts unavailable: {e}");
+                    serde_json::json!({ "available": false })
+                });
+                Ok(ProbeReply::Document { value })
+            }
             ProbeCall::Dashboard => self.with(dashboard::collect).map(|value| ProbeReply::Document { value }),
             ProbeCall::Terminate { pids } => {
                 self.with(|c| activity::terminate(c, &pids)).map(|backends| ProbeReply::Terminated { backends })

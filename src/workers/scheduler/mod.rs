@@ -11,8 +11,9 @@
 //!   `[dashboard] scheduler_interval`, when the plugin is loaded. A failed
 //!   collection stores nothing and is logged once per change of state.
 //!
-//! Dashboard collection, monitoring and the collector push join this table
-//! with their issues.
+//! - `monitoring`: every `[monitoring] scheduler_interval`, the SQL probes
+//!   (probe worker) and host probes, deltas kept in SQLite, the payload stored
+//!   in the durable queue; the sender thread ([`sender`]) pushes it.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError};
 use crate::store::sessions;
 
 use super::{Event, WorkerCtx};
+
+pub mod sender;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PgState {
@@ -41,6 +44,7 @@ struct Scheduler {
     dashboard_error: Option<String>,
     last_cpu: Option<crate::dashboard::CpuTimes>,
     hostname: Option<String>,
+    wake_sender: crossbeam_channel::Sender<()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +52,7 @@ enum Job {
     PgCheck,
     SessionPurge,
     Dashboard,
+    Monitoring,
 }
 
 impl Scheduler {
@@ -61,6 +66,9 @@ impl Scheduler {
             Job::Dashboard => {
                 Duration::from_secs(self.ctx.settings().config.dashboard.scheduler_interval)
             }
+            Job::Monitoring => {
+                Duration::from_secs(self.ctx.settings().config.monitoring.scheduler_interval)
+            }
         }
     }
 
@@ -69,6 +77,7 @@ impl Scheduler {
             Job::PgCheck => self.pg_check(),
             Job::SessionPurge => self.session_purge(),
             Job::Dashboard => self.dashboard(),
+            Job::Monitoring => self.monitoring(),
         }
     }
 
@@ -100,13 +109,7 @@ impl Scheduler {
             _ => crate::dashboard::cpu_sampled(),
         };
         self.last_cpu = crate::dashboard::read_cpu();
-        let hostname = match &settings.config.temboard.hostname {
-            Some(h) => h.clone(),
-            None => self
-                .hostname
-                .get_or_insert_with(crate::host::system_fqdn)
-                .clone(),
-        };
+        let hostname = self.hostname();
         let mut set = crate::dashboard::host_set(&hostname, cpu);
         let result = match self
             .probe
@@ -139,6 +142,90 @@ impl Scheduler {
             }
             _ => {}
         }
+    }
+
+    fn hostname(&mut self) -> String {
+        match &self.ctx.settings().config.temboard.hostname {
+            Some(h) => h.clone(),
+            None => self
+                .hostname
+                .get_or_insert_with(crate::host::system_fqdn)
+                .clone(),
+        }
+    }
+
+    fn monitoring(&mut self) {
+        use crate::monitoring::{deltas, payload, HOST_PROBES};
+        let settings = self.ctx.settings();
+        let config = &settings.config;
+        if !config.has_plugin("monitoring") {
+            return;
+        }
+        let probes = payload::probe_list(config);
+        let dbnames = config.monitoring.dbnames.clone();
+        let sql: Vec<String> = probes
+            .iter()
+            .filter(|p| !HOST_PROBES.contains(&p.as_str()))
+            .cloned()
+            .collect();
+        let call = ProbeCall::Monitoring {
+            probes: sql,
+            dbnames: dbnames.clone(),
+        };
+        let mut sql_rows = match self.probe.call(call, Duration::from_secs(120)) {
+            Ok(Ok(ProbeReply::Document {
+                value: serde_json::Value::Object(m),
+            })) => m,
+            other => {
+                warn!("monitoring SQL probes unavailable: {other:?}");
+                serde_json::Map::new()
+            }
+        };
+        let now = sessions::now();
+        let mut data = serde_json::Map::new();
+        let instance_name = config.postgresql.instance.clone();
+        match self.db.transaction() {
+            Ok(tx) => {
+                let mut store = deltas::SqliteDeltas(&tx);
+                for p in &probes {
+                    let rows = if HOST_PROBES.contains(&p.as_str()) {
+                        payload::host_probe(p)
+                    } else {
+                        match sql_rows.remove(p) {
+                            Some(serde_json::Value::Array(r)) => r,
+                            _ => vec![],
+                        }
+                    };
+                    let rows = deltas::apply(p, &instance_name, rows, now, &mut store);
+                    data.insert(p.clone(), serde_json::Value::Array(rows));
+                }
+                if let Err(e) = tx.commit() {
+                    error!("cannot store monitoring deltas: {e}");
+                }
+            }
+            Err(e) => error!("cannot store monitoring deltas: {e}"),
+        }
+        let instance = match self.probe.call(
+            ProbeCall::MonitoringInstance { dbnames },
+            Duration::from_secs(60),
+        ) {
+            Ok(Ok(ProbeReply::Document { value })) => value,
+            _ => serde_json::json!({ "available": false }),
+        };
+        let hostname = self.hostname();
+        let doc = payload::build(config, &hostname, instance, data);
+        let keep = crate::store::monitoring::Retention {
+            max_rows: config.monitoring.queue_max_messages as i64,
+            max_age: config.monitoring.queue_max_age as f64,
+        };
+        match crate::store::monitoring::push(&mut self.db, &doc.to_string(), now, keep) {
+            Ok(0) => {}
+            Ok(n) => {
+                warn!("monitoring queue over its bounds: {n} oldest unsent payload(s) dropped")
+            }
+            Err(e) => error!("cannot queue the monitoring payload: {e}"),
+        }
+        let _ = self.wake_sender.try_send(());
     }
 
     fn session_purge(&mut self) {
@@ -174,6 +261,14 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             return 1;
         }
     };
+    let (wake_sender, wakes) = crossbeam_channel::bounded(1);
+    let sender_ctx = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sender".into())
+        .spawn(move || sender::run(sender_ctx, wakes));
+    if let Err(e) = spawned {
+        error!("cannot start the collector sender: {e}");
+    }
     let mut s = Scheduler {
         probe: SyncClient::new(settings.runtime.run_dir.join("probe.sock")),
         ctx: ctx.clone(),
@@ -183,12 +278,14 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         dashboard_error: None,
         last_cpu: None,
         hostname: None,
+        wake_sender,
     };
     let start = Instant::now();
     let mut due: Vec<(Job, Instant)> = vec![
         (Job::PgCheck, start),
         (Job::SessionPurge, start),
         (Job::Dashboard, start),
+        (Job::Monitoring, start),
     ];
     ctx.ready();
     loop {
