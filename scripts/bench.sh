@@ -204,6 +204,61 @@ done
 kill -TERM "$agentpid"
 for _ in $(seq 50); do kill -0 "$agentpid" 2>/dev/null || break; sleep 0.1; done
 
+# One monitoring collection with 1, 100 and 1,000 databases: time (from the
+# scheduler's debug log), agent CPU per collection, peak agent connections.
+echo
+echo "monitoring collection (all probes) with N databases:"
+sed -i 's/^level = WARNING/level = WARNING\ndebug = scheduler/' "$work/agent.conf"
+printf '[monitoring]\nscheduler_interval = 5\n' >> "$work/agent.conf"
+psqlc() { "${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atq "$@" postgres; }
+have=1
+for n in ${DATABASES:-1 100 1000}; do
+  while [ "$have" -lt "$n" ]; do
+    batch=""
+    for i in $(seq "$have" $((n - 1))); do batch+="CREATE DATABASE bench_$i;"$'\n'; done
+    printf '%s' "$batch" | psqlc >/dev/null
+    have=$n
+  done
+  : > "$work/agent.log"
+  "$bin" -c "$work/agent.conf" >/dev/null 2>&1 &
+  apid=$!
+  python3 - "$apid" "$pgbin/psql" "$work/pg" "$pgport" "${as_pg[@]}" <<'PY'
+import os, subprocess, sys, time
+apid, psql, sock, port, as_pg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+def children(ppid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == ppid:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return out
+def cpu(pid):
+    try:
+        return int(open(f"/proc/{pid}/schedstat").read().split()[0])
+    except (OSError, ValueError):
+        return 0
+time.sleep(2)
+pids = [apid] + children(apid)
+before = sum(cpu(p) for p in pids)
+peak = 0
+t_end = time.time() + 10.5
+while time.time() < t_end:
+    out = subprocess.run(as_pg + [psql, "-h", sock, "-p", port, "-U", "postgres", "-Atc",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'temboard-agent'", "postgres"],
+        capture_output=True, text=True).stdout.strip()
+    peak = max(peak, int(out or 0))
+    time.sleep(0.2)
+used = (sum(cpu(p) for p in pids) - before) / 1e9
+print(f"{used:.3f} {peak}")
+PY
+  kill -TERM "$apid"; wait "$apid" 2>/dev/null || true
+  times=$(grep -o 'monitoring collection took [0-9.]* ms' "$work/agent.log" | awk '{print $4}' | tr '\n' ' ')
+  printf "  %5s databases: collection times %s ms; agent CPU over 10 s (2 collections + idle) see below\n" "$n" "$times"
+done 2>&1 | sed 's/^\([0-9.]*\) \([0-9]*\)$/    agent CPU \1 s, peak agent connections \2/' 
+
 if [ "${MICRO:-1}" = 1 ]; then
   echo
   echo "==> IPC codec micro-benchmarks (criterion)"

@@ -407,3 +407,60 @@ fn a_locked_catalog_times_probes_out_without_exceeding_the_connection_cap() {
     holder.batch_execute("ROLLBACK").unwrap();
     assert!(!probe(&agent, &s, "tblspc_size").is_empty());
 }
+
+#[test]
+fn register_tool_against_a_fake_ui() {
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("temboard", "key", "regkey");
+    files.write();
+    let agent = Agent::start(files);
+    let uiport = free_port();
+    let ui = TestCollector::start(uiport, agent.files.dir.path());
+    *ui.extra_headers.lock().unwrap() = "Set-Cookie: temboard=abc123; Path=/; secure\r\n".into();
+    let register = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_temboard-agent-register"))
+            .arg("-c")
+            .arg(agent.files.conf())
+            .args(["-h", "127.0.0.1", "-p", &agent.port.to_string()])
+            .args(extra)
+            .arg(format!("https://127.0.0.1:{uiport}/"))
+            .env("TEMBOARD_UI_USER", "admin")
+            .env("TEMBOARD_UI_PASSWORD", "secret")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = register(&["-g", "default,prod"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Done."));
+    let reqs = ui.received.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].path, "/json/login");
+    let login: Value = serde_json::from_str(&reqs[0].body).unwrap();
+    assert_eq!(login, json!({"username": "admin", "password": "secret"}));
+    assert_eq!(reqs[1].path, "/json/register/instance");
+    assert_eq!(reqs[1].header("cookie"), Some("temboard=abc123"));
+    let body: Value = serde_json::from_str(&reqs[1].body).unwrap();
+    assert_eq!(body["agent_key"], "regkey");
+    assert_eq!(body["agent_address"], "127.0.0.1");
+    assert_eq!(body["agent_port"], agent.port.to_string());
+    assert_eq!(body["hostname"], "agent.example.org");
+    assert_eq!(body["pg_port"], pg.port.to_string());
+    assert_eq!(body["groups"], json!(["default", "prod"]));
+    assert!(body["pg_version"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert!(body["cpu"].is_u64() && body["memory_size"].is_u64() && body["plugins"].is_array());
+    // The UI refusing: its error is shown, exit 1.
+    ui.status.store(500, std::sync::atomic::Ordering::SeqCst);
+    let out = register(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("test collector says no"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An unreachable agent: a clear error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_temboard-agent-register"))
+        .arg("-c")
+        .arg(agent.files.conf())
+        .args(["-h", "127.0.0.1", "-p", &free_port().to_string(), "https://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
+}

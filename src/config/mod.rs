@@ -276,6 +276,15 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// Raw values of a few keys, for tools that need no full validation.
+pub fn raw_values(req: &LoadRequest, keys: &[(&str, &str)]) -> Result<Vec<Option<String>>, ConfigError> {
+    let layers = Layers::collect(&req.configfile, &req.env, &req.cli)?;
+    Ok(keys
+        .iter()
+        .map(|(s, k)| layers.get(s, k).map(|v| v.value.clone()).filter(|v| !v.is_empty()))
+        .collect())
+}
+
 /// The users file path only, for the user tools: they need no certificate or
 /// home checks (and may run as a user who cannot read the key file).
 pub fn users_path(req: &LoadRequest) -> Result<PathBuf, ConfigError> {

@@ -705,6 +705,8 @@ pub struct TestCollector {
     pub port: u16,
     pub received: Arc<std::sync::Mutex<Vec<Received>>>,
     pub status: Arc<std::sync::atomic::AtomicU16>,
+    /// Extra response header lines (each ending with CRLF).
+    pub extra_headers: Arc<std::sync::Mutex<String>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -743,7 +745,8 @@ impl TestCollector {
         let received = Arc::new(std::sync::Mutex::new(vec![]));
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (r, st, sp) = (received.clone(), status.clone(), stop.clone());
+        let extra_headers = Arc::new(std::sync::Mutex::new(String::new()));
+        let (r, st, sp, xh) = (received.clone(), status.clone(), stop.clone(), extra_headers.clone());
         let thread = std::thread::spawn(move || {
             while !sp.load(std::sync::atomic::Ordering::SeqCst) {
                 let (tcp, _) = match listener.accept() {
@@ -807,8 +810,9 @@ impl TestCollector {
                 } else {
                     "{\"error\": \"test collector says no\"}"
                 };
+                let extra = xh.lock().unwrap().clone();
                 let resp = format!(
-                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                     reply.len()
                 );
                 let _ = tls.write_all(resp.as_bytes());
@@ -823,6 +827,7 @@ impl TestCollector {
             status,
             stop,
             thread: Some(thread),
+            extra_headers,
         }
     }
 

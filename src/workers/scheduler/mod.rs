@@ -161,6 +161,7 @@ impl Scheduler {
         if !config.has_plugin("monitoring") {
             return;
         }
+        let started = Instant::now();
         let probes = payload::probe_list(config);
         let dbnames = config.monitoring.dbnames.clone();
         let sql: Vec<String> = probes
@@ -226,6 +227,12 @@ impl Scheduler {
             Err(e) => error!("cannot queue the monitoring payload: {e}"),
         }
         let _ = self.wake_sender.try_send(());
+        tracing::debug!(
+            "monitoring collection took {:.1} ms ({} probes, payload {} bytes)",
+            started.elapsed().as_secs_f64() * 1000.0,
+            probes.len(),
+            doc.to_string().len()
+        );
     }
 
     fn session_purge(&mut self) {
