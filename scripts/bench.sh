@@ -222,7 +222,7 @@ for n in ${DATABASES:-1 100 1000}; do
   : > "$work/agent.log"
   "$bin" -c "$work/agent.conf" >/dev/null 2>&1 &
   apid=$!
-  python3 - "$apid" "$pgbin/psql" "$work/pg" "$pgport" "${as_pg[@]}" <<'PY'
+  res=$(python3 - "$apid" "$pgbin/psql" "$work/pg" "$pgport" "${as_pg[@]}" <<'PY'
 import os, subprocess, sys, time
 apid, psql, sock, port, as_pg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 def children(ppid):
@@ -254,10 +254,12 @@ while time.time() < t_end:
 used = (sum(cpu(p) for p in pids) - before) / 1e9
 print(f"{used:.3f} {peak}")
 PY
+)
   kill -TERM "$apid"; wait "$apid" 2>/dev/null || true
   times=$(grep -o 'monitoring collection took [0-9.]* ms' "$work/agent.log" | awk '{print $4}' | tr '\n' ' ')
-  printf "  %5s databases: collection times %s ms; agent CPU over 10 s (2 collections + idle) see below\n" "$n" "$times"
-done 2>&1 | sed 's/^\([0-9.]*\) \([0-9]*\)$/    agent CPU \1 s, peak agent connections \2/' 
+  printf "  %5s databases: collection times %s ms; agent CPU %s s over 10 s (2 collections + idle); peak agent connections %s\n" \
+    "$n" "$times" "${res%% *}" "${res##* }"
+done
 
 if [ "${MICRO:-1}" = 1 ]; then
   echo
