@@ -432,7 +432,11 @@ fn register_tool_against_a_fake_ui() {
             .unwrap()
     };
     let out = register(&["-g", "default,prod"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("Done."));
     let reqs = ui.received.lock().unwrap().clone();
     assert_eq!(reqs.len(), 2);
@@ -448,18 +452,31 @@ fn register_tool_against_a_fake_ui() {
     assert_eq!(body["hostname"], "agent.example.org");
     assert_eq!(body["pg_port"], pg.port.to_string());
     assert_eq!(body["groups"], json!(["default", "prod"]));
-    assert!(body["pg_version"].as_str().unwrap().starts_with("PostgreSQL"));
+    assert!(body["pg_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("PostgreSQL"));
     assert!(body["cpu"].is_u64() && body["memory_size"].is_u64() && body["plugins"].is_array());
     // The UI refusing: its error is shown, exit 1.
     ui.status.store(500, std::sync::atomic::Ordering::SeqCst);
     let out = register(&[]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("test collector says no"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("test collector says no"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An unreachable agent: a clear error.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_temboard-agent-register"))
         .arg("-c")
         .arg(agent.files.conf())
-        .args(["-h", "127.0.0.1", "-p", &free_port().to_string(), "https://127.0.0.1:1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "https://127.0.0.1:1",
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));

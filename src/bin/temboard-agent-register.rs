@@ -16,10 +16,20 @@ use temboard_agent::users::{valid_password, valid_username};
 
 /// Register this agent in a temBoard UI.
 #[derive(Debug, Parser)]
-#[command(name = "temboard-agent-register", version, about, disable_help_flag = true)]
+#[command(
+    name = "temboard-agent-register",
+    version,
+    about,
+    disable_help_flag = true
+)]
 struct Args {
     /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
-    #[arg(short = 'c', long = "config", visible_alias = "configfile", value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configfile",
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
     /// Address of the agent as the UI will reach it.
     #[arg(short = 'h', long = "host", default_value = "localhost")]
@@ -54,7 +64,9 @@ fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
                     _ => None,
                 })
                 .collect();
-            TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certs)).build()
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&certs))
+                .build()
         }
         None => TlsConfig::builder().disable_verification(true).build(),
     };
@@ -84,7 +96,8 @@ fn ask(prompt: &str, secret: bool) -> Result<String, String> {
     let mut line = String::new();
     let read = std::io::stdin().lock().read_line(&mut line);
     if let Some(t) = saved {
-        let _ = nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
+        let _ =
+            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
         println!();
     }
     match read {
@@ -104,9 +117,16 @@ fn error_of(body: &str) -> String {
 fn run(args: Args) -> Result<(), String> {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
-    let req = LoadRequest { configfile, env, cli: Default::default() };
-    let values = config::raw_values(&req, &[("temboard", "key"), ("temboard", "port")]).map_err(|e| format!("invalid configuration:\n{e}"))?;
-    let key = values[0].clone().ok_or("[temboard] key is not set: the UI needs it to accept this agent's data")?;
+    let req = LoadRequest {
+        configfile,
+        env,
+        cli: Default::default(),
+    };
+    let values = config::raw_values(&req, &[("temboard", "key"), ("temboard", "port")])
+        .map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let key = values[0]
+        .clone()
+        .ok_or("[temboard] key is not set: the UI needs it to accept this agent's data")?;
     let agent_port = values[1].clone().unwrap_or_else(|| "2345".into());
 
     let to_agent = agent(None)?;
@@ -118,7 +138,8 @@ fn run(args: Args) -> Result<(), String> {
     if !resp.status().is_success() {
         return Err(format!("agent /discover failed: {}", error_of(&body)));
     }
-    let discover: Value = serde_json::from_str(&body).map_err(|e| format!("agent /discover: {e}"))?;
+    let discover: Value =
+        serde_json::from_str(&body).map_err(|e| format!("agent /discover: {e}"))?;
 
     let username = match std::env::var("TEMBOARD_UI_USER") {
         Ok(u) => u,
@@ -149,14 +170,23 @@ fn run(args: Args) -> Result<(), String> {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.split(';').next().filter(|kv| kv.trim_start().starts_with("temboard=")).map(|s| s.trim().to_string()));
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .filter(|kv| kv.trim_start().starts_with("temboard="))
+                .map(|s| s.trim().to_string())
+        });
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     if !resp.status().is_success() {
         return Err(format!("UI login failed: {}", error_of(&body)));
     }
     let cookie = cookie.ok_or("the UI did not return a temboard session cookie")?;
     let groups: Value = match &args.groups {
-        Some(g) => json!(g.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>()),
+        Some(g) => json!(g
+            .split(',')
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()),
         None => Value::Null,
     };
     let payload = json!({

@@ -277,11 +277,19 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigError> {
 }
 
 /// Raw values of a few keys, for tools that need no full validation.
-pub fn raw_values(req: &LoadRequest, keys: &[(&str, &str)]) -> Result<Vec<Option<String>>, ConfigError> {
+pub fn raw_values(
+    req: &LoadRequest,
+    keys: &[(&str, &str)],
+) -> Result<Vec<Option<String>>, ConfigError> {
     let layers = Layers::collect(&req.configfile, &req.env, &req.cli)?;
     Ok(keys
         .iter()
-        .map(|(s, k)| layers.get(s, k).map(|v| v.value.clone()).filter(|v| !v.is_empty()))
+        .map(|(s, k)| {
+            layers
+                .get(s, k)
+                .map(|v| v.value.clone())
+                .filter(|v| !v.is_empty())
+        })
         .collect())
 }
 

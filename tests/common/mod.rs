@@ -746,7 +746,12 @@ impl TestCollector {
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let extra_headers = Arc::new(std::sync::Mutex::new(String::new()));
-        let (r, st, sp, xh) = (received.clone(), status.clone(), stop.clone(), extra_headers.clone());
+        let (r, st, sp, xh) = (
+            received.clone(),
+            status.clone(),
+            stop.clone(),
+            extra_headers.clone(),
+        );
         let thread = std::thread::spawn(move || {
             while !sp.load(std::sync::atomic::Ordering::SeqCst) {
                 let (tcp, _) = match listener.accept() {
