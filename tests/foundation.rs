@@ -52,6 +52,14 @@ fn status_titles_and_clean_sigterm() {
             "temboard-agent: scheduler"
         ]
     );
+    for (pid, title) in &workers {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(
+            comm.trim(),
+            "temboard-agent",
+            "{title}: pgrep/killall need the agent's name"
+        );
+    }
     if is_root() {
         for (pid, title) in &workers {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -75,6 +83,15 @@ fn status_titles_and_clean_sigterm() {
         .wait_exit(Duration::from_secs(5))
         .expect("supervisor still running 5 s after SIGTERM");
     assert_eq!(st.code(), Some(0), "log:\n{}", agent.log());
+    // Every worker finished on request (clients first, then servers): none
+    // had to be killed.
+    let log = agent.log();
+    assert!(!log.contains("did not stop in time"), "log:\n{log}");
+    assert_eq!(
+        log.matches("exited with status 0").count(),
+        4,
+        "log:\n{log}"
+    );
     for p in pids {
         assert!(!alive(p), "worker {p} survived SIGTERM");
     }

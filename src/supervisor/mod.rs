@@ -82,6 +82,7 @@ struct Supervisor {
     workers: Vec<Worker>,
     signals: Signals,
     stop_deadline: Option<Instant>,
+    servers_stopping: bool,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -283,6 +284,7 @@ fn start(
         workers,
         signals,
         stop_deadline: None,
+        servers_stopping: false,
         launcher,
         pidfile,
         _lock: lock,
@@ -321,6 +323,7 @@ impl Supervisor {
             }
             if let Some(deadline) = self.stop_deadline {
                 self.reap();
+                self.stop_servers_when_clients_gone();
                 if self.workers.iter().all(|w| w.pid.is_none()) {
                     info!("all workers stopped; exiting");
                     self.cleanup();
@@ -652,15 +655,42 @@ impl Supervisor {
         info!("configuration reloaded (generation {})", self.generation);
     }
 
+    /// Stops the clients (http, scheduler) first, then the servers (probe,
+    /// pgctl) once the clients are gone: a client must never wait on a server
+    /// socket that nobody will serve again (the listeners stay open until we
+    /// exit, so such a call would hang until its timeout).
     fn begin_stop(&mut self) {
         if self.stop_deadline.is_some() {
             return;
         }
         info!("stopping: asking workers to finish");
         self.stop_deadline = Some(Instant::now() + STOP_GRACE);
+        self.servers_stopping = false;
         for idx in 0..self.workers.len() {
-            if self.workers[idx].pid.is_some() {
+            if self.workers[idx].pid.is_some() && !self.workers[idx].role.serves_ipc() {
                 self.send(idx, &ToWorker::Stop);
+            }
+        }
+        self.stop_servers_when_clients_gone();
+    }
+
+    fn stop_servers_when_clients_gone(&mut self) {
+        if self.servers_stopping {
+            return;
+        }
+        let clients_gone = self
+            .workers
+            .iter()
+            .all(|w| w.role.serves_ipc() || w.pid.is_none());
+        let half_time = self
+            .stop_deadline
+            .is_some_and(|d| d.saturating_duration_since(Instant::now()) < STOP_GRACE / 2);
+        if clients_gone || half_time {
+            self.servers_stopping = true;
+            for idx in 0..self.workers.len() {
+                if self.workers[idx].pid.is_some() && self.workers[idx].role.serves_ipc() {
+                    self.send(idx, &ToWorker::Stop);
+                }
             }
         }
     }

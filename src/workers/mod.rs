@@ -78,6 +78,18 @@ pub fn run(role: Role) -> i32 {
     // supervisor placed it there before exec and nothing else owns it.
     let control = unsafe { UnixStream::from_raw_fd(CONTROL_FD) };
     let sink = crate::logging::init_early(role.as_str());
+    // exec through /proc/self/fd/N names the process "N": give `ps -e`,
+    // pgrep and killall the agent's name back (the title stays in argv[0]).
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"temboard-agent".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     let expected_parent = std::env::var(crate::ipc::fds::SUPERVISOR_PID_ENV)
         .ok()
         .and_then(|p| p.parse::<i32>().ok());
