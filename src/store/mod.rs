@@ -11,6 +11,7 @@ pub mod monitoring;
 pub mod notifications;
 pub mod operations;
 pub mod sessions;
+pub mod tokens;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,13 @@ const MIGRATIONS: &[&str] = &[
         sent_at REAL
      );
      CREATE INDEX monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;",
+    // 5: API tokens (only their SHA-256 is kept).
+    "CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        read_only INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+     );",
 ];
 
 /// Newest schema version this build knows.

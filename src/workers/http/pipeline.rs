@@ -39,6 +39,9 @@ struct Params {
 
 enum Reply {
     Json(Value),
+    /// JSON with a status other than 200 (health).
+    JsonStatus(StatusCode, Value),
+    Html(&'static str),
     Options,
 }
 
@@ -52,6 +55,16 @@ pub async fn handle(
     let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
     let resp = match process(req, peer.ip(), &state, received).await {
         Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
+        Ok(Reply::JsonStatus(code, v)) => json_response(&state, code, &v),
+        Ok(Reply::Html(page)) => {
+            let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
+            base_headers(&state, &mut resp);
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            resp
+        }
         Ok(Reply::Options) => options_response(&state),
         Err(e) => error_response(&state, &e),
     };
@@ -79,6 +92,20 @@ async fn process(
         settings.config.has_plugin(p)
     })
     .ok_or(ApiError::NotFound)?;
+    match route.handler {
+        Handler::Health => {
+            let (ok, v) = super::health::check(state).await;
+            let code = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return Ok(Reply::JsonStatus(code, v));
+        }
+        Handler::OpenApi => return Ok(Reply::Json(super::openapi::document())),
+        Handler::Docs => return Ok(Reply::Html(super::openapi::DOCS_HTML)),
+        _ => {}
+    }
     let (parts, body) = req.into_parts();
     let query = pgconf::parse_query(parts.uri.query());
     let raw = if parts.method == Method::POST {
@@ -86,14 +113,17 @@ async fn process(
     } else {
         None
     };
-    let caller = if route.key && !parts.headers.contains_key("x-session") {
+    let by_key = route.key
+        && !parts.headers.contains_key("x-session")
+        && !parts.headers.contains_key(hyper::header::AUTHORIZATION);
+    let caller = if by_key {
         check_key(state, &parts.headers, &query)?;
         Some(Caller {
             session: String::new(),
             username: "key".into(),
         })
     } else if route.session {
-        Some(authenticate(state, &parts.headers).await?)
+        Some(authenticate(state, &parts.method, &parts.headers).await?)
     } else {
         None
     };
@@ -169,7 +199,33 @@ fn check_key(state: &AppState, headers: &HeaderMap, query: &pgconf::Query) -> Re
     }
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    if let Some(token) = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        let token = token.trim().to_string();
+        let found = state
+            .db
+            .run(move |c| crate::store::tokens::lookup(c, &token))
+            .await?;
+        return match found {
+            None => Err(ApiError::Status(401, "Invalid token.".into())),
+            Some((name, true)) if *method != Method::GET => Err(ApiError::Status(
+                403,
+                format!("Token '{name}' is read-only: GET requests only."),
+            )),
+            Some((name, _)) => Ok(Caller {
+                session: String::new(),
+                username: format!("token:{name}"),
+            }),
+        };
+    }
     let value = headers
         .get("x-session")
         .ok_or_else(|| ApiError::not_sent("X-Session"))?;
@@ -252,6 +308,9 @@ async fn dispatch(
         Handler::MonitoringProbe(name) => monitoring::probe(state, name).await,
         Handler::MonitoringConfig => Ok(monitoring::config(state)),
         Handler::MonitoringHistory => monitoring::history(state, q).await,
+        Handler::Health | Handler::OpenApi | Handler::Docs => {
+            Err(ApiError::Internal("answered before dispatch".into()))
+        }
     }
 }
 

@@ -82,6 +82,12 @@ pub enum Handler {
     MonitoringConfig,
     /// `GET /monitoring/history`.
     MonitoringHistory,
+    /// `GET /health`.
+    Health,
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// `GET /docs`.
+    Docs,
 }
 
 impl Handler {
@@ -155,22 +161,22 @@ pub const ROUTES: &[Route] = &[
     core("POST", "/login", false, Handler::Login),
     core("GET", "/logout", true, Handler::Logout),
     core("GET", "/profile", true, Handler::Profile),
-    core("GET", "/notifications", true, Handler::Notifications),
+    Route {
+        method: "GET",
+        path: "/notifications",
+        session: true,
+        key: true,
+        plugin: None,
+        handler: Handler::Notifications,
+    },
     core("GET", "/discover", false, Handler::Discover),
     core("GET", "/status", false, Handler::Status),
-    plugin("activity", "GET", "/activity", Handler::Activity),
-    plugin(
-        "activity",
-        "GET",
-        "/activity/waiting",
-        Handler::ActivityWaiting,
-    ),
-    plugin(
-        "activity",
-        "GET",
-        "/activity/blocking",
-        Handler::ActivityBlocking,
-    ),
+    core("GET", "/health", false, Handler::Health),
+    core("GET", "/openapi.json", false, Handler::OpenApi),
+    core("GET", "/docs", false, Handler::Docs),
+    keyed("activity", "/activity", Handler::Activity),
+    keyed("activity", "/activity/waiting", Handler::ActivityWaiting),
+    keyed("activity", "/activity/blocking", Handler::ActivityBlocking),
     plugin("activity", "POST", "/activity/kill", Handler::ActivityKill),
     plugin(
         "administration",
@@ -316,100 +322,72 @@ pub const ROUTES: &[Route] = &[
         "/monitoring/history",
         Handler::MonitoringHistory,
     ),
-    plugin("dashboard", "GET", "/dashboard", Handler::Dashboard),
-    plugin(
+    keyed("dashboard", "/dashboard", Handler::Dashboard),
+    keyed("dashboard", "/dashboard/live", Handler::DashboardLive),
+    keyed("dashboard", "/dashboard/history", Handler::DashboardHistory),
+    keyed("dashboard", "/dashboard/config", Handler::DashboardConfig),
+    keyed(
         "dashboard",
-        "GET",
-        "/dashboard/live",
-        Handler::DashboardLive,
-    ),
-    plugin(
-        "dashboard",
-        "GET",
-        "/dashboard/history",
-        Handler::DashboardHistory,
-    ),
-    plugin(
-        "dashboard",
-        "GET",
-        "/dashboard/config",
-        Handler::DashboardConfig,
-    ),
-    plugin(
-        "dashboard",
-        "GET",
         "/dashboard/buffers",
         Handler::DashboardMetric("buffers"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/hitratio",
         Handler::DashboardMetric("hitratio"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/active_backends",
         Handler::DashboardMetric("active_backends"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/max_connections",
         Handler::DashboardMetric("max_connections"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/databases",
         Handler::DashboardMetric("databases"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/pg_version",
         Handler::DashboardMetric("pg_version"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/info",
         Handler::DashboardMetric("info"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/cpu",
         Handler::DashboardMetric("cpu"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/loadaverage",
         Handler::DashboardMetric("loadaverage"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/memory",
         Handler::DashboardMetric("memory"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/hostname",
         Handler::DashboardMetric("hostname"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/os_version",
         Handler::DashboardMetric("os_version"),
     ),
-    plugin(
+    keyed(
         "dashboard",
-        "GET",
         "/dashboard/n_cpu",
         Handler::DashboardMetric("n_cpu"),
     ),

@@ -238,6 +238,12 @@ impl Scheduler {
     fn session_purge(&mut self) {
         let ttl = self.ctx.settings().config.temboard.session_ttl as f64;
         tracing::debug!("purging sessions idle for {ttl} s");
+        // Heartbeat read by /health: this job runs every few seconds.
+        let _ = self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('scheduler_heartbeat', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [sessions::now().to_string()],
+        );
         match sessions::purge_expired(&mut self.db, ttl) {
             Ok(users) => {
                 for u in users {

@@ -1,0 +1,103 @@
+//! `temboard-agent-token -c CONF create NAME [--read-only] | list | revoke NAME`:
+//! API tokens for scripts and monitoring systems (`Authorization: Bearer`).
+//! Run it as the agent's user (e.g. `sudo -u postgres`), who owns the state
+//! database under `[temboard] home`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::store::{self, tokens};
+
+/// Manage API tokens of the agent.
+#[derive(Debug, Parser)]
+#[command(name = "temboard-agent-token", version, about)]
+struct Args {
+    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configfile",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create a token and print it (shown once: only its hash is kept).
+    Create {
+        /// A name for the token (letters, digits, `-`, `_`).
+        name: String,
+        /// Allow only GET requests.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List tokens (names, flags, dates; never the tokens).
+    List,
+    /// Revoke a token now.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
+    let req = LoadRequest {
+        configfile,
+        env,
+        cli: Default::default(),
+    };
+    let values = config::raw_values(&req, &[("temboard", "home")])
+        .map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let home = PathBuf::from(values[0].clone().ok_or("[temboard] home is not set")?);
+    let conn = store::open(&home).map_err(|e| e.to_string())?;
+    match args.command {
+        Cmd::Create { name, read_only } => {
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err("invalid name: use 1 to 64 letters, digits, '-' or '_'".into());
+            }
+            match tokens::create(&conn, &name, read_only)? {
+                Some(t) => println!("{t}"),
+                None => return Err(format!("a token named '{name}' exists already")),
+            }
+        }
+        Cmd::List => {
+            for t in tokens::list(&conn).map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}\t{}",
+                    t.name,
+                    if t.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    t.created_at
+                );
+            }
+        }
+        Cmd::Revoke { name } => {
+            if !tokens::revoke(&conn, &name).map_err(|e| e.to_string())? {
+                return Err(format!("no token named '{name}'"));
+            }
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("temboard-agent-token: {e}");
+        std::process::exit(1);
+    }
+}

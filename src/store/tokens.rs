@@ -1,0 +1,94 @@
+//! API tokens (the PMM idea): `Authorization: Bearer <token>` on session
+//! routes. Only a SHA-256 of each token is stored; the token is shown once at
+//! creation. Checked at every request, so a revocation applies at once.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// Prefix that makes agent tokens recognizable in logs and secret scanners.
+pub const PREFIX: &str = "tba_";
+
+/// A token as listed (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    /// Name given at creation.
+    pub name: String,
+    /// Only GET requests allowed.
+    pub read_only: bool,
+    /// Local creation time.
+    pub created_at: String,
+}
+
+fn digest(token: &str) -> String {
+    crate::users::hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a token; `Ok(None)` when the name is taken.
+pub fn create(conn: &Connection, name: &str, read_only: bool) -> Result<Option<String>, String> {
+    let id = crate::store::sessions::new_id().map_err(|e| format!("OS random source: {e}"))?;
+    let token = format!("{PREFIX}{id}");
+    let n = conn
+        .execute(
+            "INSERT INTO api_tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+            params![name, digest(&token), read_only, crate::store::notifications::local_date()],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((n == 1).then_some(token))
+}
+
+/// Every token, by name.
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<TokenInfo>> {
+    let mut stmt =
+        conn.prepare("SELECT name, read_only, created_at FROM api_tokens ORDER BY name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TokenInfo {
+            name: r.get(0)?,
+            read_only: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Revokes a token; false if there was none by that name.
+pub fn revoke(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM api_tokens WHERE name = ?1", [name])? == 1)
+}
+
+/// The token's name and read-only flag, if it exists.
+pub fn lookup(conn: &Connection, token: &str) -> rusqlite::Result<Option<(String, bool)>> {
+    if !token.starts_with(PREFIX) {
+        return Ok(None);
+    }
+    conn.prepare_cached("SELECT name, read_only FROM api_tokens WHERE hash = ?1")?
+        .query_row([digest(token)], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_use_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::store::open(dir.path()).unwrap();
+        let t = create(&c, "grafana", true).unwrap().unwrap();
+        assert!(t.starts_with(PREFIX) && t.len() == PREFIX.len() + 64);
+        assert_eq!(create(&c, "grafana", false).unwrap(), None);
+        assert_eq!(lookup(&c, &t).unwrap(), Some(("grafana".into(), true)));
+        assert_eq!(lookup(&c, "tba_nope").unwrap(), None);
+        let stored: String = c
+            .query_row("SELECT hash FROM api_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            !stored.contains(&t[PREFIX.len()..]),
+            "token stored in clear"
+        );
+        assert_eq!(list(&c).unwrap()[0].name, "grafana");
+        assert!(revoke(&c, "grafana").unwrap());
+        assert_eq!(lookup(&c, &t).unwrap(), None);
+        assert!(!revoke(&c, "grafana").unwrap());
+    }
+}

@@ -1,0 +1,82 @@
+//! `GET /health` (no authentication, the Nomad idea): 200 when every worker
+//! answers and PostgreSQL accepts connections, else 503, with one state per
+//! component. It reveals no path, user, version or pid, and opens no new
+//! PostgreSQL connection (the probe worker's pooled one answers).
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::AppState;
+use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
+
+/// A worker must answer a ping within this.
+const PING: Duration = Duration::from_secs(1);
+/// The scheduler's heartbeat (written every few seconds) must be younger.
+const HEARTBEAT_MAX_AGE: f64 = 30.0;
+
+fn state(ok: bool) -> Value {
+    json!({ "status": if ok { "ok" } else { "failing" } })
+}
+
+/// Runs the checks; returns (all required components ok, body).
+pub async fn check(app: &AppState) -> (bool, Value) {
+    let (probe, pgctl, pg) = tokio::join!(
+        app.probe.call(ProbeCall::Ping, PING),
+        app.pgctl.call(PgCtlCall::Ping, PING),
+        app.probe.call(ProbeCall::PgCheck, Duration::from_secs(3)),
+    );
+    let settings = app.ctx.settings();
+    let supervisor = nix::unistd::getppid().as_raw() as u32 == settings.runtime.supervisor_pid;
+    let probe_ok = matches!(probe, Ok(Ok(ProbeReply::Pong)));
+    let pgctl_ok = matches!(pgctl, Ok(Ok(PgCtlReply::Pong)));
+    let pg_ok = matches!(pg, Ok(Ok(ProbeReply::PgUp)));
+    let (heartbeat, last_success, backlog) = app
+        .db
+        .run(|c| {
+            let get = |k: &str| -> rusqlite::Result<Option<f64>> {
+                use rusqlite::OptionalExtension;
+                c.query_row(
+                    "SELECT CAST(value AS REAL) FROM meta WHERE key = ?1",
+                    [k],
+                    |r| r.get(0),
+                )
+                .optional()
+            };
+            Ok((
+                get("scheduler_heartbeat")?,
+                get("collector_last_success")?,
+                crate::store::monitoring::backlog(c)?,
+            ))
+        })
+        .await
+        .unwrap_or((None, None, 0));
+    let now = crate::store::sessions::now();
+    let scheduler_ok = heartbeat.is_some_and(|t| now - t < HEARTBEAT_MAX_AGE);
+    let m = &settings.config.monitoring;
+    let collector = match (&m.collector_url, settings.config.has_plugin("monitoring")) {
+        (Some(_), true) => {
+            let recent =
+                last_success.is_some_and(|t| now - t < 3.0 * m.scheduler_interval as f64 + 30.0);
+            json!({
+                "status": if recent || backlog <= 1 { "ok" } else { "failing" },
+                "last_success": last_success.map(|t| chrono::DateTime::from_timestamp(t as i64, 0).map(|d| d.to_rfc3339())),
+                "queue": backlog,
+            })
+        }
+        _ => json!({ "status": "disabled", "queue": backlog }),
+    };
+    let mut components = Map::new();
+    components.insert("supervisor".into(), state(supervisor));
+    components.insert("http".into(), state(true));
+    components.insert("scheduler".into(), state(scheduler_ok));
+    components.insert("probe".into(), state(probe_ok));
+    components.insert("pgctl".into(), state(pgctl_ok));
+    components.insert("postgresql".into(), state(pg_ok));
+    components.insert("collector".into(), collector);
+    let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && pg_ok;
+    (
+        ok,
+        json!({ "status": if ok { "ok" } else { "failing" }, "components": components }),
+    )
+}

@@ -1,0 +1,119 @@
+//! `GET /openapi.json`, generated from the route table itself so it cannot
+//! drift from what is routed, and `GET /docs`, a self-contained page that
+//! renders it (no CDN).
+
+use serde_json::{json, Map, Value};
+
+use super::routes::{Route, ROUTES};
+
+fn operation(r: &Route) -> Value {
+    let mut security = vec![];
+    if r.session {
+        security.push(json!({ "session": [] }));
+        security.push(json!({ "token": [] }));
+    }
+    if r.key {
+        security.push(json!({ "agentKey": [] }));
+        security.push(json!({ "agentKeyQuery": [] }));
+    }
+    let params: Vec<Value> = r
+        .path
+        .split('/')
+        .filter(|s| s.starts_with('{') && s.ends_with('}'))
+        .map(|s| json!({ "name": &s[1..s.len() - 1], "in": "path", "required": true, "schema": { "type": "string" } }))
+        .collect();
+    let mut op = json!({
+        "operationId": format!("{:?}", r.handler).replace(['(', ')', '"'], ""),
+        "summary": format!("{} {}", r.method, r.path),
+        "tags": [r.plugin.unwrap_or("core")],
+        "parameters": params,
+        "responses": {
+            "200": { "description": "Success", "content": { "application/json": { "schema": {} } } },
+            "default": { "description": "Error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        }
+    });
+    if !security.is_empty() {
+        op["security"] = Value::Array(security);
+    }
+    if r.method == "POST" {
+        op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+    }
+    op
+}
+
+/// The OpenAPI 3 document of every route.
+pub fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for r in ROUTES {
+        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        entry[r.method.to_lowercase()] = operation(r);
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "temBoard agent",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "HTTPS REST API of the temBoard PostgreSQL agent (wire-compatible with temboard-agent 2.x). Errors are {\"error\": \"...\"}."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": { "Error": { "type": "object", "properties": { "error": { "type": "string" } }, "required": ["error"] } },
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "header", "name": "X-Session" },
+                "token": { "type": "http", "scheme": "bearer" },
+                "agentKey": { "type": "apiKey", "in": "header", "name": "X-TemBoard-Agent-Key" },
+                "agentKeyQuery": { "type": "apiKey", "in": "query", "name": "key" }
+            }
+        }
+    })
+}
+
+/// The `/docs` page: fetches `/openapi.json` and lists the operations.
+pub const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>temBoard agent API</title>
+<style>body{font-family:sans-serif;margin:2em;max-width:60em}code{background:#eee;padding:0 .2em}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em;text-align:left}
+.m{font-weight:bold;width:5em}</style></head>
+<body><h1>temBoard agent API</h1><p id="info"></p><table><thead><tr><th>method</th><th>path</th><th>group</th><th>authentication</th></tr></thead><tbody id="ops"></tbody></table>
+<script>
+fetch('openapi.json').then(r => r.json()).then(doc => {
+  document.getElementById('info').textContent = doc.info.description + ' Version ' + doc.info.version + '.';
+  const body = document.getElementById('ops');
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const tr = document.createElement('tr');
+      const auth = (op.security || []).map(s => Object.keys(s)[0]).join(', ') || 'none';
+      for (const [cls, text] of [['m', method.toUpperCase()], ['', path], ['', op.tags[0]], ['', auth]]) {
+        const td = document.createElement('td'); td.className = cls; td.textContent = text; tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+  }
+});
+</script></body></html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_described_and_nothing_else() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut described = 0;
+        for (path, ops) in paths {
+            for method in ops.as_object().unwrap().keys() {
+                assert!(
+                    ROUTES
+                        .iter()
+                        .any(|r| r.path == path && r.method.to_lowercase() == *method),
+                    "{method} {path} described but not routed"
+                );
+                described += 1;
+            }
+        }
+        assert_eq!(described, ROUTES.len(), "every route described once");
+        assert_eq!(doc["openapi"], "3.0.3");
+    }
+}

@@ -1,0 +1,235 @@
+//! What operators add on top of the 2.x API: health, OpenAPI, API tokens, key
+//! access on read-only routes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+
+fn health(agent: &Agent) -> (u16, Value) {
+    let r = agent.get("/health").unwrap();
+    (r.status, r.json())
+}
+
+#[test]
+fn health_follows_postgresql_and_the_workers() {
+    let mut pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    assert!(
+        eventually(Duration::from_secs(10), || health(&agent).0 == 200),
+        "{:?}",
+        health(&agent)
+    );
+    let (_, body) = health(&agent);
+    assert_eq!(body["status"], "ok");
+    for c in [
+        "supervisor",
+        "http",
+        "scheduler",
+        "probe",
+        "pgctl",
+        "postgresql",
+    ] {
+        assert_eq!(body["components"][c]["status"], "ok", "{c}: {body}");
+    }
+    assert_eq!(body["components"]["collector"]["status"], "disabled");
+    // Reveals nothing about the host.
+    let text = body.to_string();
+    for secret in [
+        agent.files.home().display().to_string(),
+        agent.pid.to_string(),
+        "\"postgres\"".into(),
+        env!("CARGO_PKG_VERSION").into(),
+    ] {
+        assert!(!text.contains(&secret), "{secret} in {text}");
+    }
+    // No new PostgreSQL connection per call: the same pooled backends serve.
+    let mut c = pg.client();
+    let backends = |c: &mut postgres::Client| -> Vec<i32> {
+        c.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'temboard-agent' ORDER BY pid", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    // A connection per call would show ~30 distinct backends.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..30 {
+        health(&agent);
+        seen.extend(backends(&mut c));
+    }
+    assert!(
+        seen.len() <= 4,
+        "{} distinct agent backends for 30 health calls",
+        seen.len()
+    );
+    drop(c);
+
+    pg.stop();
+    let (code, body) = health(&agent);
+    assert_eq!(code, 503);
+    assert_eq!(body["components"]["postgresql"]["status"], "failing");
+    assert_eq!(body["components"]["probe"]["status"], "ok");
+    pg.start_again();
+    assert!(eventually(Duration::from_secs(10), || health(&agent).0 == 200));
+
+    // A probe worker that does not answer is named.
+    let probe = agent.worker_pid("probe").unwrap();
+    kill(Pid::from_raw(probe), Signal::SIGSTOP).unwrap();
+    let (code, body) = health(&agent);
+    kill(Pid::from_raw(probe), Signal::SIGCONT).unwrap();
+    assert_eq!(code, 503);
+    assert_eq!(body["components"]["probe"]["status"], "failing", "{body}");
+    assert!(eventually(Duration::from_secs(10), || health(&agent).0 == 200));
+}
+
+#[test]
+fn openapi_describes_exactly_the_routes() {
+    let agent = Agent::start(AgentFiles::new(None));
+    let r = agent.get("/openapi.json").unwrap();
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().unwrap();
+    let routes = temboard_agent::workers::http::routes::ROUTES;
+    for r in routes {
+        let op = &paths[r.path][r.method.to_lowercase()];
+        assert!(op.is_object(), "{} {} missing", r.method, r.path);
+        assert!(op["responses"]["200"].is_object());
+    }
+    let described: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(described, routes.len());
+    let page = agent.get("/docs").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(String::from_utf8_lossy(&page.body).contains("openapi.json"));
+}
+
+fn token_tool(agent: &Agent, args: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_temboard-agent-token"))
+        .arg("-c")
+        .arg(agent.files.conf())
+        .args(args)
+        .output()
+        .unwrap();
+    if is_root() {
+        // The tool ran as root on a database owned by the agent's user.
+        give_to_postgres(&agent.files.home());
+    }
+    out
+}
+
+#[test]
+fn api_tokens_and_key_access() {
+    let mut files = AgentFiles::new(None);
+    files.set("temboard", "key", "agentkey42");
+    files.write();
+    let agent = Agent::start(files);
+    let out = token_tool(&agent, &["create", "ci"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rw = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let ro =
+        String::from_utf8_lossy(&token_tool(&agent, &["create", "grafana", "--read-only"]).stdout)
+            .trim()
+            .to_string();
+    assert!(
+        !token_tool(&agent, &["create", "ci"]).status.success(),
+        "duplicate name accepted"
+    );
+    let list = String::from_utf8_lossy(&token_tool(&agent, &["list"]).stdout).to_string();
+    assert!(
+        list.contains("ci\tread-write")
+            && list.contains("grafana\tread-only")
+            && !list.contains(&rw)
+    );
+
+    let bearer = |t: &str| format!("Bearer {t}");
+    let r = agent
+        .request("GET", "/profile", &[("Authorization", &bearer(&rw))], None)
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["username"].clone()),
+        (200, json!("token:ci"))
+    );
+    let r = agent
+        .request(
+            "GET",
+            "/notifications",
+            &[("Authorization", &bearer(&ro))],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = agent
+        .request(
+            "POST",
+            "/activity/kill",
+            &[("Authorization", &bearer(&ro))],
+            Some(b"{\"pids\": []}"),
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (
+            403,
+            json!("Token 'grafana' is read-only: GET requests only.")
+        )
+    );
+    let r = agent
+        .request(
+            "GET",
+            "/profile",
+            &[("Authorization", "Bearer tba_00000000")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("Invalid token."))
+    );
+    assert!(token_tool(&agent, &["revoke", "ci"]).status.success());
+    let r = agent
+        .request("GET", "/profile", &[("Authorization", &bearer(&rw))], None)
+        .unwrap();
+    assert_eq!(r.status, 401, "revocation not applied at once");
+
+    // Key access on read-only GETs only.
+    assert_eq!(
+        agent.get("/notifications?key=agentkey42").unwrap().status,
+        200
+    );
+    assert_eq!(
+        agent
+            .request(
+                "GET",
+                "/dashboard/config",
+                &[("X-TemBoard-Agent-Key", "agentkey42")],
+                None
+            )
+            .unwrap()
+            .status,
+        200
+    );
+    let r = agent.get("/notifications?key=nope").unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (401, json!("Invalid key"))
+    );
+    assert_eq!(
+        agent.get("/profile?key=agentkey42").unwrap().status,
+        406,
+        "key must not open session-only routes"
+    );
+}
