@@ -53,6 +53,7 @@ ssl_cert_file = server.pem
 ssl_key_file = server.key
 home = $work/home
 hostname = bench.example.org
+key = benchkey
 [postgresql]
 host = $work/pg
 port = $pgport
@@ -180,6 +181,8 @@ for c in 1 16; do
   t=1; [ "$c" -gt 1 ] && t=2
   wrk_line "GET /status" "$c" "$t" "https://localhost:$port/status"
   wrk_line "GET /profile (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/profile"
+  wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
+  wrk_line "GET /dashboard (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/dashboard"
 done
 
 # /activity with N idle client backends (pgbench clients sleeping client-side).

@@ -233,3 +233,107 @@ fn api_tokens_and_key_access() {
         "key must not open session-only routes"
     );
 }
+
+#[test]
+fn agent_self_shows_config_sources_and_workers_without_secrets() {
+    let mut files = AgentFiles::new(None);
+    files.set("postgresql", "password", "sup3rsecretpw");
+    files.set("temboard", "key", "k3ysecret");
+    files.write();
+    let agent = Agent::start(files);
+    let s = agent.login("alice", "alice");
+    let get = || {
+        let r = agent.get_with_session("/agent/self", &s);
+        assert_eq!(r.status, 200);
+        r.json()
+    };
+    let v = get();
+    let text = v.to_string();
+    assert!(
+        !text.contains("sup3rsecretpw") && !text.contains("k3ysecret"),
+        "{text}"
+    );
+    assert_eq!(v["config"]["postgresql"]["password"], "********");
+    assert_eq!(v["sources"]["postgresql.password"]["kind"], "file");
+    assert_eq!(v["sources"]["dashboard.history_length"]["kind"], "default");
+    assert!(eventually(Duration::from_secs(5), || get()["workers"]
+        .as_array()
+        .map(|w| w.len() == 4 && w.iter().all(|x| x["pid"].is_u64()))
+        .unwrap_or(false)));
+    // A crash shows up with its reason.
+    let pid = agent.worker_pid("scheduler").unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let v = get();
+            v["workers"].as_array().unwrap().iter().any(|w| {
+                w["role"] == "scheduler"
+                    && w["restarts"] == 1
+                    && w["last_exit"] == "killed by signal SIGKILL"
+            })
+        }),
+        "{}",
+        get()
+    );
+    // A refused reload shows its error.
+    std::fs::write(agent.files.conf(), "[temboard]\nport = nope\n").unwrap();
+    agent.signal(Signal::SIGHUP);
+    let conf = agent.files.conf().display().to_string();
+    assert!(eventually(Duration::from_secs(5), || get()
+        ["last_reload_error"]
+        .as_str()
+        .is_some_and(|e| e.contains(&conf))));
+}
+
+#[test]
+fn metrics_parse_and_agree_with_postgresql() {
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("temboard", "key", "promkey");
+    files.set("monitoring", "scheduler_interval", "1");
+    files.write();
+    let agent = Agent::start(files);
+    let scrape = || agent.get("/metrics?key=promkey").unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        String::from_utf8_lossy(&scrape().body).contains("temboard_database_size_bytes")
+    }));
+    let r = scrape();
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    let lines: Vec<Result<String, std::io::Error>> =
+        text.lines().map(|l| Ok(l.to_string())).collect();
+    let parsed = prometheus_parse::Scrape::parse(lines.into_iter()).expect("valid Prometheus text");
+    let size = parsed
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "temboard_database_size_bytes" && s.labels.get("dbname") == Some("postgres")
+        })
+        .expect("database size of postgres");
+    let real: i64 = pg
+        .client()
+        .query_one("SELECT pg_database_size('postgres')", &[])
+        .unwrap()
+        .get(0);
+    match size.value {
+        prometheus_parse::Value::Gauge(v) => assert_eq!(v as i64, real),
+        ref other => panic!("{other:?}"),
+    }
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|s| s.metric == "temboard_agent_http_requests_total"));
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|s| s.metric == "temboard_agent_worker_restarts_total"));
+    assert!(parsed
+        .samples
+        .iter()
+        .any(|s| s.metric == "temboard_loadavg_load1"));
+    assert_eq!(agent.get("/metrics").unwrap().status, 401);
+}

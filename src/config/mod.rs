@@ -318,7 +318,10 @@ impl Config {
     /// network-facing http worker, the scheduler) and for display.
     pub fn without_secrets(&self) -> Config {
         let mut c = self.clone();
-        c.postgresql.password = None;
+        if c.postgresql.password.is_some() {
+            // A marker, so displays can tell one is set; never usable.
+            c.postgresql.password = Some("********".into());
+        }
         c
     }
 

@@ -35,6 +35,9 @@ pub enum ToWorker {
     },
     /// Finish current work and exit 0.
     Stop,
+    /// What the supervisor knows of the workers (sent to the http worker on
+    /// each change, for `/agent/self`).
+    Supervision(Supervision),
 }
 
 /// Worker to supervisor.
@@ -72,6 +75,32 @@ pub struct WorkerSettings {
     /// Certificate and key, for the http worker only: it then needs no access
     /// to the key file, which can stay readable by root alone.
     pub tls: Option<TlsMaterial>,
+    /// Source of each configuration value (`section.key` → source).
+    pub sources: std::collections::BTreeMap<String, crate::config::Source>,
+}
+
+/// The supervisor's view of the agent, for `/agent/self` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Supervision {
+    /// One entry per role.
+    pub workers: Vec<WorkerState>,
+    /// Why the last reload was refused, if it was.
+    pub last_reload_error: Option<String>,
+    /// Configuration generation in force.
+    pub generation: u64,
+}
+
+/// State of one worker role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerState {
+    /// Role.
+    pub role: Role,
+    /// Pid of the running incarnation.
+    pub pid: Option<u32>,
+    /// Restarts after a failure so far.
+    pub restarts: u64,
+    /// How the previous incarnation ended.
+    pub last_exit: Option<String>,
 }
 
 /// Facts about the running agent shown by `/status`.

@@ -83,6 +83,8 @@ struct Supervisor {
     signals: Signals,
     stop_deadline: Option<Instant>,
     servers_stopping: bool,
+    sources: BTreeMap<String, crate::config::Source>,
+    last_reload_error: Option<String>,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -205,7 +207,7 @@ pub fn run(opts: Options) -> i32 {
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    match start(opts, config, launcher, pidfile) {
+    match start(opts, config, loaded.sources, launcher, pidfile) {
         Ok(mut sup) => sup.main_loop(),
         Err(e) => {
             error!("cannot start: {e}");
@@ -218,6 +220,7 @@ pub fn run(opts: Options) -> i32 {
 fn start(
     opts: Options,
     config: Config,
+    sources: BTreeMap<String, crate::config::Source>,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
 ) -> Result<Supervisor, String> {
@@ -285,6 +288,8 @@ fn start(
         signals,
         stop_deadline: None,
         servers_stopping: false,
+        sources,
+        last_reload_error: None,
         launcher,
         pidfile,
         _lock: lock,
@@ -301,6 +306,32 @@ impl Supervisor {
             },
             runtime: self.runtime.clone(),
             tls: (role == Role::Http).then(|| self.tls.clone()),
+            sources: self.sources.clone(),
+        }
+    }
+
+    /// Tells the http worker what the supervisor knows (for `/agent/self`).
+    fn publish(&mut self) {
+        let msg = ToWorker::Supervision(crate::ipc::messages::Supervision {
+            workers: self
+                .workers
+                .iter()
+                .map(|w| crate::ipc::messages::WorkerState {
+                    role: w.role,
+                    pid: w.pid.map(|p| p.as_raw() as u32),
+                    restarts: w.restarts,
+                    last_exit: w.last_exit.clone(),
+                })
+                .collect(),
+            last_reload_error: self.last_reload_error.clone(),
+            generation: self.generation,
+        });
+        if let Some(idx) = self
+            .workers
+            .iter()
+            .position(|w| w.role == Role::Http && w.pid.is_some())
+        {
+            self.send(idx, &msg);
         }
     }
 
@@ -514,6 +545,7 @@ impl Supervisor {
             }
             ToSupervisor::Ready { generation } => {
                 self.workers[idx].ready = true;
+                self.publish();
                 tracing::debug!("{} worker ready (generation {generation})", role.as_str());
                 if role == Role::Http {
                     // Pid file first: the launcher exits as soon as it hears
@@ -533,11 +565,18 @@ impl Supervisor {
     }
 
     fn reap(&mut self) {
+        let mut changed = false;
         loop {
             let status = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(WaitStatus::StillAlive) | Err(_) => {
+                    if changed && self.stop_deadline.is_none() {
+                        self.publish();
+                    }
+                    return;
+                }
                 Ok(s) => s,
             };
+            changed = true;
             let (pid, reason, code) = match status {
                 WaitStatus::Exited(pid, code) => {
                     (pid, format!("exited with status {code}"), Some(code))
@@ -595,9 +634,13 @@ impl Supervisor {
             Ok(l) => l,
             Err(e) => {
                 error!("reload refused, keeping the current configuration:\n{e}");
+                self.last_reload_error = Some(e.to_string());
+                self.publish();
                 return;
             }
         };
+        self.sources = loaded.sources.clone();
+        self.last_reload_error = None;
         for w in &loaded.warnings {
             warn!("{w}");
         }
@@ -653,6 +696,7 @@ impl Supervisor {
             self.send(idx, &msg);
         }
         info!("configuration reloaded (generation {})", self.generation);
+        self.publish();
     }
 
     /// Stops the clients (http, scheduler) first, then the servers (probe,

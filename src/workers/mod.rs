@@ -44,6 +44,7 @@ pub struct WorkerCtx {
     settings: Arc<RwLock<Arc<WorkerSettings>>>,
     generation: Arc<AtomicU64>,
     control: Arc<Mutex<UnixStream>>,
+    supervision: Arc<RwLock<crate::ipc::messages::Supervision>>,
     /// Reload and stop notifications.
     pub events: Receiver<Event>,
 }
@@ -54,6 +55,14 @@ impl WorkerCtx {
         match self.settings.read() {
             Ok(s) => Arc::clone(&s),
             Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// The supervisor's latest view of the workers (http worker only).
+    pub fn supervision(&self) -> crate::ipc::messages::Supervision {
+        match self.supervision.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
         }
     }
 
@@ -147,6 +156,7 @@ pub fn run(role: Role) -> i32 {
         settings: Arc::new(RwLock::new(Arc::new(*settings))),
         generation: Arc::new(AtomicU64::new(generation)),
         control: Arc::new(Mutex::new(control)),
+        supervision: Arc::new(RwLock::new(Default::default())),
         events: rx,
     };
     let thread_ctx = ctx.clone();
@@ -195,6 +205,11 @@ fn control_loop(
                 info!("configuration reloaded (generation {generation})");
                 let _ = tx.send(Event::Reloaded);
                 ctx.tell(&ToSupervisor::Reloaded { generation });
+            }
+            Ok(ToWorker::Supervision(s)) => {
+                if let Ok(mut cur) = ctx.supervision.write() {
+                    *cur = s;
+                }
             }
             Ok(ToWorker::Stop) => {
                 debug!("stop requested");

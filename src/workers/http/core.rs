@@ -109,6 +109,25 @@ pub async fn notifications(state: &AppState) -> Result<Value, ApiError> {
     serde_json::to_value(list).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// `GET /agent/self`: the effective configuration with every secret
+/// redacted, where each value came from, the workers as the supervisor sees
+/// them, start and reload times and the last reload error.
+pub fn agent_self(state: &AppState) -> Value {
+    let s = state.ctx.settings();
+    let sup = state.ctx.supervision();
+    json!({
+        "config": s.config.redacted(),
+        "sources": s.sources,
+        "workers": sup.workers,
+        "generation": sup.generation,
+        "last_reload_error": sup.last_reload_error,
+        "start_datetime": s.runtime.start_datetime,
+        "reload_datetime": s.runtime.reload_datetime,
+        "supervisor_pid": s.runtime.supervisor_pid,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
 /// `GET /status`.
 pub fn status(state: &AppState) -> Value {
     let s = state.ctx.settings();

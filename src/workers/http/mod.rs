@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod login_guard;
+pub mod metrics;
 pub mod monitoring;
 pub mod openapi;
 pub mod pgconf;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub guard: login_guard::LoginGuard,
     /// Delta state of the probe routes.
     pub api_deltas: monitoring::ApiDeltas,
+    /// Requests by route pattern and status, for `/metrics`.
+    pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     server_header: HeaderValue,
     fqdn: tokio::sync::OnceCell<String>,
 }
@@ -132,6 +135,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         db,
         guard: login_guard::LoginGuard::default(),
         api_deltas: monitoring::ApiDeltas::default(),
+        requests: Default::default(),
         server_header: HeaderValue::from_static(concat!(
             "temboard-agent/",
             env!("CARGO_PKG_VERSION")

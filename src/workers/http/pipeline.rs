@@ -42,6 +42,7 @@ enum Reply {
     /// JSON with a status other than 200 (health).
     JsonStatus(StatusCode, Value),
     Html(&'static str),
+    Text(String),
     Options,
 }
 
@@ -52,10 +53,23 @@ pub async fn handle(
     state: Arc<AppState>,
 ) -> Response<Full<Bytes>> {
     let received = Instant::now();
+    // Route pattern, not the raw path, so label cardinality stays bounded.
+    let label = routes::lookup(req.method(), req.uri().path(), |_| true)
+        .map(|(r, _)| r.path)
+        .unwrap_or("unmatched");
     let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
     let resp = match process(req, peer.ip(), &state, received).await {
         Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
         Ok(Reply::JsonStatus(code, v)) => json_response(&state, code, &v),
+        Ok(Reply::Text(text)) => {
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            base_headers(&state, &mut resp);
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         Ok(Reply::Html(page)) => {
             let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
             base_headers(&state, &mut resp);
@@ -68,6 +82,11 @@ pub async fn handle(
         Ok(Reply::Options) => options_response(&state),
         Err(e) => error_response(&state, &e),
     };
+    if let Ok(mut counts) = state.requests.lock() {
+        *counts
+            .entry((label.to_string(), resp.status().as_u16()))
+            .or_default() += 1;
+    }
     info!(
         "client: {} request: \"{line}\" {} -",
         peer.ip(),
@@ -127,6 +146,9 @@ async fn process(
     } else {
         None
     };
+    if route.handler == Handler::Metrics {
+        return Ok(Reply::Text(super::metrics::render(state).await?));
+    }
     let json = match raw {
         Some(b) => Some(
             serde_json::from_slice::<Value>(&b)
@@ -308,7 +330,8 @@ async fn dispatch(
         Handler::MonitoringProbe(name) => monitoring::probe(state, name).await,
         Handler::MonitoringConfig => Ok(monitoring::config(state)),
         Handler::MonitoringHistory => monitoring::history(state, q).await,
-        Handler::Health | Handler::OpenApi | Handler::Docs => {
+        Handler::AgentSelf => Ok(core::agent_self(state)),
+        Handler::Health | Handler::OpenApi | Handler::Docs | Handler::Metrics => {
             Err(ApiError::Internal("answered before dispatch".into()))
         }
     }

@@ -84,6 +84,10 @@ pub enum Handler {
     MonitoringHistory,
     /// `GET /health`.
     Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /agent/self`.
+    AgentSelf,
     /// `GET /openapi.json`.
     OpenApi,
     /// `GET /docs`.
@@ -172,6 +176,15 @@ pub const ROUTES: &[Route] = &[
     core("GET", "/discover", false, Handler::Discover),
     core("GET", "/status", false, Handler::Status),
     core("GET", "/health", false, Handler::Health),
+    Route {
+        method: "GET",
+        path: "/metrics",
+        session: true,
+        key: true,
+        plugin: None,
+        handler: Handler::Metrics,
+    },
+    core("GET", "/agent/self", true, Handler::AgentSelf),
     core("GET", "/openapi.json", false, Handler::OpenApi),
     core("GET", "/docs", false, Handler::Docs),
     keyed("activity", "/activity", Handler::Activity),

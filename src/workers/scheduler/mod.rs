@@ -227,6 +227,11 @@ impl Scheduler {
             Err(e) => error!("cannot queue the monitoring payload: {e}"),
         }
         let _ = self.wake_sender.try_send(());
+        let _ = self.db.execute(
+            "INSERT INTO meta (key, value) VALUES ('monitoring_last_duration', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [started.elapsed().as_secs_f64().to_string()],
+        );
         tracing::debug!(
             "monitoring collection took {:.1} ms ({} probes, payload {} bytes)",
             started.elapsed().as_secs_f64() * 1000.0,
