@@ -104,6 +104,19 @@ fn openapi_describes_exactly_the_routes() {
     }
     let described: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(described, routes.len());
+    // A real OpenAPI validator agrees (installed by scripts/prereqs.sh).
+    let spec = agent.files.dir.path().join("openapi.json");
+    std::fs::write(&spec, &r.body).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))"])
+        .arg(&spec)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "invalid OpenAPI: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page = agent.get("/docs").unwrap();
     assert_eq!(page.status, 200);
     assert!(page
