@@ -7,11 +7,11 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use serde_json::{json, Value};
 use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::monitoring::client::{agent, error_of};
 use temboard_agent::users::{valid_password, valid_username};
 
 /// Register this agent in a temBoard UI.
@@ -53,31 +53,6 @@ struct Args {
     ui_address: String,
 }
 
-fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
-    use ureq::tls::{PemItem, RootCerts, TlsConfig};
-    let tls = match ca {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            TlsConfig::builder()
-                .root_certs(RootCerts::new_with_certs(&certs))
-                .build()
-        }
-        None => TlsConfig::builder().disable_verification(true).build(),
-    };
-    let cfg = ureq::config::Config::builder()
-        .tls_config(tls)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build();
-    Ok(ureq::Agent::new_with_config(cfg))
-}
-
 fn ask(prompt: &str, secret: bool) -> Result<String, String> {
     print!("{prompt}");
     let _ = std::io::stdout().flush();
@@ -105,13 +80,6 @@ fn ask(prompt: &str, secret: bool) -> Result<String, String> {
         Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-fn error_of(body: &str) -> String {
-    serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| body.chars().take(200).collect())
 }
 
 fn run(args: Args) -> Result<(), String> {

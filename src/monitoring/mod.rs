@@ -2,6 +2,7 @@
 //! worker (probe routes): host probes, delta computation, the payload.
 //! SQL probes run in the probe worker (`workers::probe::monitoring`).
 
+pub mod client;
 pub mod deltas;
 pub mod host;
 pub mod payload;

@@ -26,32 +26,6 @@ enum Outcome {
     Failed(String),
 }
 
-fn agent(ca: Option<&std::path::Path>) -> Result<ureq::Agent, String> {
-    use ureq::tls::{PemItem, RootCerts, TlsConfig};
-    let tls = match ca {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-                .filter_map(|i| match i {
-                    Ok(PemItem::Certificate(c)) => Some(c.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            TlsConfig::builder()
-                .root_certs(RootCerts::new_with_certs(&certs))
-                .build()
-        }
-        // 2.x did not verify without a CA file; we keep that (and say so once).
-        None => TlsConfig::builder().disable_verification(true).build(),
-    };
-    let config = ureq::config::Config::builder()
-        .tls_config(tls)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .http_status_as_error(false)
-        .build();
-    Ok(ureq::Agent::new_with_config(config))
-}
-
 fn send(agent: &ureq::Agent, url: &str, key: Option<&str>, payload: &str) -> Outcome {
     let mut req = agent.post(url).header("Content-Type", "application/json");
     if let Some(k) = key {
@@ -63,10 +37,7 @@ fn send(agent: &ureq::Agent, url: &str, key: Option<&str>, payload: &str) -> Out
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let body = resp.body_mut().read_to_string().unwrap_or_default();
-            let msg = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            let msg = crate::monitoring::client::error_of(&body);
             Outcome::Failed(format!("HTTP {status} {msg}").trim().to_string())
         }
         Err(e) => Outcome::Failed(e.to_string()),
@@ -106,7 +77,7 @@ pub fn run(ctx: WorkerCtx, wake: Receiver<()>) {
             warn!("collector certificate not verified: set [monitoring] ssl_ca_cert_file");
             warned_unverified = true;
         }
-        let client = match agent(m.ssl_ca_cert_file.as_deref()) {
+        let client = match crate::monitoring::client::agent(m.ssl_ca_cert_file.as_deref()) {
             Ok(a) => a,
             Err(e) => {
                 error!("collector sender: {e}");
