@@ -359,3 +359,35 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
         "{got:#?}"
     );
 }
+
+#[test]
+fn systemd_notify_ready_once_the_api_answers() {
+    let files = AgentFiles::new(None);
+    let sock_path = files.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let sock_env = sock_path.display().to_string();
+    let mut agent = Agent::start_with(files, &[], &[("NOTIFY_SOCKET", &sock_env)]);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("no READY=1 from the agent");
+    assert_eq!(&buf[..n], b"READY=1");
+    // The workers never see the variable (only the supervisor talks to systemd).
+    let http = agent.worker_pid("http").unwrap();
+    let environ = std::fs::read(format!("/proc/{http}/environ")).unwrap();
+    assert!(!String::from_utf8_lossy(&environ).contains("NOTIFY_SOCKET"));
+    agent.signal(Signal::SIGHUP);
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"RELOADING=1");
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    agent.signal(Signal::SIGTERM);
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert_eq!(
+        agent
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+}

@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod listeners;
+pub mod notify;
 pub mod restart;
 pub mod spawn;
 
@@ -85,6 +86,7 @@ struct Supervisor {
     servers_stopping: bool,
     sources: BTreeMap<String, crate::config::Source>,
     last_reload_error: Option<String>,
+    notifier: notify::Notifier,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -117,6 +119,24 @@ fn prepare_log_file(config: &Config, identity: &Identity) {
             path.display(),
             identity.name
         );
+    }
+}
+
+/// The documented default is syslog; in a terminal or under systemd's journal
+/// (`JOURNAL_STREAM`), stderr is what the operator reads, so an unset
+/// `[logging] method` means stderr there.
+fn prefer_stderr_when_attended(
+    config: &mut Config,
+    sources: &BTreeMap<String, crate::config::Source>,
+) {
+    use std::io::IsTerminal;
+    let defaulted = matches!(
+        sources.get("logging.method"),
+        Some(crate::config::Source::Default) | None
+    );
+    let attended = std::io::stderr().is_terminal() || std::env::var_os("JOURNAL_STREAM").is_some();
+    if defaulted && attended {
+        config.logging.method = crate::config::LogMethod::Stderr;
     }
 }
 
@@ -180,7 +200,8 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
-    let config = loaded.config;
+    let mut config = loaded.config;
+    prefer_stderr_when_attended(&mut config, &loaded.sources);
     let pidfile = opts.pidfile.clone().or_else(|| {
         (opts.daemon || config.temboard.daemonize).then(|| config.temboard.pidfile.clone())
     });
@@ -290,6 +311,7 @@ fn start(
         servers_stopping: false,
         sources,
         last_reload_error: None,
+        notifier: notify::Notifier::from_env(),
         launcher,
         pidfile,
         _lock: lock,
@@ -556,6 +578,7 @@ impl Supervisor {
                         }
                     }
                     self.launcher.ready();
+                    self.notifier.send("READY=1");
                 }
             }
             ToSupervisor::Reloaded { generation } => {
@@ -630,12 +653,14 @@ impl Supervisor {
             "SIGHUP: reloading configuration from {}",
             self.opts.request.configfile.display()
         );
+        self.notifier.send("RELOADING=1");
         let loaded = match config::load(&self.opts.request) {
             Ok(l) => l,
             Err(e) => {
                 error!("reload refused, keeping the current configuration:\n{e}");
                 self.last_reload_error = Some(e.to_string());
                 self.publish();
+                self.notifier.send("READY=1");
                 return;
             }
         };
@@ -645,6 +670,7 @@ impl Supervisor {
             warn!("{w}");
         }
         let mut new = loaded.config;
+        prefer_stderr_when_attended(&mut new, &loaded.sources);
         // What the supervisor bound or decided at start cannot change live.
         let old = &self.config.temboard;
         if (new.temboard.address, new.temboard.port) != (old.address, old.port) {
@@ -664,6 +690,9 @@ impl Supervisor {
             Ok(t) => t,
             Err(e) => {
                 error!("reload refused, keeping the current configuration: {e}");
+                self.last_reload_error = Some(e);
+                self.publish();
+                self.notifier.send("READY=1");
                 return;
             }
         };
@@ -696,6 +725,7 @@ impl Supervisor {
             self.send(idx, &msg);
         }
         info!("configuration reloaded (generation {})", self.generation);
+        self.notifier.send("READY=1");
         self.publish();
     }
 
@@ -708,6 +738,7 @@ impl Supervisor {
             return;
         }
         info!("stopping: asking workers to finish");
+        self.notifier.send("STOPPING=1");
         self.stop_deadline = Some(Instant::now() + STOP_GRACE);
         self.servers_stopping = false;
         for idx in 0..self.workers.len() {
