@@ -90,8 +90,11 @@ cat <<MSG
   temBoard agent demo
   -------------------
   API:          https://127.0.0.1:$port/   (self-signed certificate: use curl -k)
-  try:          curl -k https://127.0.0.1:$port/status
+  try:          curl -k https://127.0.0.1:$port/health
                 curl -k https://127.0.0.1:$port/discover
+                curl -k https://127.0.0.1:$port/login -d '{"username": "demo", "password": "$password"}'
+                curl -k -H "X-Session: <session>" https://127.0.0.1:$port/dashboard
+                https://127.0.0.1:$port/docs lists every route
   user:         demo
   password:     $password
   config:       $demo/etc/temboard-agent.conf
