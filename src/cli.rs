@@ -42,6 +42,31 @@ pub enum Command {
     /// Validate the configuration and print the effective values with their
     /// sources (secrets redacted) as JSON; exits 1 if it is invalid.
     ShowConfig,
+    /// Prepare an agent for one PostgreSQL cluster (as root, with PG* variables
+    /// or options): configuration, users file, certificate, home. Idempotent.
+    Setup {
+        /// Where configurations go.
+        #[arg(long, default_value = "/etc/temboard-agent")]
+        prefix: PathBuf,
+        /// Where homes go.
+        #[arg(long, default_value = "/var/lib/temboard-agent")]
+        home_prefix: PathBuf,
+        /// PostgreSQL socket directory or host [env: PGHOST] [default: /var/run/postgresql]
+        #[arg(long)]
+        pghost: Option<String>,
+        /// PostgreSQL port [env: PGPORT] [default: 5432]
+        #[arg(long)]
+        pgport: Option<u16>,
+        /// PostgreSQL super-user [env: PGUSER] [default: postgres]
+        #[arg(long)]
+        pguser: Option<String>,
+        /// Database to connect to [env: PGDATABASE] [default: postgres]
+        #[arg(long)]
+        pgdatabase: Option<String>,
+        /// First agent port to try.
+        #[arg(long, default_value_t = 2345)]
+        first_port: u16,
+    },
     /// Write a self-signed certificate and its key (0600) for the given host names.
     GenerateCert {
         /// Certificate file to create.

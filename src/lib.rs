@@ -15,6 +15,7 @@ pub mod logging;
 pub mod monitoring;
 pub mod pgconf;
 pub mod privileges;
+pub mod setup;
 pub mod store;
 pub mod supervisor;
 pub mod users;

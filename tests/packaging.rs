@@ -43,3 +43,100 @@ fn systemd_unit_verifies_cleanly() {
         "systemd-analyze verify:\n{text}"
     );
 }
+
+mod common;
+
+#[test]
+fn setup_writes_a_configuration_the_agent_starts_with() {
+    use common::*;
+    let pg = PgCluster::start();
+    let root = open_tempdir();
+    let (etc, homes) = (root.path().join("etc"), root.path().join("lib"));
+    let setup = |host: &str, port: u16, fqdn: &str| {
+        Command::new(AGENT)
+            .args(["setup", "--prefix"])
+            .arg(&etc)
+            .arg("--home-prefix")
+            .arg(&homes)
+            .args([
+                "--pghost",
+                host,
+                "--pgport",
+                &port.to_string(),
+                "--first-port",
+                &free_port().to_string(),
+            ])
+            .env("TEMBOARD_HOSTNAME", fqdn)
+            .output()
+            .unwrap()
+    };
+    let sock = pg.socket_dir().display().to_string();
+    let out = setup(&sock, pg.port, "db1.example.org");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let num: i32 = pg
+        .client()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    let major = (num / 10000).to_string();
+    let conf = etc.join(&major).join("main/temboard-agent.conf");
+    assert!(stdout.contains(&conf.display().to_string()), "{stdout}");
+    let port: u16 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Port:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.contains("hostname = db1.example.org")
+            && text.contains(&format!("-D '{}'", pg.data().display()))
+    );
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("key = ") && l.len() == "key = ".len() + 32));
+
+    // The agent starts with it and answers over TLS for the host's name.
+    let mut child = Command::new(AGENT)
+        .arg("-c")
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cert = std::fs::read(etc.join(&major).join("main/server.pem")).unwrap();
+    let ok = eventually(std::time::Duration::from_secs(15), || {
+        KeepAlive::connect_as(port, &cert, "db1.example.org")
+            .and_then(|mut c| c.request("GET", "/status", &[], None))
+            .map(|r| r.status == 200)
+            .unwrap_or(false)
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert!(
+        ok,
+        "the agent did not answer with the setup's configuration"
+    );
+
+    // Twice: nothing changes, and it says so.
+    let out = setup(&sock, pg.port, "db1.example.org");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing changed"));
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+
+    // Clear refusals.
+    let out = setup(&sock, 1, "db1.example.org");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to PostgreSQL"));
+    let out = setup(&sock, pg.port, "localhost");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a fully qualified domain name"));
+}

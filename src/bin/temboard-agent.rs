@@ -24,6 +24,65 @@ fn main() {
     let request = cli.load_request(env);
     let code = match &cli.command {
         Some(Command::ShowConfig) => show_config(&request),
+        Some(Command::Setup {
+            prefix,
+            home_prefix,
+            pghost,
+            pgport,
+            pguser,
+            pgdatabase,
+            first_port,
+        }) => {
+            let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let opts = temboard_agent::setup::SetupOptions {
+                prefix: prefix.clone(),
+                home_prefix: home_prefix.clone(),
+                pghost: pghost
+                    .clone()
+                    .or_else(|| env("PGHOST"))
+                    .unwrap_or_else(|| "/var/run/postgresql".into()),
+                pgport: pgport
+                    .or_else(|| env("PGPORT").and_then(|p| p.parse().ok()))
+                    .unwrap_or(5432),
+                pguser: pguser
+                    .clone()
+                    .or_else(|| env("PGUSER"))
+                    .unwrap_or_else(|| "postgres".into()),
+                pgdatabase: pgdatabase
+                    .clone()
+                    .or_else(|| env("PGDATABASE"))
+                    .unwrap_or_else(|| "postgres".into()),
+                hostname: env("TEMBOARD_HOSTNAME"),
+                first_port: *first_port,
+            };
+            match temboard_agent::setup::run(&opts) {
+                Ok(r) => {
+                    if r.created {
+                        println!("Configuration: {}", r.configfile.display());
+                        println!("Port:          {}", r.port);
+                        println!("Key:           {}", r.key);
+                        println!();
+                        println!(
+                            "Next: add a user:   temboard-agent-adduser -c {}",
+                            r.configfile.display()
+                        );
+                        println!("      start:        temboard-agent -c {} (or systemctl start temboard-agent@<version>-<name>)", r.configfile.display());
+                        println!("      register:     temboard-agent-register -c {} -h <this host> -p {} <UI address>", r.configfile.display(), r.port);
+                    } else {
+                        println!(
+                            "{} exists already: nothing changed (port {}).",
+                            r.configfile.display(),
+                            r.port
+                        );
+                    }
+                    0
+                }
+                Err(e) => {
+                    eprintln!("temboard-agent setup: {e}");
+                    1
+                }
+            }
+        }
         Some(Command::GenerateCert {
             cert,
             key,

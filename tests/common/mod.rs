@@ -595,9 +595,14 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     pub fn connect(port: u16, cert_pem: &[u8]) -> std::io::Result<KeepAlive> {
+        Self::connect_as(port, cert_pem, "localhost")
+    }
+
+    /// Connects expecting a certificate for `name`.
+    pub fn connect_as(port: u16, cert_pem: &[u8], name: &str) -> std::io::Result<KeepAlive> {
         let tcp = TcpStream::connect(("127.0.0.1", port))?;
         tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
         let conn = rustls::ClientConnection::new(tls_config(cert_pem), name)
             .map_err(std::io::Error::other)?;
         Ok(KeepAlive {

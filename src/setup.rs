@@ -1,0 +1,210 @@
+//! `temboard-agent setup`: prepares one agent for one PostgreSQL cluster, the
+//! job of the 2.x `auto_configure.sh`. Connects with the `PG*` environment
+//! (or options), finds the cluster's facts, and writes under a prefix
+//! (default `/etc/temboard-agent`) `<version>/<name>/temboard-agent.conf`, an
+//! empty users file, a self-signed certificate for the host's FQDN, and the
+//! home directory — owned by the cluster owner. Idempotent: an existing
+//! configuration is left untouched and the command says so.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Options of the command (CLI flags override `PG*` variables).
+#[derive(Debug, Clone)]
+pub struct SetupOptions {
+    /// Where configurations go.
+    pub prefix: PathBuf,
+    /// Where homes go.
+    pub home_prefix: PathBuf,
+    /// PostgreSQL socket directory or host (`PGHOST`).
+    pub pghost: String,
+    /// Port (`PGPORT`).
+    pub pgport: u16,
+    /// Super-user (`PGUSER`).
+    pub pguser: String,
+    /// Database (`PGDATABASE`).
+    pub pgdatabase: String,
+    /// Host name override (`TEMBOARD_HOSTNAME`).
+    pub hostname: Option<String>,
+    /// First port to try for the agent.
+    pub first_port: u16,
+}
+
+/// What was found and written.
+#[derive(Debug, Clone)]
+pub struct SetupResult {
+    /// The configuration file.
+    pub configfile: PathBuf,
+    /// The agent port.
+    pub port: u16,
+    /// The collector key.
+    pub key: String,
+    /// Whether anything was written (false: it existed already).
+    pub created: bool,
+}
+
+fn owner_of(path: &Path) -> Result<nix::unistd::User, String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .uid();
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("owner uid {uid} of {} has no user entry", path.display()))
+}
+
+fn chown_to(path: &Path, user: &nix::unistd::User) -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+}
+
+/// Ports already given to agents under `prefix`.
+fn ports_taken(prefix: &Path) -> Vec<u16> {
+    let mut out = vec![];
+    let Ok(versions) = std::fs::read_dir(prefix) else {
+        return out;
+    };
+    for v in versions.flatten() {
+        let Ok(names) = std::fs::read_dir(v.path()) else {
+            continue;
+        };
+        for n in names.flatten() {
+            let conf = n.path().join("temboard-agent.conf");
+            if let Ok(f) = crate::config::ini_file::IniFile::load(&conf) {
+                if let Some(p) = f.get("temboard", "port").and_then(|p| p.value.parse().ok()) {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs the setup.
+pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
+    let hostname = o.hostname.clone().unwrap_or_else(crate::host::system_fqdn);
+    if !crate::host::is_fqdn(&hostname) {
+        return Err(format!(
+            "host name '{hostname}' is not a fully qualified domain name: fix the host's name resolution or set TEMBOARD_HOSTNAME"
+        ));
+    }
+    let mut cfg = postgres::Config::new();
+    if o.pghost.starts_with('/') {
+        cfg.host_path(&o.pghost);
+    } else {
+        cfg.host(&o.pghost);
+    }
+    cfg.port(o.pgport)
+        .user(&o.pguser)
+        .dbname(&o.pgdatabase)
+        .application_name("temboard-agent-setup");
+    cfg.connect_timeout(std::time::Duration::from_secs(5));
+    let mut client = cfg.connect(postgres::NoTls).map_err(|e| {
+        format!(
+            "cannot connect to PostgreSQL (host {}, port {}, user {}): {e}",
+            o.pghost, o.pgport, o.pguser
+        )
+    })?;
+    let row = client
+        .query_one(
+            "SELECT current_setting('data_directory'), current_setting('server_version_num')::int,
+                    current_setting('cluster_name'), (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
+        .map_err(|e| format!("cannot read the cluster's settings: {e}"))?;
+    let data: String = row.get(0);
+    let version_num: i32 = row.get(1);
+    let superuser: bool = row.get(3);
+    if !superuser {
+        return Err(format!(
+            "PostgreSQL user {} is not a super-user: the agent needs one",
+            o.pguser
+        ));
+    }
+    let major = if version_num >= 100000 {
+        (version_num / 10000).to_string()
+    } else {
+        format!("{}.{}", version_num / 10000, (version_num / 100) % 100)
+    };
+    let cluster_name: String = row.get(2);
+    let name = cluster_name
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or("main")
+        .to_string();
+    let owner = owner_of(Path::new(&data))?;
+    let dir = o.prefix.join(&major).join(&name);
+    let conf = dir.join("temboard-agent.conf");
+    if conf.exists() {
+        let f = crate::config::ini_file::IniFile::load(&conf).map_err(|e| e.to_string())?;
+        return Ok(SetupResult {
+            port: f
+                .get("temboard", "port")
+                .and_then(|p| p.value.parse().ok())
+                .unwrap_or(0),
+            key: f
+                .get("temboard", "key")
+                .map(|k| k.value.clone())
+                .unwrap_or_default(),
+            configfile: conf,
+            created: false,
+        });
+    }
+    let taken = ports_taken(&o.prefix);
+    let port = (o.first_port..=u16::MAX)
+        .find(|p| !taken.contains(p) && *p != o.pgport && port_free(*p))
+        .ok_or("no free TCP port for the agent")?;
+    let key = crate::store::sessions::new_id().map_err(|e| e.to_string())?[..32].to_string();
+    let home = o.home_prefix.join(&major).join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())?;
+    chown_to(&home, &owner)?;
+    let (cert, keyfile, users) = (
+        dir.join("server.pem"),
+        dir.join("server.key"),
+        dir.join("users"),
+    );
+    crate::certgen::write_self_signed(&[hostname.clone()], &cert, &keyfile)?;
+    std::fs::write(&users, "").map_err(|e| format!("{}: {e}", users.display()))?;
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640))
+        .map_err(|e| e.to_string())?;
+    for f in [&keyfile, &users] {
+        chown_to(f, &owner)?;
+    }
+    let pg_ctl = format!("/usr/lib/postgresql/{major}/bin/pg_ctl %s -D '{data}' -w");
+    let text = format!(
+        "# Written by temboard-agent setup for PostgreSQL {major}/{name}.\n\
+         [temboard]\nport = {port}\nusers = users\nssl_cert_file = server.pem\nssl_key_file = server.key\n\
+         home = {home}\nhostname = {hostname}\nkey = {key}\n\n\
+         [postgresql]\nhost = {pghost}\nport = {pgport}\nuser = {pguser}\ndbname = {pgdb}\ninstance = {name}\n\n\
+         [logging]\nmethod = syslog\nlevel = INFO\n\n\
+         [administration]\npg_ctl = {pg_ctl}\n",
+        home = home.display(),
+        pghost = o.pghost,
+        pgport = o.pgport,
+        pguser = o.pguser,
+        pgdb = o.pgdatabase,
+    );
+    let tmp = dir.join(".temboard-agent.conf.tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o640))
+        .map_err(|e| e.to_string())?;
+    chown_to(&tmp, &owner)?;
+    std::fs::rename(&tmp, &conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    Ok(SetupResult {
+        configfile: conf,
+        port,
+        key,
+        created: true,
+    })
+}
