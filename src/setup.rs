@@ -174,7 +174,7 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
         dir.join("server.key"),
         dir.join("users"),
     );
-    crate::certgen::write_self_signed(&[hostname.clone()], &cert, &keyfile)?;
+    crate::certgen::write_self_signed(std::slice::from_ref(&hostname), &cert, &keyfile)?;
     std::fs::write(&users, "").map_err(|e| format!("{}: {e}", users.display()))?;
     std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640))
         .map_err(|e| e.to_string())?;
