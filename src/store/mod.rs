@@ -7,6 +7,7 @@
 //! opening a fresh database at once do not race.
 
 pub mod dashboard;
+pub mod meta;
 pub mod monitoring;
 pub mod notifications;
 pub mod operations;

@@ -34,15 +34,7 @@ pub async fn check(app: &AppState) -> (bool, Value) {
     let (heartbeat, last_success, backlog) = app
         .db
         .run(|c| {
-            let get = |k: &str| -> rusqlite::Result<Option<f64>> {
-                use rusqlite::OptionalExtension;
-                c.query_row(
-                    "SELECT CAST(value AS REAL) FROM meta WHERE key = ?1",
-                    [k],
-                    |r| r.get(0),
-                )
-                .optional()
-            };
+            let get = |k: &str| crate::store::meta::get(c, k);
             Ok((
                 get("scheduler_heartbeat")?,
                 get("collector_last_success")?,

@@ -209,13 +209,7 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let d: Option<f64> = c
-                .query_row(
-                    "SELECT CAST(value AS REAL) FROM meta WHERE key = 'monitoring_last_duration'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let d = crate::store::meta::get(c, "monitoring_last_duration")?;
             Ok((
                 p,
                 crate::store::monitoring::backlog(c)?,

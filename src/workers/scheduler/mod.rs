@@ -108,7 +108,7 @@ impl Scheduler {
             (Some(a), Some(b)) if a != b => crate::dashboard::cpu_percent(&a, &b),
             _ => crate::dashboard::cpu_sampled(),
         };
-        self.last_cpu = crate::dashboard::read_cpu();
+        self.last_cpu = now;
         let hostname = self.hostname();
         let mut set = crate::dashboard::host_set(&hostname, cpu);
         let result = match self
@@ -227,10 +227,10 @@ impl Scheduler {
             Err(e) => error!("cannot queue the monitoring payload: {e}"),
         }
         let _ = self.wake_sender.try_send(());
-        let _ = self.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('monitoring_last_duration', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [started.elapsed().as_secs_f64().to_string()],
+        let _ = crate::store::meta::set(
+            &self.db,
+            "monitoring_last_duration",
+            started.elapsed().as_secs_f64(),
         );
         tracing::debug!(
             "monitoring collection took {:.1} ms ({} probes, payload {} bytes)",
@@ -244,11 +244,7 @@ impl Scheduler {
         let ttl = self.ctx.settings().config.temboard.session_ttl as f64;
         tracing::debug!("purging sessions idle for {ttl} s");
         // Heartbeat read by /health: this job runs every few seconds.
-        let _ = self.db.execute(
-            "INSERT INTO meta (key, value) VALUES ('scheduler_heartbeat', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [sessions::now().to_string()],
-        );
+        let _ = crate::store::meta::set(&self.db, "scheduler_heartbeat", sessions::now());
         match sessions::purge_expired(&mut self.db, ttl) {
             Ok(users) => {
                 for u in users {

@@ -101,11 +101,7 @@ pub fn run(ctx: WorkerCtx, wake: Receiver<()>) {
                         info!("collector reachable again (was: {was}); {left} queued payload(s) to send");
                     }
                     backoff = FIRST_BACKOFF;
-                    let _ = db.execute(
-                        "INSERT INTO meta (key, value) VALUES ('collector_last_success', ?1)
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        [now().to_string()],
-                    );
+                    let _ = crate::store::meta::set(&db, "collector_last_success", now());
                     if let Err(e) = queue::mark_sent(&db, next.0, now()) {
                         error!("cannot mark payload sent: {e}");
                         break;
