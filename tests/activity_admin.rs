@@ -122,13 +122,8 @@ fn activity_lists_backends_and_kills_them() {
         .unwrap()
         .is_empty()
     }));
-    let notes = agent.get_with_session("/notifications", &s).json();
-    let messages: Vec<&str> = notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     assert!(
         messages.contains(&format!("Backend {sleeper_pid} terminated").as_str()),
         "{messages:?}"
@@ -358,13 +353,8 @@ fn control_actions_are_operations() {
     let r = agent.get_with_session("/operations/../../etc/passwd", &s);
     assert_eq!(r.status, 404);
 
-    let notes = agent.get_with_session("/notifications", &s).json();
-    let messages: Vec<&str> = notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     for m in [
         "PostgreSQL reload",
         "PostgreSQL restart",

@@ -54,13 +54,8 @@ fn login_profile_notifications_logout() {
 
     let s2 = agent.login("alice", "alice");
     assert_ne!(s2, s, "a new session after logout");
-    let list = agent.get_with_session("/notifications", &s2).json();
-    let messages: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s2);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     assert_eq!(messages, vec!["Login", "Logout", "Login", "Login"]);
     // Passwords never reach the log.
     assert!(
@@ -302,13 +297,8 @@ fn sessions_expire_after_the_ttl_with_a_notification() {
     );
     let s2 = agent.login("alice", "alice");
     assert_ne!(s2, s);
-    let list = agent.get_with_session("/notifications", &s2).json();
-    let messages: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s2);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     assert!(
         eventually(Duration::from_secs(3), || {
             let list = agent.get_with_session("/notifications", &s2).json();

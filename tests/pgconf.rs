@@ -167,13 +167,8 @@ fn settings_listing_types_and_changes() {
         .unwrap()
         .get::<_, String>(0)
         == "off"));
-    let notes = agent.get_with_session("/notifications", &s).json();
-    let messages: Vec<&str> = notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     assert!(
         messages.contains(&"Setting 'work_mem' changed: '4MB' -> '8MB'"),
         "{messages:?}"
@@ -510,13 +505,8 @@ fn hba_round_trip_versions_and_traversal() {
         .as_array()
         .unwrap()
         .contains(&json!("scram-sha-256")));
-    let notes = agent.get_with_session("/notifications", &s).json();
-    let messages: Vec<&str> = notes
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["message"].as_str().unwrap())
-        .collect();
+    let owned = agent.notification_messages(&s);
+    let messages: Vec<&str> = owned.iter().map(String::as_str).collect();
     assert!(messages.contains(&"HBA file updated"));
     assert!(messages.contains(&format!("HBA file version '{v1}' removed.").as_str()));
 }

@@ -536,9 +536,14 @@ pub fn https_request(
     KeepAlive::connect(port, cert_pem)?.request(method, path, &all, body)
 }
 
-fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
+/// Reads one HTTP/1.x message (request or response): first line, headers,
+/// and a body of `Content-Length` bytes.
+/// First line, headers and body of an HTTP message.
+type Message = (String, Vec<(String, String)>, Vec<u8>);
+
+fn read_message(r: &mut impl Read) -> std::io::Result<Message> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut chunk = [0u8; 65536];
     let head_end = loop {
         if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break p;
@@ -547,19 +552,14 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
         if n == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
-                "no response head",
+                "no message head",
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let first = lines.next().unwrap_or_default().to_string();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| {
             l.split_once(':')
@@ -580,6 +580,16 @@ fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
         body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(len);
+    Ok((first, headers, body))
+}
+
+fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
+    let (status_line, headers, body) = read_message(r)?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok(HttpResponse {
         status,
         headers,
@@ -654,6 +664,16 @@ impl Agent {
     pub fn get_with_session(&self, path: &str, session: &str) -> HttpResponse {
         self.request("GET", path, &[("X-Session", session)], None)
             .expect("GET")
+    }
+
+    /// Messages of `/notifications`, newest first.
+    pub fn notification_messages(&self, session: &str) -> Vec<String> {
+        let list = self.get_with_session("/notifications", session).json();
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|n| n["message"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// Logs in and returns the session id (panics unless 200).
@@ -770,45 +790,10 @@ impl TestCollector {
                 tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                 let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let mut buf = vec![];
-                let mut chunk = [0u8; 65536];
-                let head_end = loop {
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break Some(p);
-                    }
-                    match tls.read(&mut chunk) {
-                        Ok(0) | Err(_) => break None,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let Ok((request_line, headers, body)) = read_message(&mut tls) else {
+                    continue;
                 };
-                let Some(head_end) = head_end else { continue };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let mut lines = head.split("\r\n");
-                let path = lines
-                    .next()
-                    .unwrap_or("")
-                    .split(' ')
-                    .nth(1)
-                    .unwrap_or("")
-                    .to_string();
-                let headers: Vec<(String, String)> = lines
-                    .filter_map(|l| {
-                        l.split_once(':')
-                            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                    })
-                    .collect();
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                let mut body = buf[head_end + 4..].to_vec();
-                while body.len() < len {
-                    match tls.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => body.extend_from_slice(&chunk[..n]),
-                    }
-                }
+                let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
                 let code = st.load(std::sync::atomic::Ordering::SeqCst);
                 r.lock().unwrap().push(Received {
                     path,
