@@ -583,7 +583,7 @@ fn read_message(r: &mut impl Read) -> std::io::Result<Message> {
     Ok((first, headers, body))
 }
 
-fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
+pub fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {
     let (status_line, headers, body) = read_message(r)?;
     let status: u16 = status_line
         .split(' ')
