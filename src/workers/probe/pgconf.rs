@@ -50,6 +50,15 @@ fn load(
     category: Option<&str>,
     name: Option<&str>,
 ) -> Result<Vec<Setting>, postgres::Error> {
+    // PostgreSQL text cannot hold NUL: no setting, category or filter can
+    // match one, and binding it would fail with an encoding error.
+    if [filter, category, name]
+        .iter()
+        .flatten()
+        .any(|v| v.contains('\0'))
+    {
+        return Ok(vec![]);
+    }
     let rows = conn
         .client
         .query(SETTINGS_SQL, &[&filter, &category, &name])?;
@@ -200,6 +209,9 @@ enum Change {
 
 fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError> {
     let invalid = || rejected(406, format!("{name}: Invalid setting."));
+    if value.contains('\0') {
+        return Err(invalid());
+    }
     if conv::never_formatted(name) {
         return Ok(if value.is_empty() {
             Change::Reset
