@@ -101,6 +101,11 @@ pub struct WorkerState {
     pub restarts: u64,
     /// How the previous incarnation ended.
     pub last_exit: Option<String>,
+    /// Deaths in a row soon after start (a crash loop when above 1).
+    pub consecutive_failures: u32,
+    /// Delay applied before the last restart after a failure, in ms: the
+    /// backoff, visible while a role crash-loops.
+    pub restart_delay_ms: Option<u64>,
 }
 
 /// Facts about the running agent shown by `/status`.

@@ -59,6 +59,8 @@ struct Worker {
     backoff: restart::Backoff,
     restarts: u64,
     last_exit: Option<String>,
+    /// Delay chosen at the last unplanned death.
+    last_delay: Option<Duration>,
     planned_restart: bool,
     ready: bool,
 }
@@ -291,6 +293,7 @@ fn start(
             backoff: restart::Backoff::default(),
             restarts: 0,
             last_exit: None,
+            last_delay: None,
             planned_restart: false,
             ready: false,
         })
@@ -343,6 +346,8 @@ impl Supervisor {
                     pid: w.pid.map(|p| p.as_raw() as u32),
                     restarts: w.restarts,
                     last_exit: w.last_exit.clone(),
+                    consecutive_failures: w.backoff.failures(),
+                    restart_delay_ms: w.last_delay.map(|d| d.as_millis() as u64),
                 })
                 .collect(),
             last_reload_error: self.last_reload_error.clone(),
@@ -636,6 +641,7 @@ impl Supervisor {
                 continue;
             }
             let delay = w.backoff.on_exit(&restart::DEFAULT, uptime);
+            w.last_delay = Some(delay);
             w.restarts += 1;
             w.next_start = Some(Instant::now() + delay);
             error!(
