@@ -78,7 +78,11 @@ pub fn describe(e: &postgres::Error) -> String {
 /// backend terminated), as opposed to a failed statement.
 fn connection_lost(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
+    // An I/O error (broken pipe, reset) leaves the connection unusable even
+    // before the client notices it is closed.
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     e.is_closed()
+        || io
         || e.as_db_error().is_some_and(|db| {
             [
                 SqlState::ADMIN_SHUTDOWN,
@@ -118,8 +122,18 @@ impl Pool {
         self.lock().open
     }
 
-    fn checkout(&self, params: &PostgresqlSection) -> Result<Conn, WorkerError> {
+    /// A connection: an idle one, or a new one when `fresh` (after a lost
+    /// connection the idle ones are likely dead too: a server restart or a
+    /// `pg_terminate_backend` sweep takes them all, so they are dropped).
+    fn checkout(&self, params: &PostgresqlSection, fresh: bool) -> Result<Conn, WorkerError> {
         let mut st = self.lock();
+        if fresh {
+            let stale: Vec<Conn> = st.idle.drain(..).collect();
+            st.open -= stale.len();
+            for c in &stale {
+                st.own_pids.remove(&c.backend_pid);
+            }
+        }
         loop {
             while let Some(c) = st.idle.pop() {
                 if &c.params == params && !c.client.is_closed() {
@@ -192,7 +206,7 @@ impl Pool {
         params: &PostgresqlSection,
         f: impl FnOnce(&mut Conn) -> T,
     ) -> Result<T, WorkerError> {
-        let mut conn = self.checkout(params)?;
+        let mut conn = self.checkout(params, false)?;
         let out = f(&mut conn);
         let closed = conn.client.is_closed();
         self.give_back(conn, closed);
@@ -207,7 +221,7 @@ impl Pool {
         f: impl Fn(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
         for attempt in 0..2 {
-            let mut conn = self.checkout(params)?;
+            let mut conn = self.checkout(params, attempt > 0)?;
             let result = f(&mut conn);
             let closed =
                 conn.client.is_closed() || result.as_ref().err().is_some_and(connection_lost);
