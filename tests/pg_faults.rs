@@ -259,5 +259,5 @@ fn postgresql_restarts_and_terminated_backends_under_load() {
     }
     let peak = max.load(Ordering::Relaxed);
     eprintln!("peak agent connections: {peak} (cap {CAP})");
-    assert!(peak >= 1 && peak <= CAP, "peak {peak}, cap {CAP}");
+    assert!((1..=CAP).contains(&peak), "peak {peak}, cap {CAP}");
 }
