@@ -5,6 +5,7 @@
 //! Runs in worker processes only, after exec, already under the worker identity.
 
 pub mod http;
+pub mod no_exec;
 pub mod pgctl;
 pub mod probe;
 pub mod scheduler;
@@ -115,6 +116,13 @@ pub fn run(role: Role) -> i32 {
             if flags >= 0 {
                 libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
+        }
+    }
+    // Only the pg_ctl worker runs programs; the others lose the ability for
+    // good (see no_exec).
+    if role != Role::Pgctl {
+        if let Err(e) = no_exec::forbid_exec() {
+            warn!("{e}: this worker could still start programs");
         }
     }
     let mut reader = match control.try_clone() {
