@@ -28,6 +28,8 @@ struct State {
     role: String,
     settings: LoggingSection,
     output: Output,
+    /// Syslog datagrams dropped since the last one that went through.
+    dropped: u64,
 }
 
 /// The process-wide sink; cheap to clone.
@@ -42,8 +44,11 @@ fn open_output(s: &LoggingSection) -> (Output, Option<String>) {
     match s.method {
         LogMethod::Stderr => (Output::Stderr, None),
         LogMethod::Syslog => {
+            // Non-blocking: a stuck or slow syslog daemon must never stop
+            // the agent; what cannot be sent is counted and reported.
             let sock = UnixDatagram::unbound().and_then(|d| {
                 d.connect(&s.destination)?;
+                d.set_nonblocking(true)?;
                 Ok(d)
             });
             match sock {
@@ -86,6 +91,7 @@ pub fn init(role: &str, settings: &LoggingSection) -> Sink {
             role: role.to_string(),
             settings: settings.clone(),
             output,
+            dropped: 0,
         })),
     };
     let _ = SINK.set(sink.clone());
@@ -235,13 +241,30 @@ impl<S: Subscriber> Layer<S> for Sink {
             text.0
         );
         let facility = st.settings.facility;
-        match &mut st.output {
+        let State {
+            output,
+            dropped,
+            role,
+            ..
+        } = &mut *st;
+        match output {
             Output::Syslog(sock) => {
+                if *dropped > 0 {
+                    let note = format!(
+                        "<{}>temboard-agent[{pid}]: [{role}] WARNING: {dropped} log messages dropped: the syslog socket was full",
+                        u16::from(facility) * 8 + u16::from(severity(tracing::Level::WARN))
+                    );
+                    if sock.send(note.as_bytes()).is_ok() {
+                        *dropped = 0;
+                    }
+                }
                 let line = format!(
                     "<{}>{body}",
                     u16::from(facility) * 8 + u16::from(severity(level))
                 );
-                let _ = sock.send(line.as_bytes());
+                if sock.send(line.as_bytes()).is_err() {
+                    *dropped += 1;
+                }
             }
             Output::Stderr => {
                 let line = format!("{} {body}\n", timestamp());

@@ -331,6 +331,7 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
         .unwrap();
     files.set("logging", "method", "syslog");
     files.set("logging", "facility", "local3");
+    files.set("logging", "level", "INFO");
     files.set("logging", "destination", &sock_path.display().to_string());
     files.write();
     let agent = Agent::start(files);
@@ -358,6 +359,39 @@ fn logs_to_a_file_and_to_syslog_with_roles() {
             .any(|l| l.starts_with("<158>") && l.contains("[http] INFO: client: 127.0.0.1")),
         "{got:#?}"
     );
+}
+
+#[test]
+fn a_full_syslog_socket_never_stops_the_agent() {
+    // Nobody reads the socket: its queue (net.unix.max_dgram_qlen, often
+    // 10) fills at once with DEBUG lines.
+    let mut files = AgentFiles::new(None);
+    let sock_path = files.dir.path().join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    std::fs::set_permissions(
+        &sock_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    files.set("logging", "method", "syslog");
+    files.set("logging", "level", "DEBUG");
+    files.set("logging", "destination", &sock_path.display().to_string());
+    files.write();
+    let agent = Agent::start(files);
+    for _ in 0..50 {
+        assert_eq!(agent.get("/status").unwrap().status, 200);
+    }
+    // Once the daemon reads again, the agent says how much it dropped.
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let found = eventually(Duration::from_secs(5), || {
+        let _ = agent.get("/status");
+        std::iter::from_fn(|| sock.recv(&mut buf).ok().map(|n| buf[..n].to_vec())).any(|d| {
+            String::from_utf8_lossy(&d).contains("log messages dropped: the syslog socket was full")
+        })
+    });
+    assert!(found, "no report of dropped messages");
 }
 
 #[test]

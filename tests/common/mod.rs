@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_temboard-agent");
 
+/// The PostgreSQL password every test agent is configured with (PostgreSQL
+/// trusts local connections, so it is never checked): no agent log of the
+/// whole suite may contain it (checked when each `Agent` is dropped).
+pub const SEED_PASSWORD: &str = "seed-Pg-pw-4c1d9e";
+
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
@@ -215,7 +220,9 @@ impl AgentFiles {
         f.set("temboard", "home", &home.display().to_string());
         f.set("temboard", "hostname", "agent.example.org");
         f.set("logging", "method", "stderr");
-        f.set("logging", "level", "INFO");
+        // The whole suite runs at DEBUG so the secret checks see everything.
+        f.set("logging", "level", "DEBUG");
+        f.set("postgresql", "password", SEED_PASSWORD);
         match pg {
             Some(pg) => {
                 f.set("postgresql", "host", &pg.socket_dir().display().to_string());
@@ -278,6 +285,8 @@ pub struct Agent {
     pub pid: i32,
     pub port: u16,
     cert: Vec<u8>,
+    /// Session ids handed out by `login`: secrets the log must not show.
+    pub sessions: std::sync::Mutex<Vec<String>>,
 }
 
 impl Agent {
@@ -318,6 +327,7 @@ impl Agent {
             files,
             port,
             cert,
+            sessions: Default::default(),
         };
         agent.wait_ready(Duration::from_secs(20));
         agent
@@ -420,6 +430,10 @@ impl Drop for Agent {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        // After the shutdown, so its lines are checked too.
+        if !std::thread::panicking() {
+            self.assert_no_secret_in_log();
         }
     }
 }
@@ -689,7 +703,25 @@ impl Agent {
             "login failed: {}",
             String::from_utf8_lossy(&r.body)
         );
-        r.json()["session"].as_str().unwrap().to_string()
+        let id = r.json()["session"].as_str().unwrap().to_string();
+        self.sessions.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// Panics if the agent's log shows a secret: the seeded PostgreSQL
+    /// password or a session id handed out.
+    pub fn assert_no_secret_in_log(&self) {
+        let log = self.log();
+        assert!(
+            !log.contains(SEED_PASSWORD),
+            "the PostgreSQL password is in the log:\n{log}"
+        );
+        for id in self.sessions.lock().unwrap().iter() {
+            assert!(
+                !log.contains(id.as_str()),
+                "session id {id} in the log:\n{log}"
+            );
+        }
     }
 }
 
