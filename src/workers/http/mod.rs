@@ -16,6 +16,7 @@ pub mod monitoring;
 pub mod openapi;
 pub mod pgconf;
 mod pipeline;
+mod primed;
 pub mod routes;
 mod tls;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use hyper::header::HeaderValue;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -225,7 +227,7 @@ async fn connection(
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake with {peer} failed: {e}");
@@ -236,6 +238,30 @@ async fn connection(
             return;
         }
     };
+    // Nothing but the TLS state is spent on a client until it sends a byte
+    // (primed.rs); the header timeout covers the wait.
+    let first = tokio::select! {
+        b = tokio::time::timeout(HEADER_TIMEOUT, tls.read_u8()) => match b {
+            Ok(Ok(b)) => b,
+            _ => return,
+        },
+        _ = stop.changed() => return,
+    };
+    let io = primed::Primed::new(first, tls);
+    // Boxed: the HTTP state machine is large, and an idle connection's task
+    // should not carry its size while it waits above.
+    Box::pin(serve_http(io, peer, state, stop)).await;
+}
+
+/// HTTP/1.1 on a connection that has started sending a request.
+async fn serve_http<T>(
+    io: primed::Primed<T>,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
         async move { Ok::<_, Infallible>(pipeline::handle(req, peer, state).await) }
@@ -245,7 +271,7 @@ async fn connection(
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true)
         .serve_connection(
-            TokioIo::new(json_errors::JsonErrors::new(tls, SERVER_HEADER)),
+            TokioIo::new(json_errors::JsonErrors::new(io, SERVER_HEADER)),
             service,
         );
     tokio::pin!(conn);
