@@ -193,6 +193,22 @@ fn take_lock(run_dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::Fil
 }
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
+/// Raises the soft limit on open files to the hard one (workers inherit
+/// it): each client connection is a descriptor of the http worker, and the
+/// usual soft limit of 1,024 would refuse connections long before memory or
+/// CPU run short. The hard limit stays the administrator's (systemd's
+/// `LimitNOFILE`).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
+            }
+        }
+    }
+}
+
 pub fn run(opts: Options) -> i32 {
     let sink = crate::logging::init_early("supervisor");
     let loaded = match config::load(&opts.request) {
@@ -215,6 +231,7 @@ pub fn run(opts: Options) -> i32 {
     }
     // SAFETY: umask is process-wide and we are single-threaded.
     unsafe { libc::umask(0o077) };
+    raise_open_files_limit();
     let launcher = if opts.daemon || config.temboard.daemonize {
         match daemon::daemonize() {
             Ok(l) => l,
