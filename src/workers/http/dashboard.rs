@@ -74,8 +74,20 @@ pub async fn live(state: &AppState) -> Result<Value, ApiError> {
 
 /// `GET /dashboard`: the last collected set with the 15 newest notifications.
 pub async fn last(state: &AppState) -> Result<Value, ApiError> {
-    match state.db.run(|c| history::last(c)).await? {
-        Some(Value::Object(set)) => with_notifications(state, set).await,
+    // Both reads in one trip to the blocking pool: this route is polled by
+    // every open UI, so it is the hot one.
+    let (last, list) = state
+        .db
+        .run(|c| Ok((history::last(c)?, notifications::list(c, NOTIFICATIONS)?)))
+        .await?;
+    match last {
+        Some(Value::Object(mut set)) => {
+            set.insert(
+                "notifications".into(),
+                serde_json::to_value(list).map_err(|e| ApiError::Internal(e.to_string()))?,
+            );
+            Ok(Value::Object(set))
+        }
         _ => live(state).await,
     }
 }
