@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Prints performance figures of the agent on this machine (release build):
-# binary size, time from launch to the first 200 on /status, RSS of every
-# process after an idle period, requests/s and latency of /status, /profile
-# and /activity (with 10, 100 and 1,000 backends), and the IPC codec
-# micro-benchmarks.
+# binary size, time from launch to the first 200 on /status, memory (RSS,
+# PSS, private) of every process and CPU over an idle period, requests/s and
+# p50/p99 at concurrency 1 and 16 (keep-alive) for /status, /profile,
+# /activity, /dashboard, POST /login and /metrics, /status with a new TLS
+# connection per request, 10,000 idle TLS connections, /activity with 10, 100
+# and 1,000 backends, one monitoring collection on 1, 100 and 1,000
+# databases, and the criterion micro-benchmarks (IPC codec, hba, units).
 #
-#   bash scripts/bench.sh              IDLE=10 by default (seconds before RSS is read)
+#   bash scripts/bench.sh              IDLE=60 s of idle before memory/CPU are read
 #   MICRO=0 bash scripts/bench.sh      skip the criterion micro-benchmarks
+#   IDLE=10 DURATION=3 BACKENDS=10 DATABASES=1 IDLE_CONNECTIONS=1000 bash scripts/bench.sh   (quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prereqs.sh
@@ -25,6 +29,12 @@ fi
 echo "==> building release"
 cargo build --release --quiet --bin temboard-agent
 bin=target/release/temboard-agent
+# A just-built binary's pages are dirty in the page cache: write them back
+# so the memory figures below show them as what they are (shared, clean).
+sync
+# 10,000 idle connections need as many descriptors (the agent raises its own
+# soft limit to the hard one; the load generators need it too).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 work=$(mktemp -d /tmp/tba-bench.XXXXXX)
 chmod 755 "$work"
@@ -144,12 +154,23 @@ collections = idle / 2
 sched = sum((cpu_ticks(pid) - before.get(pid, 0)) / hz for pid, name in watched if name.endswith(("scheduler", "probe")))
 print(f"  one dashboard collection ~ {1000 * sched / collections:.2f} ms of agent CPU (scheduler + probe) and {1000 * pg_cpu / collections:.2f} ms of PostgreSQL CPU")
 procs = [(p.pid, "supervisor")] + children(p.pid)
-total = 0
-print(f"RSS after {idle} s idle:")
+def rollup(pid):
+    out = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        f = line.split()
+        if len(f) >= 2 and f[0].endswith(":") and f[1].isdigit():
+            out[f[0][:-1]] = int(f[1])
+    return out
+total = total_pss = total_private = 0
+print(f"memory after {idle} s idle (RSS counts the pages of the binary and libc every process maps;")
+print(f"PSS divides shared pages among the processes sharing them; private = this process's own):")
 for pid, name in procs:
-    r = rss_kib(pid); total += r
-    print(f"  {name:<28} {r/1024:6.1f} MiB")
-print(f"  {'total':<28} {total/1024:6.1f} MiB")
+    m = rollup(pid)
+    r, pss = m.get("Rss", 0), m.get("Pss", 0)
+    private = m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)
+    total += r; total_pss += pss; total_private += private
+    print(f"  {name:<28} RSS {r/1024:6.1f} MiB   PSS {pss/1024:5.1f} MiB   private {private/1024:5.1f} MiB")
+print(f"  {'total':<28} RSS {total/1024:6.1f} MiB   PSS {total_pss/1024:5.1f} MiB   private {total_private/1024:5.1f} MiB")
 open(os.path.join(os.path.dirname(conf), "agent.pid"), "w").write(str(p.pid))
 PY
 agentpid=$(cat "$work/agent.pid")
@@ -175,15 +196,31 @@ wrk_line() { # label, concurrency, threads, extra args...
   errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
   printf "  %-34s c=%-3s %10s req/s   p50 %-9s p99 %-9s %s\n" "$label" "$conc" "$rps" "$p50" "$p99" "$errors"
 }
+cat > "$work/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"username": "bench", "password": "benchpass"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 echo
 echo "throughput over HTTPS with keep-alive (wrk, ${duration} s each, load generator on the same machine):"
 for c in 1 16; do
   t=1; [ "$c" -gt 1 ] && t=2
   wrk_line "GET /status" "$c" "$t" "https://localhost:$port/status"
   wrk_line "GET /profile (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/profile"
-  wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
+  wrk_line "GET /activity (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/activity"
   wrk_line "GET /dashboard (authenticated)" "$c" "$t" -H "X-Session: $session" "https://localhost:$port/dashboard"
+  wrk_line "POST /login (success)" "$c" "$t" -s "$work/login.lua" "https://localhost:$port/login"
+  wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
 done
+echo
+echo "a new TLS connection for every request (wrk with Connection: close, TLS 1.3 full handshake each):"
+wrk_line "GET /status, new connection each" 16 2 -H "Connection: close" "https://localhost:$port/status"
+
+echo
+echo "idle TLS connections (handshake done, nothing sent; python client on the same machine):"
+httppid=$(pgrep -P "$agentpid" -f "temboard-agent: http")
+printf '  '
+python3 scripts/idle_connections.py "$port" "$work/server.pem" "$httppid" "${IDLE_CONNECTIONS:-10000}"
 
 # /activity with N idle client backends (pgbench clients sleeping client-side).
 echo
@@ -268,4 +305,7 @@ if [ "${MICRO:-1}" = 1 ]; then
   echo
   echo "==> IPC codec micro-benchmarks (criterion)"
   cargo bench --quiet --bench ipc_frame -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(encode|decode)|time:" || true
+  echo
+  echo "==> pgconf micro-benchmarks (criterion: hba parse/write, unit conversion)"
+  cargo bench --quiet --bench pgconf -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(hba|unit|typed)|time:" || true
 fi
