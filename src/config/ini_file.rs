@@ -76,7 +76,8 @@ impl IniFile {
         // (e.g. a JSON plugin list on its own line) would become a section.
         // Python reads it as part of the value: mask that bracket, restore it
         // in the values.
-        let masked = if located.bracket_continuations.is_empty() {
+        let masking = !located.bracket_continuations.is_empty();
+        let masked = if !masking {
             text.to_owned()
         } else {
             if text.contains(BRACKET_MASK) {
@@ -103,13 +104,13 @@ impl IniFile {
                     .get(&(section.clone(), lower.clone()))
                     .copied()
                     .unwrap_or(0);
-                entry.insert(
-                    lower,
-                    FileValue {
-                        value: value.unwrap_or_default().replace(BRACKET_MASK, "["),
-                        line,
-                    },
-                );
+                let mut value = value.unwrap_or_default();
+                // Only a masked file holds masks (it had no U+E000 of its
+                // own); elsewhere U+E000 is a character of the value.
+                if masking {
+                    value = value.replace(BRACKET_MASK, "[");
+                }
+                entry.insert(lower, FileValue { value, line });
             }
         }
         Ok(IniFile {
@@ -291,6 +292,17 @@ mod tests {
             .contains("line 2: section [a] already defined at line 1"));
         let e = parse("[a\n").unwrap_err();
         assert!(e.to_string().starts_with("t.conf, line 1"));
+    }
+
+    #[test]
+    fn private_use_character_is_kept_without_bracket_continuation() {
+        // Found by fuzz/fuzz_targets/config_ini.rs: U+E000 (the bracket mask)
+        // in a value came back as '[' when no line needed masking.
+        let f = parse("[temboard]\nPort = 1234 \u{E000}x]\n").unwrap();
+        assert_eq!(f.get("temboard", "port").unwrap().value, "1234 \u{E000}x]");
+        // With a bracket continuation the character is refused, as documented.
+        let e = parse("[a]\nk = \u{E000}\n  [b]\n").unwrap_err();
+        assert!(e.to_string().contains("reserved character U+E000"));
     }
 
     #[test]

@@ -171,8 +171,7 @@ pub fn write(entries: &[Value]) -> Result<String, HbaError> {
     for e in entries {
         let m = e.as_object().ok_or(HbaError::InvalidEntry)?;
         if m.contains_key("raw") {
-            out.push_str(field(m, "raw")?);
-            out.push_str("\r\n");
+            push_line(&mut out, field(m, "raw")?);
             continue;
         }
         let connection = field(m, "connection")?;
@@ -200,11 +199,26 @@ pub fn write(entries: &[Value]) -> Result<String, HbaError> {
             return Err(HbaError::Method);
         }
         let options = field(m, "auth_options")?;
-        out.push_str(&format!(
-            "{connection}  {database}  {user} {address} {method} {options}\r\n"
-        ));
+        push_line(
+            &mut out,
+            &format!("{connection}  {database}  {user} {address} {method} {options}"),
+        );
     }
     Ok(out)
+}
+
+/// Appends one line and its CRLF. A line whose text ends with a backslash
+/// gets a space after it: written bare, PostgreSQL (16+) and [`parse`] would
+/// read that backslash as a continuation and join the next line to this one.
+/// Such a line can only come from a file where the backslash was already
+/// followed by a blank or was itself continued, and the space keeps its
+/// meaning.
+fn push_line(out: &mut String, line: &str) {
+    out.push_str(line);
+    if line.ends_with('\\') {
+        out.push(' ');
+    }
+    out.push_str("\r\n");
 }
 
 #[cfg(test)]
@@ -261,6 +275,24 @@ mod tests {
             w(json!({"connection": "local", "database": 1, "user": "b", "auth_method": "trust"})),
             "Invalid HBA entry."
         );
+    }
+
+    #[test]
+    fn trailing_backslash_is_not_written_as_a_continuation() {
+        // Found by fuzz/fuzz_targets/hba_roundtrip.rs: "\\ " read as the raw
+        // line "\\", written back as "\\\r\n", then read as a continuation
+        // that swallowed the next line (here the reject rule).
+        for text in [
+            "\\ \nhost all all 0.0.0.0/0 reject\n",
+            "local all all trust opt\\ \nhost all all 0.0.0.0/0 reject\n",
+            "local all all trust opt\\\\\n\nhost all all 0.0.0.0/0 reject\n",
+            "include x\\\\",
+        ] {
+            let e = parse(text);
+            let written = write(&e).unwrap();
+            assert_eq!(parse(&written), e, "{text:?} written as {written:?}");
+        }
+        assert_eq!(write(&[json!({"raw": "a\\"})]).unwrap(), "a\\ \r\n");
     }
 
     #[test]
