@@ -531,6 +531,11 @@ impl Supervisor {
         }
     }
 
+    /// Reads what a worker sent and handles every complete message. Messages
+    /// are taken out after each read, so the decoder never holds more than
+    /// one frame (its length is checked against the cap from its header)
+    /// plus one read: a worker flooding its socket cannot grow the
+    /// supervisor's memory.
     fn read_control(&mut self, idx: usize) {
         let mut buf = [0u8; 8192];
         loop {
@@ -542,8 +547,13 @@ impl Supervisor {
                     w.control = None;
                     return;
                 }
-                Ok(n) => w.decoder.push(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Ok(n) => {
+                    w.decoder.push(&buf[..n]);
+                    if !self.drain_control(idx) {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     warn!("control socket of {} worker: {e}", w.role.as_str());
@@ -552,11 +562,16 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Handles the complete messages received; false when the worker sent
+    /// garbage and was killed.
+    fn drain_control(&mut self, idx: usize) -> bool {
         loop {
             let w = &mut self.workers[idx];
             match w.decoder.next_message::<ToSupervisor>() {
                 Ok(Some(msg)) => self.on_message(idx, msg),
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(e) => {
                     error!(
                         "garbage on control socket of {} worker ({e}); killing it",
@@ -566,7 +581,8 @@ impl Supervisor {
                         let _ = kill(pid, Signal::SIGKILL);
                     }
                     w.control = None;
-                    return;
+                    w.decoder = Decoder::default();
+                    return false;
                 }
             }
         }
