@@ -33,6 +33,14 @@ pub fn last(conn: &Connection) -> rusqlite::Result<Option<Value>> {
     .map(|o| o.map(parse))
 }
 
+/// The newest set as stored (JSON text), for the hot `/dashboard` route
+/// that splices it into its answer without parsing it.
+pub fn last_text(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT data FROM dashboard_history ORDER BY seq DESC LIMIT 1")?;
+    stmt.query_row([], |r| r.get(0)).optional()
+}
+
 /// Every kept set, oldest first.
 pub fn history(conn: &Connection) -> rusqlite::Result<Vec<Value>> {
     let mut stmt = conn.prepare_cached("SELECT data FROM dashboard_history ORDER BY seq")?;

@@ -76,7 +76,15 @@ pub async fn login(
     let user = username.clone();
     let id = state
         .db
-        .run(move |c| sessions::login(c, &user, ttl, new_id))
+        .run({
+            let cache = std::sync::Arc::clone(&state.sessions);
+            move |c| {
+                let id = sessions::login(c, &user, ttl, new_id);
+                // The login may have dropped the oldest session.
+                cache.clear();
+                id
+            }
+        })
         .await?;
     info!("user '{username}' logged in from {peer}");
     Ok(json!({ "session": id }))
@@ -87,7 +95,14 @@ pub async fn logout(state: &AppState, caller: Caller) -> Result<Value, ApiError>
     let Caller { session, username } = caller;
     let ended = state
         .db
-        .run(move |c| sessions::logout(c, &session, &username))
+        .run({
+            let cache = std::sync::Arc::clone(&state.sessions);
+            move |c| {
+                let ended = sessions::logout(c, &session, &username);
+                cache.forget(&session);
+                ended
+            }
+        })
         .await?;
     if !ended {
         return Err(ApiError::InvalidSession);

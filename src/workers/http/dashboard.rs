@@ -72,23 +72,31 @@ pub async fn live(state: &AppState) -> Result<Value, ApiError> {
     with_notifications(state, set).await
 }
 
-/// `GET /dashboard`: the last collected set with the 15 newest notifications.
-pub async fn last(state: &AppState) -> Result<Value, ApiError> {
-    // Both reads in one trip to the blocking pool: this route is polled by
-    // every open UI, so it is the hot one.
+/// `GET /dashboard`: the last collected set with the 15 newest
+/// notifications, as JSON text.
+///
+/// This route is polled by every open UI, so it is the hot one: both reads
+/// are one trip to the blocking pool, and the stored set (a JSON object
+/// without a `notifications` key, written by the scheduler) is answered as
+/// stored with the notifications spliced in, never parsed and re-serialized.
+pub async fn last(state: &AppState) -> Result<String, ApiError> {
     let (last, list) = state
         .db
-        .run(|c| Ok((history::last(c)?, notifications::list(c, NOTIFICATIONS)?)))
+        .run(|c| {
+            Ok((
+                history::last_text(c)?,
+                notifications::list(c, NOTIFICATIONS)?,
+            ))
+        })
         .await?;
-    match last {
-        Some(Value::Object(mut set)) => {
-            set.insert(
-                "notifications".into(),
-                serde_json::to_value(list).map_err(|e| ApiError::Internal(e.to_string()))?,
-            );
-            Ok(Value::Object(set))
+    let notes = serde_json::to_string(&list).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match last.as_deref().map(str::trim_end) {
+        Some(set) if set.starts_with('{') && set.ends_with('}') => {
+            let body = &set[..set.len() - 1];
+            let sep = if body.trim_end() == "{" { "" } else { ", " };
+            Ok(format!("{body}{sep}\"notifications\": {notes}}}"))
         }
-        _ => live(state).await,
+        _ => Ok(live(state).await?.to_string()),
     }
 }
 

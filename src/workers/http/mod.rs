@@ -18,6 +18,7 @@ pub mod pgconf;
 mod pipeline;
 mod primed;
 pub mod routes;
+pub mod session_cache;
 mod tls;
 
 use std::convert::Infallible;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub pgctl: AsyncClient<PgCtlCall, PgCtlReply>,
     /// Sessions and notifications.
     pub db: db::Db,
+    /// Sessions checked a moment ago.
+    pub sessions: Arc<session_cache::SessionCache>,
     /// Failed-login bookkeeping.
     pub guard: login_guard::LoginGuard,
     /// Delta state of the probe routes.
@@ -143,6 +146,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         ctx: ctx.clone(),
         db,
         guard: login_guard::LoginGuard::default(),
+        sessions: Default::default(),
         api_deltas: monitoring::ApiDeltas::default(),
         requests: Default::default(),
         served: Default::default(),

@@ -41,6 +41,8 @@ enum Reply {
     Json(Value),
     /// JSON with a status other than 200 (health).
     JsonStatus(StatusCode, Value),
+    /// JSON text built by the handler (the hot `/dashboard`).
+    RawJson(String),
     Html(&'static str),
     Text(String),
     Options,
@@ -68,6 +70,13 @@ pub async fn handle(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
+            resp
+        }
+        Ok(Reply::RawJson(text)) => {
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            base_headers(&state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
         Ok(Reply::Html(page)) => {
@@ -151,6 +160,12 @@ async fn process(
     };
     if route.handler == Handler::Metrics {
         return Ok(Reply::Text(super::metrics::render(state).await?));
+    }
+    if route.handler == Handler::Dashboard {
+        return match tokio::time::timeout(route.handler.deadline(), dashboard::last(state)).await {
+            Ok(r) => r.map(Reply::RawJson),
+            Err(_) => Err(ApiError::Timeout),
+        };
     }
     let json = match raw {
         Some(b) => Some(
@@ -266,10 +281,26 @@ async fn authenticate(
         .to_string();
     let ttl = state.ctx.settings().config.temboard.session_ttl as f64;
     let refresh_after = (ttl / 10.0).min(10.0);
+    if let Some(username) = state
+        .sessions
+        .get(&id, Duration::from_secs_f64(refresh_after / 2.0))
+    {
+        return Ok(Caller {
+            session: id,
+            username,
+        });
+    }
     let lookup = id.clone();
+    let cache = Arc::clone(&state.sessions);
     let user = state
         .db
-        .run(move |c| sessions::validate(c, &lookup, ttl, refresh_after))
+        .run(move |c| {
+            let user = sessions::validate(c, &lookup, ttl, refresh_after)?;
+            if let Some(u) = &user {
+                cache.put(&lookup, u);
+            }
+            Ok(user)
+        })
         .await?;
     match user {
         Some(username) => Ok(Caller {
@@ -311,7 +342,7 @@ async fn dispatch(
         Handler::Control => admin::control(state, caller()?, &body).await,
         Handler::Operations => admin::list_operations(state).await,
         Handler::Operation => admin::operation(state, first()).await,
-        Handler::Dashboard => dashboard::last(state).await,
+
         Handler::DashboardLive => dashboard::live(state).await,
         Handler::DashboardHistory => dashboard::history(state).await,
         Handler::DashboardConfig => Ok(dashboard::config(state)),
@@ -334,9 +365,11 @@ async fn dispatch(
         Handler::MonitoringConfig => Ok(monitoring::config(state)),
         Handler::MonitoringHistory => monitoring::history(state, q).await,
         Handler::AgentSelf => Ok(core::agent_self(state)),
-        Handler::Health | Handler::OpenApi | Handler::Docs | Handler::Metrics => {
-            Err(ApiError::Internal("answered before dispatch".into()))
-        }
+        Handler::Health
+        | Handler::OpenApi
+        | Handler::Docs
+        | Handler::Metrics
+        | Handler::Dashboard => Err(ApiError::Internal("answered before dispatch".into())),
     }
 }
 
