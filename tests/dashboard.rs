@@ -97,6 +97,21 @@ fn history_fills_and_stays_bounded() {
         h.last().unwrap()["databases"]["timestamp"]
     );
     assert_eq!(last["notifications"][0]["message"], "Login");
+    // The answer is reused for 100 ms at most, and never across a write of
+    // this worker: a new login shows at once.
+    let again = agent.get_with_session("/dashboard", &s).json();
+    assert_eq!(
+        again["notifications"].as_array().unwrap().len(),
+        last["notifications"].as_array().unwrap().len()
+    );
+    let s2 = agent.login("alice", "alice");
+    let after = agent.get_with_session("/dashboard", &s2).json();
+    assert_eq!(
+        after["notifications"].as_array().unwrap().len(),
+        (last["notifications"].as_array().unwrap().len() + 1).min(15),
+        "{after}"
+    );
+    assert_eq!(after["notifications"][0]["message"], "Login");
     let cfg = agent.get_with_session("/dashboard/config", &s).json();
     assert_eq!(
         cfg,

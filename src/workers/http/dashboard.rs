@@ -1,6 +1,9 @@
 //! Dashboard plugin routes (facts 9): the last collected set, history, live
 //! computation and the single-metric routes (all live, as in 2.x).
 
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
@@ -8,6 +11,9 @@ use super::AppState;
 use crate::dashboard;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::store::{dashboard as history, notifications};
+
+/// How long a `/dashboard` answer is reused while nothing was written.
+const CACHE_FOR: Duration = Duration::from_millis(100);
 
 /// Notifications embedded in `/dashboard`.
 const NOTIFICATIONS: i64 = 15;
@@ -79,10 +85,27 @@ pub async fn live(state: &AppState) -> Result<Value, ApiError> {
 /// are one trip to the blocking pool, and the stored set (a JSON object
 /// without a `notifications` key, written by the scheduler) is answered as
 /// stored with the notifications spliced in, never parsed and re-serialized.
-pub async fn last(state: &AppState) -> Result<String, ApiError> {
+///
+/// The answer is also kept for [`CACHE_FOR`] while this worker writes
+/// nothing to the database (its login, logout and action notifications bump
+/// the epoch): the scheduler stores a new set every `scheduler_interval`
+/// seconds (1 at least), so a UI sees a new set or a notification written by
+/// another process at most 100 ms later.
+pub async fn last(state: &AppState) -> Result<Bytes, ApiError> {
+    let epoch = state.db.epoch();
+    if let Some((at_epoch, at, body)) = state
+        .dashboard_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        if *at_epoch == epoch && at.elapsed() < CACHE_FOR {
+            return Ok(body.clone());
+        }
+    }
     let (last, list) = state
         .db
-        .run(|c| {
+        .read(|c| {
             Ok((
                 history::last_text(c)?,
                 notifications::list(c, NOTIFICATIONS)?,
@@ -90,14 +113,20 @@ pub async fn last(state: &AppState) -> Result<String, ApiError> {
         })
         .await?;
     let notes = serde_json::to_string(&list).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match last.as_deref().map(str::trim_end) {
+    let body = match last.as_deref().map(str::trim_end) {
         Some(set) if set.starts_with('{') && set.ends_with('}') => {
             let body = &set[..set.len() - 1];
             let sep = if body.trim_end() == "{" { "" } else { ", " };
-            Ok(format!("{body}{sep}\"notifications\": {notes}}}"))
+            Bytes::from(format!("{body}{sep}\"notifications\": {notes}}}"))
         }
-        _ => Ok(live(state).await?.to_string()),
-    }
+        // Before the first collection: computed now, never cached.
+        _ => return Ok(Bytes::from(live(state).await?.to_string())),
+    };
+    *state
+        .dashboard_cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((epoch, Instant::now(), body.clone()));
+    Ok(body)
 }
 
 /// `GET /dashboard/history`: oldest first.

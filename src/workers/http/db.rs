@@ -2,6 +2,7 @@
 //! on tokio's blocking pool so they never stall the request tasks.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -13,6 +14,9 @@ use super::error::ApiError;
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Bumped by every call that may have written: answers cached from the
+    /// database are valid only for the epoch they were read in.
+    epoch: Arc<AtomicU64>,
 }
 
 impl Db {
@@ -20,11 +24,28 @@ impl Db {
     pub fn open(home: &Path) -> Result<Db, crate::store::StoreError> {
         Ok(Db {
             conn: Arc::new(Mutex::new(crate::store::open(home)?)),
+            epoch: Arc::default(),
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the connection on the blocking pool; `f` may write.
     pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let out = self.read(f).await;
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        out
+    }
+
+    /// Current write epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f`, which only reads, with the connection on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -63,6 +63,8 @@ pub struct AppState {
     pub pgctl: AsyncClient<PgCtlCall, PgCtlReply>,
     /// Sessions and notifications.
     pub db: db::Db,
+    /// Last `/dashboard` answer: (database epoch, when, body).
+    pub dashboard_cache: std::sync::Mutex<Option<(u64, std::time::Instant, bytes::Bytes)>>,
     /// Sessions checked a moment ago.
     pub sessions: Arc<session_cache::SessionCache>,
     /// Failed-login bookkeeping.
@@ -147,6 +149,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         db,
         guard: login_guard::LoginGuard::default(),
         sessions: Default::default(),
+        dashboard_cache: Default::default(),
         api_deltas: monitoring::ApiDeltas::default(),
         requests: Default::default(),
         served: Default::default(),

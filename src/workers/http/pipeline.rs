@@ -42,7 +42,7 @@ enum Reply {
     /// JSON with a status other than 200 (health).
     JsonStatus(StatusCode, Value),
     /// JSON text built by the handler (the hot `/dashboard`).
-    RawJson(String),
+    RawJson(Bytes),
     Html(&'static str),
     Text(String),
     Options,
@@ -73,7 +73,7 @@ pub async fn handle(
             resp
         }
         Ok(Reply::RawJson(text)) => {
-            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            let mut resp = Response::new(Full::new(text));
             base_headers(&state, &mut resp);
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
