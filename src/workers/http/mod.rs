@@ -234,16 +234,10 @@ async fn connection(
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!("TLS handshake with {peer} failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("TLS handshake with {peer} timed out");
-            return;
-        }
+    // Boxed, like the HTTP part below: the task of an idle connection keeps
+    // only what waiting for its first byte needs (~1.4 KiB less a connection).
+    let Some(mut tls) = Box::pin(handshake(tcp, peer, acceptor)).await else {
+        return;
     };
     // Nothing but the TLS state is spent on a client until it sends a byte
     // (primed.rs); the header timeout covers the wait.
@@ -258,6 +252,25 @@ async fn connection(
     // Boxed: the HTTP state machine is large, and an idle connection's task
     // should not carry its size while it waits above.
     Box::pin(serve_http(io, peer, state, stop)).await;
+}
+
+/// The TLS handshake, within its timeout.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake with {peer} failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake with {peer} timed out");
+            None
+        }
+    }
 }
 
 /// HTTP/1.1 on a connection that has started sending a request.
