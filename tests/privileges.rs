@@ -220,3 +220,28 @@ fn passwords_and_sessions_are_not_logged() {
     );
     agent.assert_no_secret_in_log();
 }
+
+#[test]
+fn the_open_files_limit_is_raised_for_every_process() {
+    // Started with a soft limit of 256: 10,000 client connections need more.
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
+    assert!(hard > 256, "hard limit {hard} too low for this test");
+    let files = AgentFiles::new(None);
+    let port = files.port;
+    let limit = format!("--nofile=256:{hard}");
+    let agent = Agent::start_via(files, port, &["prlimit", &limit], &[], &[]);
+    let soft_of = |pid: i32| -> u64 {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    assert_eq!(soft_of(agent.pid), hard);
+    for (pid, title) in agent.workers() {
+        assert_eq!(soft_of(pid), hard, "{title}");
+    }
+}

@@ -308,8 +308,28 @@ impl Agent {
     /// Starts the agent and waits for `/status` on `port` (when the port
     /// comes from somewhere else than the main file).
     pub fn start_on(files: AgentFiles, port: u16, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        Self::start_via(files, port, &[], args, env)
+    }
+
+    /// Starts the agent through `wrapper` (a command that execs its
+    /// arguments, such as `prlimit --nofile=...`), so the pid stays the
+    /// agent's.
+    pub fn start_via(
+        files: AgentFiles,
+        port: u16,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let log = std::fs::File::create(files.log_path()).unwrap();
-        let mut cmd = Command::new(AGENT);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(AGENT);
+                c
+            }
+            None => Command::new(AGENT),
+        };
         cmd.arg("-c")
             .arg(files.conf())
             .args(args)
