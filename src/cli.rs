@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::{CliValues, LoadRequest};
 
@@ -105,6 +105,33 @@ impl Cli {
             configfile,
             env,
             cli,
+        }
+    }
+}
+
+/// The `-c/--config` option of the operator tools (`temboard-agent-adduser`,
+/// `-token`, `-register`): the same option, help and file resolution as the
+/// agent's own, in one place.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "configfile",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// How to load the configuration: this option, then the environment.
+    pub fn load_request(&self) -> LoadRequest {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        LoadRequest {
+            configfile: LoadRequest::resolve_configfile(self.config.as_deref(), &env),
+            env,
+            cli: CliValues::default(),
         }
     }
 }

@@ -6,24 +6,17 @@
 //! password, password again), so scripts and tests can use it.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use clap::Parser;
-use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::config;
 use temboard_agent::users;
 
 /// Add a user allowed to use the agent's API.
 #[derive(Debug, Parser)]
 #[command(name = "temboard-agent-adduser", version, about)]
 struct Args {
-    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "configfile",
-        value_name = "FILE"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: temboard_agent::cli::ConfigArg,
     /// Accepted for compatibility with 2.x; no effect.
     #[arg(long, value_name = "LOGGERS", num_args = 0..=1, default_missing_value = "true")]
     debug: Option<String>,
@@ -68,13 +61,7 @@ fn restore(saved: nix::sys::termios::Termios) {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
-    let req = LoadRequest {
-        configfile,
-        env,
-        cli: Default::default(),
-    };
+    let req = args.config.load_request();
     let path = config::users_path(&req).map_err(|e| format!("invalid configuration:\n{e}"))?;
     let existing = users::load(&path)
         .map_err(|e| format!("cannot read users file {}: {e}", path.display()))?;

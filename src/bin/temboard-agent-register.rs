@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 use serde_json::{json, Value};
-use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::config;
 use temboard_agent::monitoring::client::{agent, error_of};
 use temboard_agent::users::{valid_password, valid_username};
 
@@ -23,14 +23,8 @@ use temboard_agent::users::{valid_password, valid_username};
     disable_help_flag = true
 )]
 struct Args {
-    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "configfile",
-        value_name = "FILE"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: temboard_agent::cli::ConfigArg,
     /// Address of the agent as the UI will reach it.
     #[arg(short = 'h', long = "host", default_value = "localhost")]
     host: String,
@@ -83,13 +77,7 @@ fn ask(prompt: &str, secret: bool) -> Result<String, String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
-    let req = LoadRequest {
-        configfile,
-        env,
-        cli: Default::default(),
-    };
+    let req = args.config.load_request();
     let values = config::raw_values(&req, &[("temboard", "key"), ("temboard", "port")])
         .map_err(|e| format!("invalid configuration:\n{e}"))?;
     let key = values[0]

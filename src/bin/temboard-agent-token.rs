@@ -6,21 +6,15 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use temboard_agent::config::{self, LoadRequest};
+use temboard_agent::config;
 use temboard_agent::store::{self, tokens};
 
 /// Manage API tokens of the agent.
 #[derive(Debug, Parser)]
 #[command(name = "temboard-agent-token", version, about)]
 struct Args {
-    /// Agent configuration file [env: TEMBOARD_CONFIGFILE] [default: /etc/temboard-agent/temboard-agent.conf]
-    #[arg(
-        short = 'c',
-        long = "config",
-        visible_alias = "configfile",
-        value_name = "FILE"
-    )]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: temboard_agent::cli::ConfigArg,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -45,13 +39,7 @@ enum Cmd {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let configfile = LoadRequest::resolve_configfile(args.config.as_deref(), &env);
-    let req = LoadRequest {
-        configfile,
-        env,
-        cli: Default::default(),
-    };
+    let req = args.config.load_request();
     let values = config::raw_values(&req, &[("temboard", "home")])
         .map_err(|e| format!("invalid configuration:\n{e}"))?;
     let home = PathBuf::from(values[0].clone().ok_or("[temboard] home is not set")?);
