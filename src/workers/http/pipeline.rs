@@ -91,9 +91,6 @@ pub async fn handle(
         Ok(Reply::Options) => options_response(&state),
         Err(e) => error_response(&state, &e),
     };
-    state
-        .served
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Ok(mut counts) = state.requests.lock() {
         *counts
             .entry((label.to_string(), resp.status().as_u16()))
