@@ -35,26 +35,6 @@ struct Seen {
     torn: Vec<String>,
 }
 
-fn zombies_of(ppid: i32) -> Vec<i32> {
-    let mut out = vec![];
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 1 && f[0] == "Z" && f[1].parse::<i32>().ok() == Some(ppid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 fn count_logins(agent: &Agent) -> u64 {
     let db = rusqlite::Connection::open(agent.files.home().join("agent.db")).unwrap();
     db.busy_timeout(Duration::from_secs(10)).unwrap();

@@ -458,48 +458,57 @@ impl Drop for Agent {
     }
 }
 
+/// State letter and parent pid of a process, from /proc/<pid>/stat.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Every pid in /proc with its state and parent.
+fn processes() -> Vec<(i32, char, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter_map(|pid| proc_stat(pid).map(|(state, ppid)| (pid, state, ppid)))
+        .collect()
+}
+
 /// Whether a process exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => {
-            let state = s
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next())
-                .unwrap_or(None);
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
+    proc_stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
+}
+
+/// Zombie children of `ppid` (exited, never reaped).
+pub fn zombies_of(ppid: i32) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|(_, state, parent)| *state == 'Z' && *parent == ppid)
+        .map(|(pid, _, _)| pid)
+        .collect()
 }
 
 /// Live children of `ppid` with their argv[0].
 pub fn children_of(ppid: i32) -> Vec<(i32, String)> {
-    let mut out = vec![];
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() < 2 || fields[0] == "Z" || fields[1].parse::<i32>().ok() != Some(ppid) {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv0 = cmdline
-            .split(|b| *b == 0)
-            .next()
-            .map(|s| String::from_utf8_lossy(s).to_string())
-            .unwrap_or_default();
-        out.push((pid, argv0));
-    }
+    let mut out: Vec<(i32, String)> = processes()
+        .into_iter()
+        .filter(|(_, state, parent)| *state != 'Z' && *parent == ppid)
+        .map(|(pid, _, _)| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv0 = cmdline
+                .split(|b| *b == 0)
+                .next()
+                .map(|s| String::from_utf8_lossy(s).to_string())
+                .unwrap_or_default();
+            (pid, argv0)
+        })
+        .collect();
     out.sort();
     out
 }
