@@ -20,3 +20,4 @@ pub mod store;
 pub mod supervisor;
 pub mod users;
 pub mod workers;
+pub mod working_set;

@@ -607,6 +607,11 @@ impl Supervisor {
                 self.workers[idx].ready = true;
                 self.publish();
                 tracing::debug!("{} worker ready (generation {generation})", role.as_str());
+                if self.workers.iter().all(|w| w.ready) {
+                    // Spawning is over: what stays mapped is the loop.
+                    let kib = crate::working_set::release_clean_file_pages();
+                    tracing::debug!("released {kib} KiB of start-up page mappings");
+                }
                 if role == Role::Http {
                     // Pid file first: the launcher exits as soon as it hears
                     // "ready", and scripts then read the pid file.

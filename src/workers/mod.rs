@@ -71,6 +71,9 @@ impl WorkerCtx {
     pub fn ready(&self) {
         let generation = self.generation.load(Ordering::SeqCst);
         self.tell(&ToSupervisor::Ready { generation });
+        // Start-up is over: what stays mapped is the serving loop.
+        let kib = crate::working_set::release_clean_file_pages();
+        debug!("released {kib} KiB of start-up page mappings");
     }
 
     fn tell(&self, msg: &ToSupervisor) {

@@ -242,6 +242,10 @@ async fn give_memory_back(state: Arc<AppState>) {
             unsafe {
                 libc::malloc_trim(0);
             }
+            if rounds_left == 0 {
+                // The burst is over: so are the mappings of the code it ran.
+                crate::working_set::release_clean_file_pages();
+            }
         }
     }
 }
