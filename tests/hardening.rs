@@ -49,6 +49,53 @@ fn only_tls_12_and_13_are_accepted() {
     }
 }
 
+/// The cipher suite `openssl s_client` settles on with these extra flags,
+/// or None when the handshake failed.
+fn negotiated_suite(port: u16, flags: &[&str]) -> (Option<String>, String) {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(flags)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "New, TLSv1.3, Cipher is TLS_AES_128_GCM_SHA256"
+    let suite = text
+        .lines()
+        .find_map(|l| l.strip_prefix("New, ")?.split_once(", Cipher is "))
+        .map(|(_, c)| c.trim().to_string())
+        .filter(|c| c != "(NONE)");
+    (suite, text)
+}
+
+#[test]
+fn the_agent_picks_aes_128_first_and_still_serves_every_suite() {
+    let agent = Agent::start(AgentFiles::new(None));
+    // OpenSSL lists AES-256 first; the agent's order wins (cheaper
+    // handshake, see src/workers/http/tls.rs).
+    let (suite, text) = negotiated_suite(agent.port, &["-tls1_3"]);
+    assert_eq!(suite.as_deref(), Some("TLS_AES_128_GCM_SHA256"), "{text}");
+    // A client that allows only one suite gets it.
+    for only in ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"] {
+        let (suite, text) = negotiated_suite(agent.port, &["-tls1_3", "-ciphersuites", only]);
+        assert_eq!(suite.as_deref(), Some(only), "{text}");
+    }
+    let (suite, text) = negotiated_suite(
+        agent.port,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384",
+        ],
+    );
+    assert!(
+        suite
+            .as_deref()
+            .is_some_and(|s| s.contains("AES256-GCM-SHA384")),
+        "{text}"
+    );
+}
+
 #[test]
 fn silent_tcp_clients_do_not_hold_the_api() {
     let agent = Agent::start(AgentFiles::new(None));
