@@ -161,16 +161,17 @@ def rollup(pid):
         if len(f) >= 2 and f[0].endswith(":") and f[1].isdigit():
             out[f[0][:-1]] = int(f[1])
     return out
-total = total_pss = total_private = 0
-print(f"memory after {idle} s idle (RSS counts the pages of the binary and libc every process maps;")
-print(f"PSS divides shared pages among the processes sharing them; private = this process's own):")
+total = total_pss = total_private = total_anon = 0
+print(f"memory after {idle} s idle (RSS = anonymous pages + the pages of the binary and libc a process")
+print(f"has mapped, counted again in each process; every process unmaps its start-up code, see")
+print(f"docs/performance.md; PSS divides shared pages among their processes; private = this process's own):")
 for pid, name in procs:
     m = rollup(pid)
-    r, pss = m.get("Rss", 0), m.get("Pss", 0)
+    r, pss, anon = m.get("Rss", 0), m.get("Pss", 0), m.get("Anonymous", 0)
     private = m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)
-    total += r; total_pss += pss; total_private += private
-    print(f"  {name:<28} RSS {r/1024:6.1f} MiB   PSS {pss/1024:5.1f} MiB   private {private/1024:5.1f} MiB")
-print(f"  {'total':<28} RSS {total/1024:6.1f} MiB   PSS {total_pss/1024:5.1f} MiB   private {total_private/1024:5.1f} MiB")
+    total += r; total_pss += pss; total_private += private; total_anon += anon
+    print(f"  {name:<28} RSS {r/1024:6.1f} MiB (anonymous {anon/1024:4.1f})   PSS {pss/1024:5.1f} MiB   private {private/1024:5.1f} MiB")
+print(f"  {'total':<28} RSS {total/1024:6.1f} MiB (anonymous {total_anon/1024:4.1f})   PSS {total_pss/1024:5.1f} MiB   private {total_private/1024:5.1f} MiB")
 open(os.path.join(os.path.dirname(conf), "agent.pid"), "w").write(str(p.pid))
 PY
 agentpid=$(cat "$work/agent.pid")
@@ -213,14 +214,24 @@ for c in 1 16; do
   wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
 done
 echo
-echo "a new TCP + TLS 1.3 connection for every request (wrk with Connection: close; wrk resumes"
-echo "sessions with the agent's tickets: without tickets it is ~30 % slower):"
-wrk_line "GET /status, new connection each" 16 2 -H "Connection: close" "https://localhost:$port/status"
-wrk_line "GET /status, new connection each" 32 2 -H "Connection: close" "https://localhost:$port/status"
+echo "a new TCP + TLS 1.3 connection for every request (wrk with Connection: close, resuming"
+echo "sessions with the agent's tickets). wrk's OpenSSL spends ~3x the agent's CPU on each"
+echo "connection: with 2 threads it takes 1.5 of the 2 cores and is what limits the figure,"
+echo "so it runs on 1 thread here (2 threads shown for comparison):"
+httppid=$(pgrep -P "$agentpid" -f "temboard-agent: http")
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+for spec in "16 1" "32 1" "16 2"; do
+  read -r conc threads <<<"$spec"
+  t0=$(cpu_ticks "$httppid")
+  line=$(wrk_line "GET /status, new connection each" "$conc" "$threads" -H "Connection: close" "https://localhost:$port/status")
+  t1=$(cpu_ticks "$httppid")
+  rps=$(awk '{for (i = 1; i <= NF; i++) if ($i == "req/s") print $(i - 1)}' <<<"$line")
+  per=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v r="$rps" -v d="$duration" 'BEGIN { if (r > 0) printf "%.0f", t / hz / (r * d) * 1e6 }')
+  printf "%s  wrk threads %s, agent CPU %s us a connection\n" "$line" "$threads" "$per"
+done
 
 echo
 echo "idle TLS connections (handshake done, nothing sent; python client on the same machine):"
-httppid=$(pgrep -P "$agentpid" -f "temboard-agent: http")
 printf '  '
 python3 scripts/idle_connections.py "$port" "$work/server.pem" "$httppid" "${IDLE_CONNECTIONS:-10000}"
 
