@@ -28,8 +28,11 @@ pub fn release_clean_file_pages() -> u64 {
         // SAFETY: the range is a whole mapping of this process, read-only
         // and file-backed with no anonymous page: MADV_DONTNEED only drops
         // page-table entries, and the next access reads the same bytes from
-        // the page cache (the file cannot change: a running program is
-        // ETXTBSY, and package upgrades replace files by rename).
+        // the page cache. The kernel itself drops such pages whenever memory
+        // is short, so this adds no case it does not already have (a file
+        // overwritten in place would break the process either way; package
+        // upgrades replace files by rename, and then the old mapping shows
+        // as "(deleted)" and is skipped).
         let rc = unsafe {
             libc::madvise(
                 vma.start as *mut libc::c_void,
