@@ -200,7 +200,7 @@ fn from_payload(out: &mut Out, p: &Value) {
 pub async fn render(state: &AppState) -> Result<String, ApiError> {
     let (payload, backlog, dropped, duration) = state
         .db
-        .run(|c| {
+        .read(|c| {
             use rusqlite::OptionalExtension;
             let p: Option<String> = c
                 .query_row(
