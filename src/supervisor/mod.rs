@@ -192,7 +192,6 @@ fn take_lock(run_dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::Fil
     })
 }
 
-/// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
 /// Raises the soft limit on open files to the hard one (workers inherit
 /// it): each client connection is a descriptor of the http worker, and the
 /// usual soft limit of 1,024 would refuse connections long before memory or
@@ -209,6 +208,7 @@ fn raise_open_files_limit() {
     }
 }
 
+/// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
 pub fn run(opts: Options) -> i32 {
     let sink = crate::logging::init_early("supervisor");
     let loaded = match config::load(&opts.request) {

@@ -339,7 +339,6 @@ async fn dispatch(
         Handler::Control => admin::control(state, caller()?, &body).await,
         Handler::Operations => admin::list_operations(state).await,
         Handler::Operation => admin::operation(state, first()).await,
-
         Handler::DashboardLive => dashboard::live(state).await,
         Handler::DashboardHistory => dashboard::history(state).await,
         Handler::DashboardConfig => Ok(dashboard::config(state)),
