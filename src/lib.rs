@@ -18,6 +18,7 @@ pub mod privileges;
 pub mod setup;
 pub mod store;
 pub mod supervisor;
+pub mod tls;
 pub mod users;
 pub mod workers;
 pub mod working_set;

@@ -62,11 +62,7 @@ fn open_output(s: &LoggingSection) -> (Output, Option<String>) {
                 ),
             }
         }
-        LogMethod::File => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&s.destination)
-        {
+        LogMethod::File => match open_log_file(&s.destination) {
             Ok(f) => (Output::File(f), None),
             Err(e) => (
                 Output::Stderr,
@@ -77,6 +73,31 @@ fn open_output(s: &LoggingSection) -> (Output, Option<String>) {
             ),
         },
     }
+}
+
+/// Opens the log file for appending, refusing a link at its last component
+/// and anything but a regular file (a FIFO would block, a device is not a
+/// log). The supervisor calls this with the workers' file-system identity.
+fn open_log_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other("it is a symbolic link, which the agent does not follow")
+            } else {
+                e
+            }
+        })?;
+    let kind = f.metadata()?.file_type();
+    if !kind.is_file() || kind.is_fifo() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
 }
 
 /// Installs the global logger for this process. Later calls reconfigure it.
@@ -100,6 +121,11 @@ pub fn init(role: &str, settings: &LoggingSection) -> Sink {
         tracing::warn!("{p}");
     }
     sink
+}
+
+/// The process's sink, once installed.
+pub fn current() -> Option<Sink> {
+    SINK.get().cloned()
 }
 
 /// Logging before the configuration is known (startup errors): stderr, INFO.

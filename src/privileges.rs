@@ -97,3 +97,57 @@ pub fn worker_identity(user: Option<&str>, home: &Path) -> Result<Identity, Stri
         switch: true,
     })
 }
+
+/// While alive, this thread's file-system identity is the workers' user.
+///
+/// Why: the supervisor may run as root while the worker user owns the home.
+/// Every path it opens, creates or binds inside a directory that user can
+/// write (the home, its `run/`, a log directory) is resolved by the kernel
+/// with that user's rights, so a link planted there can lead the supervisor
+/// nowhere the worker user could not go itself. `setfsuid`/`setfsgid` are
+/// per thread and leave the other capabilities alone (the supervisor is
+/// single-threaded); supplementary groups are narrowed too, else root's
+/// groups would still grant group access.
+pub struct ActingAs {
+    restore: Option<(u32, u32, Vec<Gid>)>,
+}
+
+impl ActingAs {
+    /// Takes the worker identity for file-system checks (no-op when the
+    /// supervisor does not switch users).
+    pub fn worker(identity: &Identity) -> Result<ActingAs, String> {
+        if !identity.switch {
+            return Ok(ActingAs { restore: None });
+        }
+        let groups = nix::unistd::getgroups().map_err(|e| format!("getgroups: {e}"))?;
+        nix::unistd::setgroups(&[Gid::from_raw(identity.gid)])
+            .map_err(|e| format!("setgroups: {e}"))?;
+        let old_gid = nix::unistd::setfsgid(Gid::from_raw(identity.gid)).as_raw();
+        let old_uid = nix::unistd::setfsuid(Uid::from_raw(identity.uid)).as_raw();
+        let guard = ActingAs {
+            restore: Some((old_uid, old_gid, groups)),
+        };
+        // setfsuid reports no error: a second call returns the value now in
+        // force, which must be the one asked for.
+        let now = nix::unistd::setfsuid(Uid::from_raw(identity.uid)).as_raw();
+        if now != identity.uid {
+            return Err(format!(
+                "cannot take the file-system identity of user '{}'",
+                identity.name
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+impl Drop for ActingAs {
+    fn drop(&mut self) {
+        if let Some((uid, gid, groups)) = self.restore.take() {
+            nix::unistd::setfsuid(Uid::from_raw(uid));
+            nix::unistd::setfsgid(Gid::from_raw(gid));
+            if let Err(e) = nix::unistd::setgroups(&groups) {
+                tracing::error!("cannot restore supplementary groups: {e}");
+            }
+        }
+    }
+}

@@ -3,7 +3,10 @@
 //! (or options), finds the cluster's facts, and writes under a prefix
 //! (default `/etc/temboard-agent`) `<version>/<name>/temboard-agent.conf`, an
 //! empty users file, a self-signed certificate for the host's FQDN, and the
-//! home directory — owned by the cluster owner. Idempotent: an existing
+//! home directory. The home belongs to the cluster owner; the configuration,
+//! users file and key belong to root and are readable by the owner's group
+//! (0640): a root supervisor must never read a configuration the PostgreSQL
+//! OS user can edit (it could point the log file at any root file). Idempotent: an existing
 //! configuration is left untouched and the command says so.
 
 use std::os::unix::fs::PermissionsExt;
@@ -59,6 +62,17 @@ fn chown_to(path: &Path, user: &nix::unistd::User) -> Result<(), String> {
             .map_err(|e| format!("chown {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Root owns it, the agent's group may read it: the files a root supervisor
+/// trusts must not be writable by the worker user.
+fn give_to_root_readable_by(path: &Path, user: &nix::unistd::User) -> Result<(), String> {
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(path, Some(0), Some(user.gid.as_raw()))
+            .map_err(|e| format!("chown {}: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
 fn port_free(port: u16) -> bool {
@@ -176,10 +190,8 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     );
     crate::certgen::write_self_signed(std::slice::from_ref(&hostname), &cert, &keyfile)?;
     std::fs::write(&users, "").map_err(|e| format!("{}: {e}", users.display()))?;
-    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640))
-        .map_err(|e| e.to_string())?;
     for f in [&keyfile, &users] {
-        chown_to(f, &owner)?;
+        give_to_root_readable_by(f, &owner)?;
     }
     let pg_ctl = format!("/usr/lib/postgresql/{major}/bin/pg_ctl %s -D '{data}' -w");
     let text = format!(
@@ -197,9 +209,7 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     );
     let tmp = dir.join(".temboard-agent.conf.tmp");
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o640))
-        .map_err(|e| e.to_string())?;
-    chown_to(&tmp, &owner)?;
+    give_to_root_readable_by(&tmp, &owner)?;
     std::fs::rename(&tmp, &conf).map_err(|e| format!("{}: {e}", conf.display()))?;
     Ok(SetupResult {
         configfile: conf,

@@ -94,6 +94,25 @@ fn setup_writes_a_configuration_the_agent_starts_with() {
         .parse()
         .unwrap();
     let text = std::fs::read_to_string(&conf).unwrap();
+    // What a root supervisor trusts is root's, readable by the agent's group
+    // (a configuration the PostgreSQL OS user could edit would let it point
+    // the root supervisor's log file at any file).
+    if is_root() {
+        use std::os::unix::fs::MetadataExt;
+        let pg_gid = nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .unwrap()
+            .gid
+            .as_raw();
+        for f in ["temboard-agent.conf", "users", "server.key"] {
+            let m = std::fs::metadata(etc.join(&major).join("main").join(f)).unwrap();
+            assert_eq!(
+                (m.uid(), m.gid(), m.mode() & 0o777),
+                (0, pg_gid, 0o640),
+                "{f}: owner, group and mode"
+            );
+        }
+    }
     assert!(
         text.contains("hostname = db1.example.org")
             && text.contains(&format!("-D '{}'", pg.data().display()))

@@ -240,6 +240,26 @@ fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
                 "ssl_key_file",
                 format!("{}: unreadable private key: {e}", key.display()),
             );
+            return;
+        }
+    }
+    // Both readable: they must also make a server configuration together.
+    if let (Some(cert), Some(key)) = (cert, key) {
+        if let (Ok(cert_pem), Ok(key_pem)) =
+            (std::fs::read_to_string(cert), std::fs::read_to_string(key))
+        {
+            let m = crate::ipc::messages::TlsMaterial { cert_pem, key_pem };
+            if let Err(e) = crate::tls::acceptor(&m) {
+                ctx.fail(
+                    "temboard",
+                    "ssl_key_file",
+                    format!(
+                        "{} does not go with certificate {}: {e}",
+                        key.display(),
+                        cert.display()
+                    ),
+                );
+            }
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +12,10 @@ use nix::sys::socket::{
     SockaddrIn, SockaddrIn6,
 };
 
-use crate::privileges::Identity;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::privileges::{ActingAs, Identity};
 
 /// Lowest fd number for the supervisor's long-lived descriptors, so that
 /// placing them at the fixed worker fds (3, 4) can never clobber one another.
@@ -52,40 +54,122 @@ pub fn bind_tcp(address: IpAddr, port: u16) -> Result<OwnedFd, String> {
     move_high(fd).map_err(|e| format!("cannot move listener fd: {e}"))
 }
 
-/// Creates `<home>/run/` (0700, owned by the worker user).
-pub fn prepare_run_dir(run_dir: &Path, identity: &Identity) -> Result<(), String> {
-    std::fs::create_dir_all(run_dir)
-        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
-    std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("cannot chmod {}: {e}", run_dir.display()))?;
-    chown(run_dir, identity)
-}
-
-fn chown(path: &Path, identity: &Identity) -> Result<(), String> {
-    if identity.switch {
-        std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid))
-            .map_err(|e| format!("cannot chown {}: {e}", path.display()))?;
+/// Creates `<home>/run/` (0700, owned by the worker user) and returns it open.
+///
+/// Why this shape: the worker user owns the home, so it can plant a link at
+/// `run`. Everything here happens with that user's file-system identity
+/// ([`ActingAs`]), `run` is opened with `O_NOFOLLOW | O_DIRECTORY` and
+/// checked through the opened descriptor, and later steps (lock, sockets)
+/// work relative to that descriptor: the supervisor never acts on a path the
+/// worker user could redirect.
+pub fn prepare_run_dir(run_dir: &Path, identity: &Identity) -> Result<OwnedFd, String> {
+    let shown = run_dir.display();
+    let _as = ActingAs::worker(identity)?;
+    match nix::unistd::mkdir(run_dir, Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(format!("cannot create {shown}: {e}")),
     }
-    Ok(())
+    let fd = nix::fcntl::open(
+        run_dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        // With O_DIRECTORY a link gives ENOTDIR; tell which it is.
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR
+            if std::fs::symlink_metadata(run_dir).is_ok_and(|m| m.file_type().is_symlink()) =>
+        {
+            format!("{shown} is a symbolic link: refusing to use it (remove it; the agent creates the directory)")
+        }
+        nix::errno::Errno::ENOTDIR => format!("{shown} is not a directory: refusing to use it"),
+        e => format!("cannot open {shown}: {e}"),
+    })?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    let expected = if identity.switch {
+        identity.uid
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    if st.st_uid != expected {
+        return Err(format!(
+            "{shown} is owned by uid {}, not by the agent user '{}' (uid {expected}): refusing to use it",
+            st.st_uid, identity.name
+        ));
+    }
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700))
+        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
+    move_high(fd).map_err(|e| format!("cannot move {shown} fd: {e}"))
 }
 
-/// Binds `<run_dir>/<name>.sock` (0600, owned by the worker user).
+/// A path naming `name` inside the directory open at `dir`, whatever has
+/// since been renamed or linked in its place.
+fn inside(dir: &OwnedFd, name: &str) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}/{name}", dir.as_raw_fd()))
+}
+
+/// Creates and takes the lock file `supervisor.lock` inside the run directory.
+pub fn take_lock(
+    run: &OwnedFd,
+    run_dir: &Path,
+    identity: &Identity,
+) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let path = run_dir.join("supervisor.lock");
+    let fd = {
+        let _as = ActingAs::worker(identity)?;
+        nix::fcntl::openat(
+            run,
+            "supervisor.lock",
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?
+    };
+    nix::fcntl::Flock::lock(
+        std::fs::File::from(fd),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .map_err(|(_, e)| {
+        format!(
+            "another temboard-agent already runs with home {} ({e})",
+            run_dir
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    })
+}
+
+/// Binds `<run_dir>/<name>.sock` (0600, owned by the worker user), inside
+/// the run directory opened by [`prepare_run_dir`].
 pub fn bind_unix(
+    run: &OwnedFd,
     run_dir: &Path,
     name: &str,
     identity: &Identity,
 ) -> Result<(OwnedFd, PathBuf), String> {
-    let path = run_dir.join(format!("{name}.sock"));
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let file = format!("{name}.sock");
+    let path = run_dir.join(&file);
+    let _as = ActingAs::worker(identity)?;
+    match nix::unistd::unlinkat(run, file.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(format!("cannot remove stale {}: {e}", path.display())),
     }
-    let l =
-        UnixListener::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot chmod {}: {e}", path.display()))?;
-    chown(&path, identity)?;
+    // The socket file takes its mode from the umask at bind time.
+    let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(inside(run, &file));
+    nix::sys::stat::umask(old);
+    let l = bound.map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     let fd = move_high(OwnedFd::from(l)).map_err(|e| format!("cannot move listener fd: {e}"))?;
     Ok((fd, path))
+}
+
+/// Removes the sockets at exit, relative to the run directory.
+pub fn remove_socket(run: &OwnedFd, name: &str, identity: &Identity) {
+    if let Ok(_as) = ActingAs::worker(identity) {
+        let _ = nix::unistd::unlinkat(
+            run,
+            format!("{name}.sock").as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod listeners;
+pub mod logfile;
 pub mod notify;
 pub mod restart;
 pub mod spawn;
@@ -92,6 +93,8 @@ struct Supervisor {
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
     _lock: nix::fcntl::Flock<std::fs::File>,
+    /// `<home>/run`, opened once: sockets are removed relative to it.
+    run_fd: OwnedFd,
 }
 
 fn now_local() -> String {
@@ -102,25 +105,38 @@ fn read_tls(config: &Config) -> Result<TlsMaterial, String> {
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
     };
-    Ok(TlsMaterial {
+    let material = TlsMaterial {
         cert_pem: read(&config.temboard.ssl_cert_file)?,
         key_pem: read(&config.temboard.ssl_key_file)?,
-    })
+    };
+    // The exact bytes the http worker will get must make a server
+    // configuration: a certificate copied before its key must not stop the
+    // API (the old worker keeps serving).
+    crate::tls::acceptor(&material).map_err(|e| {
+        format!(
+            "TLS material {} + {} unusable: {e}",
+            config.temboard.ssl_cert_file.display(),
+            config.temboard.ssl_key_file.display()
+        )
+    })?;
+    Ok(material)
 }
 
-/// With `method = file`, the supervisor creates the log file (0600 under our
-/// umask); when workers switch user they must still be able to append to it.
-fn prepare_log_file(config: &Config, identity: &Identity) {
-    if config.logging.method != crate::config::LogMethod::File || !identity.switch {
-        return;
+/// Applies `[logging]` to the supervisor's own sink. A log file is opened
+/// with the workers' file-system identity: it is theirs to append to, and a
+/// destination the worker user could redirect (a link, a file it cannot
+/// write) is refused rather than opened or chowned as root.
+fn apply_logging(sink: &crate::logging::Sink, config: &Config, identity: &Identity) {
+    if config.logging.method == crate::config::LogMethod::File {
+        if let Err(e) = logfile::prepare(&config.logging.destination, identity) {
+            // The sink's own open fails the same way and falls back to
+            // stderr; this says why.
+            error!("log file refused: {e}");
+        }
     }
-    let path = &config.logging.destination;
-    if let Err(e) = std::os::unix::fs::chown(path, Some(identity.uid), Some(identity.gid)) {
-        warn!(
-            "cannot hand log file {} to user {}: {e}",
-            path.display(),
-            identity.name
-        );
+    match privileges::ActingAs::worker(identity) {
+        Ok(_as) => sink.reconfigure(&config.logging),
+        Err(e) => error!("cannot reconfigure logging: {e}"),
     }
 }
 
@@ -168,27 +184,6 @@ fn setup_signals() -> Result<Signals, String> {
         term,
         hup,
         chld,
-    })
-}
-
-fn take_lock(run_dir: &std::path::Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = run_dir.join("supervisor.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
-        format!(
-            "another temboard-agent already runs with home {} ({e})",
-            run_dir
-                .parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )
     })
 }
 
@@ -243,11 +238,20 @@ pub fn run(opts: Options) -> i32 {
     } else {
         daemon::foreground()
     };
-    sink.reconfigure(&config.logging);
+    let identity =
+        match privileges::worker_identity(config.temboard.user.as_deref(), &config.temboard.home) {
+            Ok(i) => i,
+            Err(e) => {
+                error!("cannot start: {e}");
+                eprintln!("temboard-agent: cannot start: {e}");
+                return 1;
+            }
+        };
+    apply_logging(&sink, &config, &identity);
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    match start(opts, config, loaded.sources, launcher, pidfile) {
+    match start(opts, config, identity, loaded.sources, launcher, pidfile) {
         Ok(mut sup) => sup.main_loop(),
         Err(e) => {
             error!("cannot start: {e}");
@@ -260,17 +264,15 @@ pub fn run(opts: Options) -> i32 {
 fn start(
     opts: Options,
     config: Config,
+    identity: Identity,
     sources: BTreeMap<String, crate::config::Source>,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
 ) -> Result<Supervisor, String> {
-    let identity =
-        privileges::worker_identity(config.temboard.user.as_deref(), &config.temboard.home)?;
     let run_dir = config.run_dir();
-    listeners::prepare_run_dir(&run_dir, &identity)?;
-    let lock = take_lock(&run_dir)?;
+    let run_fd = listeners::prepare_run_dir(&run_dir, &identity)?;
+    let lock = listeners::take_lock(&run_fd, &run_dir, &identity)?;
     let tls = read_tls(&config)?;
-    prepare_log_file(&config, &identity);
     let exe: OwnedFd = std::fs::File::open("/proc/self/exe")
         .map_err(|e| format!("cannot open /proc/self/exe: {e}"))?
         .into();
@@ -278,7 +280,7 @@ fn start(
     let tcp = listeners::bind_tcp(config.temboard.address, config.temboard.port)?;
     let mut unix = BTreeMap::new();
     for role in Role::ALL.into_iter().filter(|r| r.serves_ipc()) {
-        let (fd, _) = listeners::bind_unix(&run_dir, role.as_str(), &identity)?;
+        let (fd, _) = listeners::bind_unix(&run_fd, &run_dir, role.as_str(), &identity)?;
         unix.insert(role, fd);
     }
     let signals = setup_signals()?;
@@ -335,6 +337,7 @@ fn start(
         launcher,
         pidfile,
         _lock: lock,
+        run_fd,
     })
 }
 
@@ -745,8 +748,12 @@ impl Supervisor {
         self.tls = tls;
         self.generation += 1;
         self.runtime.reload_datetime = now_local();
-        crate::logging::init("supervisor", &self.config.logging);
-        prepare_log_file(&self.config, &self.identity);
+        match crate::logging::current() {
+            Some(sink) => apply_logging(&sink, &self.config, &self.identity),
+            None => {
+                crate::logging::init("supervisor", &self.config.logging);
+            }
+        }
         for idx in 0..self.workers.len() {
             let role = self.workers[idx].role;
             if self.workers[idx].pid.is_none() {
@@ -816,8 +823,7 @@ impl Supervisor {
 
     fn cleanup(&mut self) {
         for role in self.unix.keys() {
-            let _ =
-                std::fs::remove_file(self.runtime.run_dir.join(format!("{}.sock", role.as_str())));
+            listeners::remove_socket(&self.run_fd, role.as_str(), &self.identity);
         }
         if let Some(p) = &self.pidfile {
             let _ = std::fs::remove_file(p);

@@ -19,7 +19,6 @@ mod pipeline;
 mod primed;
 pub mod routes;
 pub mod session_cache;
-mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -111,7 +110,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
 
 async fn serve(ctx: WorkerCtx) -> i32 {
     let settings = ctx.settings();
-    let acceptor = match settings.tls.as_ref().map(tls::acceptor) {
+    let acceptor = match settings.tls.as_ref().map(crate::tls::acceptor) {
         Some(Ok(a)) => a,
         Some(Err(e)) => {
             error!("TLS setup failed: {e}");

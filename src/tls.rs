@@ -1,5 +1,10 @@
-//! rustls server configuration from the PEM texts sent by the supervisor.
+//! rustls server configuration from the PEM texts the supervisor reads.
 //! TLS 1.2 and 1.3 only (rustls supports nothing older), no client certificates.
+//!
+//! Shared by the http worker (which serves with it) and the supervisor and
+//! configuration validation (which build it once before accepting new
+//! material, so a certificate and key that do not match are refused at
+//! reload instead of taking the API down).
 
 use std::sync::Arc;
 
@@ -10,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::ipc::messages::TlsMaterial;
 
 /// Builds the acceptor; errors name what is wrong, never the key itself.
+/// rustls checks here that the key is the certificate's.
 pub fn acceptor(m: &TlsMaterial) -> Result<TlsAcceptor, String> {
     let certs = CertificateDer::pem_slice_iter(m.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
