@@ -238,3 +238,262 @@ fn a_reload_with_a_key_that_does_not_match_keeps_the_api_serving() {
         agent.log()
     );
 }
+
+#[test]
+fn concurrent_wrong_logins_get_at_most_the_limit_of_password_checks() {
+    let agent = Agent::start(AgentFiles::new(None));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(200));
+    let cert = agent.files.cert_pem();
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let (barrier, cert, port) = (barrier.clone(), cert.clone(), agent.port);
+            std::thread::spawn(move || {
+                let mut c = KeepAlive::connect(port, &cert).expect("connect");
+                barrier.wait();
+                let body = br#"{"username": "alice", "password": "wrong-password"}"#;
+                c.request(
+                    "POST",
+                    "/login",
+                    &[("Content-Type", "application/json")],
+                    Some(body),
+                )
+                .map(|r| r.status)
+                .unwrap_or(0)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let checked = statuses.iter().filter(|s| **s == 404).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!("200 concurrent wrong logins: {checked} checked against the password, {refused} refused with 429");
+    assert!(checked <= 5, "{checked} password checks (limit 5)");
+    assert_eq!(checked + refused, 200, "{statuses:?}");
+}
+
+#[test]
+fn credentials_in_the_query_string_never_reach_the_log() {
+    let mut files = AgentFiles::new(None);
+    let key = "Agent-Key-0123456789abcdef";
+    files.set("temboard", "key", key);
+    files.write();
+    let agent = Agent::start(files);
+    let _ = agent.get(&format!("/activity?key={key}"));
+    let _ = agent.get(&format!("/notifications?limit=1&Key={key}&token={key}x"));
+    assert!(eventually(Duration::from_secs(5), || agent
+        .log()
+        .contains("/notifications?limit=1&Key=***&token=***")));
+    let log = agent.log();
+    assert!(log.contains("\"GET /activity?key=*** HTTP/1.1\""), "{log}");
+    assert!(!log.contains(key), "the key is in the log:\n{log}");
+}
+
+fn notifications(agent: &Agent, session: &str) -> Vec<String> {
+    agent.notification_messages(session)
+}
+
+#[test]
+fn list_settings_are_written_element_by_element_and_the_server_restarts() {
+    let mut pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    let r = agent.post_json(
+        "/pgconf/configuration",
+        &serde_json::json!({"settings": [
+            {"name": "shared_preload_libraries", "setting": "pg_stat_statements,auto_explain"},
+            {"name": "search_path", "setting": "\"$user\", public, \"odd,name\""},
+        ]}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let auto = std::fs::read_to_string(pg.data().join("postgresql.auto.conf")).unwrap();
+    assert!(
+        auto.contains("shared_preload_libraries = 'pg_stat_statements, auto_explain'"),
+        "{auto}"
+    );
+    pg.stop();
+    pg.start_again();
+    let mut c = pg.client();
+    let show = |c: &mut postgres::Client, what: &str| -> String {
+        c.query_one(&format!("SHOW {what}"), &[]).unwrap().get(0)
+    };
+    assert_eq!(
+        show(&mut c, "shared_preload_libraries"),
+        "pg_stat_statements, auto_explain"
+    );
+    assert_eq!(
+        show(&mut c, "search_path"),
+        "\"$user\", public, \"odd,name\""
+    );
+}
+
+#[test]
+fn secrets_and_huge_values_stay_out_of_notifications() {
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    let secret = "Hunter2-conninfo-pw";
+    let r = agent.post_json(
+        "/pgconf/configuration",
+        &serde_json::json!({"settings": [
+            {"name": "primary_conninfo", "setting": format!("host=primary user=rep password={secret}")},
+        ]}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let huge = "%m ".repeat(300_000);
+    let r = agent.post_json(
+        "/pgconf/configuration",
+        &serde_json::json!({"settings": [{"name": "log_line_prefix", "setting": huge}]}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let all = notifications(&agent, &s);
+    assert!(all
+        .iter()
+        .any(|m| m.starts_with("Setting 'primary_conninfo' changed")));
+    assert!(all.iter().all(|m| !m.contains(secret)), "{all:?}");
+    let longest = all.iter().map(String::len).max().unwrap();
+    eprintln!("longest notification after a 900 kB setting: {longest} bytes");
+    assert!(longest <= 2048, "a notification of {longest} bytes");
+    let raw = agent
+        .request("GET", "/notifications", &[("X-Session", &s)], None)
+        .unwrap();
+    assert!(raw.body.len() < 64 * 1024, "{} bytes", raw.body.len());
+}
+
+#[test]
+fn kill_takes_a_bounded_deduplicated_list_and_records_only_real_terminations() {
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    let many: Vec<i64> = (1_000_000..1_000_101).collect();
+    let r = agent.post_json(
+        "/activity/kill",
+        &serde_json::json!({ "pids": many }),
+        Some(&s),
+    );
+    assert_eq!(r.status, 406, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["error"].as_str().unwrap().contains("at most 100"));
+    let same = vec![999_999; 50_000];
+    let r = agent.post_json(
+        "/activity/kill",
+        &serde_json::json!({ "pids": same }),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"backends": [{"pid": 999_999, "killed": false}]})
+    );
+    let all = notifications(&agent, &s);
+    assert!(
+        all.iter().all(|m| !m.starts_with("Backend")),
+        "a kill that terminated nothing was recorded: {all:?}"
+    );
+}
+
+#[test]
+fn anonymous_health_checks_leave_the_probe_worker_to_authenticated_work() {
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    let cert = agent.files.cert_pem();
+    let hammer: Vec<_> = (0..64)
+        .map(|_| {
+            let (cert, port) = (cert.clone(), agent.port);
+            std::thread::spawn(move || {
+                let mut statuses = vec![];
+                let mut c = KeepAlive::connect(port, &cert).expect("connect");
+                for _ in 0..40 {
+                    statuses.push(
+                        c.request("GET", "/health", &[], None)
+                            .map(|r| r.status)
+                            .unwrap_or(0),
+                    );
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut activity = vec![];
+    for _ in 0..40 {
+        activity.push(agent.get_with_session("/activity", &s).status);
+    }
+    let health: Vec<u16> = hammer.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let bad_health = health.iter().filter(|s| **s != 200).count();
+    let bad_activity = activity.iter().filter(|s| **s != 200).count();
+    eprintln!(
+        "64 clients x 40 /health: {bad_health} not 200; 40 authenticated /activity meanwhile: {bad_activity} not 200"
+    );
+    assert_eq!(bad_health, 0);
+    assert_eq!(bad_activity, 0, "{activity:?}");
+}
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_reads_working_and_health_says_the_store_fails() {
+    if !needs_root() {
+        return;
+    }
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    let mnt = files.dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m,mode=0755", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot mount a tmpfs");
+    let _tmpfs = Tmpfs(mnt.clone());
+    let home = mnt.join("home");
+    std::fs::create_dir(&home).unwrap();
+    give_to_postgres(&home);
+    files.set("temboard", "home", home.to_str().unwrap());
+    files.set("temboard", "session_ttl", "10");
+    files.write();
+    let agent = Agent::start(files);
+    let s = agent.login("alice", "alice");
+    assert!(eventually(Duration::from_secs(10), || agent
+        .get("/health")
+        .is_ok_and(|r| r.status == 200)));
+    // Fill the disk.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(mnt.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Until /health reports the store (it writes at most once a second),
+    // and until the session's refresh was attempted and failed, every read
+    // keeps answering.
+    let mut reads = 0;
+    let ok = eventually(Duration::from_secs(30), || {
+        for path in ["/profile", "/notifications"] {
+            let r = agent.get_with_session(path, &s);
+            assert_eq!(
+                r.status,
+                200,
+                "{path}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+            reads += 1;
+        }
+        let h = agent.get("/health").unwrap();
+        h.status == 503
+            && h.json()["components"]["store"]["status"] == "failing"
+            && agent.log().contains("cannot refresh a session")
+    });
+    assert!(ok, "the full disk was not reported:\n{}", agent.log());
+    eprintln!("{reads} authenticated reads answered 200 with the home's disk full");
+    drop(agent);
+}

@@ -68,6 +68,86 @@ pub fn never_formatted(name: &str) -> bool {
     matches!(name, "unix_socket_permissions" | "log_file_mode")
 }
 
+/// Whether a setting's value may hold a secret (a password in a conninfo,
+/// a command line with credentials): its values are never recorded in a
+/// notification, which the agent key alone can read.
+pub fn may_hold_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("conninfo")
+        || n.contains("password")
+        || n.contains("passphrase")
+        || n.contains("secret")
+        || n.ends_with("_command")
+}
+
+/// Settings PostgreSQL declares `GUC_LIST_INPUT`, with whether it also
+/// declares `GUC_LIST_QUOTE` (elements are identifiers, double-quoted when
+/// needed). One table, documented in docs/api.md.
+///
+/// Why it matters: `ALTER SYSTEM SET x TO 'a,b'` gives a list setting *one*
+/// element; for the `GUC_LIST_QUOTE` ones PostgreSQL then writes
+/// `'"a,b"'`, and a server with `shared_preload_libraries` so written does
+/// not start. Written element by element (`TO 'a', 'b'`) they round-trip.
+/// `synchronous_standby_names` is list input too, but has its own grammar
+/// (`FIRST 2 (s1, s2)`) that splitting at commas would break: it is written
+/// as one string, which its parser reads the same.
+pub const LIST_SETTINGS: &[(&str, bool)] = &[
+    ("datestyle", false),
+    ("debug_io_direct", false),
+    ("listen_addresses", false),
+    ("local_preload_libraries", true),
+    ("log_destination", false),
+    ("oauth_validator_libraries", true),
+    ("restrict_nonsystem_relation_kind", false),
+    ("search_path", true),
+    ("session_preload_libraries", true),
+    ("shared_preload_libraries", true),
+    ("synchronized_standby_slots", false),
+    ("temp_tablespaces", true),
+    ("unix_socket_directories", true),
+    ("wal_consistency_checking", false),
+];
+
+/// The elements of a value of a list setting, as `ALTER SYSTEM` must get
+/// them; `None` for other settings. Elements are separated by commas outside
+/// double quotes; for `GUC_LIST_QUOTE` settings, surrounding double quotes
+/// are removed (`""` inside stands for one `"`), as PostgreSQL's own
+/// splitting does.
+pub fn list_elements(name: &str, value: &str) -> Option<Vec<String>> {
+    let lower = name.to_ascii_lowercase();
+    let (_, quoted) = LIST_SETTINGS.iter().find(|(n, _)| *n == lower)?;
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut in_quotes = false;
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+                if !quoted {
+                    cur.push('"');
+                }
+            }
+            '"' => {
+                in_quotes = !in_quotes;
+                if !quoted {
+                    cur.push('"');
+                }
+            }
+            ',' if !in_quotes => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    out.push(cur);
+    Some(
+        out.into_iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect(),
+    )
+}
+
 /// 2.x "formatting" of a value for JSON: integer → int after conversion to
 /// the unit (integer division), real → float, others string; empty → null.
 pub fn typed(name: &str, vartype: &str, unit: Option<&str>, raw: Option<&str>) -> Value {
@@ -209,6 +289,46 @@ pub fn strip_outer_quotes(v: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_holding_settings() {
+        for n in [
+            "primary_conninfo",
+            "ssl_passphrase_command",
+            "archive_command",
+            "restore_command",
+            "archive_cleanup_command",
+            "recovery_end_command",
+        ] {
+            assert!(may_hold_secret(n), "{n}");
+        }
+        for n in ["work_mem", "shared_preload_libraries", "search_path"] {
+            assert!(!may_hold_secret(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn list_settings_split_like_postgresql() {
+        let l = |n: &str, v: &str| list_elements(n, v);
+        assert_eq!(
+            l(
+                "shared_preload_libraries",
+                "pg_stat_statements,auto_explain"
+            ),
+            Some(vec!["pg_stat_statements".into(), "auto_explain".into()])
+        );
+        assert_eq!(
+            l("search_path", "\"$user\", public, \"a,\"\"b\""),
+            Some(vec!["$user".into(), "public".into(), "a,\"b".into()])
+        );
+        assert_eq!(
+            l("listen_addresses", "localhost, 10.0.0.1"),
+            Some(vec!["localhost".into(), "10.0.0.1".into()])
+        );
+        assert_eq!(l("temp_tablespaces", ""), Some(vec![]));
+        assert_eq!(l("synchronous_standby_names", "FIRST 2 (a, b)"), None);
+        assert_eq!(l("work_mem", "4MB"), None);
+    }
 
     #[test]
     fn units() {

@@ -7,6 +7,24 @@ use serde::Serialize;
 
 /// Rows kept; older ones are removed on insert.
 pub const MAX_ROWS: i64 = 10_000;
+/// Bytes of a message kept (longer ones are cut at a character boundary and
+/// marked): with the row cap, this bounds the table (10,000 × 2 KiB) and
+/// `/notifications` whatever a client sends (a 1 MB `log_line_prefix`).
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+/// Bytes of a user name kept.
+const MAX_USERNAME_BYTES: usize = 256;
+
+/// `text` cut to at most `max` bytes at a character boundary, with `…` when cut.
+fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
 
 /// One notification as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -28,7 +46,11 @@ pub fn local_date() -> String {
 pub fn push(conn: &Connection, username: &str, message: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO notifications (date, username, message) VALUES (?1, ?2, ?3)",
-        params![local_date(), username, message],
+        params![
+            local_date(),
+            bounded(username, MAX_USERNAME_BYTES),
+            bounded(message, MAX_MESSAGE_BYTES)
+        ],
     )?;
     conn.execute(
         "DELETE FROM notifications WHERE seq <= (SELECT max(seq) FROM notifications) - ?1",
@@ -55,6 +77,21 @@ pub fn list(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Notification>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = crate::store::open(dir.path()).unwrap();
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
+        push(&c, "alice", &long).unwrap();
+        let m = &list(&c, 1).unwrap()[0].message;
+        assert!(
+            m.len() <= MAX_MESSAGE_BYTES && m.ends_with('…'),
+            "{}",
+            m.len()
+        );
+        assert!(m.starts_with("éé"));
+    }
 
     #[test]
     fn newest_first_and_bounded() {

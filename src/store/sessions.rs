@@ -75,6 +75,10 @@ pub fn login(
 /// The user of a live session, refreshing its idle time. The refresh is
 /// written only when the last one is older than `refresh_after` seconds, so a
 /// busy client does not cost a write per request.
+///
+/// The refresh is best-effort: when it cannot be written (the home's disk
+/// is full, the database is busy), the session is still valid — reads must
+/// keep working — and the failure is logged; `/health` reports the store.
 pub fn validate(
     conn: &Connection,
     id: &str,
@@ -93,8 +97,12 @@ pub fn validate(
         return Ok(None);
     }
     if now - last_used >= refresh_after {
-        conn.prepare_cached("UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?1")?
-            .execute(params![now, id])?;
+        let refreshed = conn
+            .prepare_cached("UPDATE sessions SET last_used = ?1 WHERE id = ?2 AND last_used < ?1")
+            .and_then(|mut st| st.execute(params![now, id]));
+        if let Err(e) = refreshed {
+            tracing::warn!("cannot refresh a session's idle time (kept valid): {e}");
+        }
     }
     Ok(Some(username))
 }

@@ -30,10 +30,17 @@ pub async fn activity(state: &AppState, call: ProbeCall) -> Result<Value, ApiErr
     }
 }
 
-/// `POST /activity/kill` with `{"pids": [int, ...]}`.
+/// Distinct pids one `POST /activity/kill` may name: far more than a DBA
+/// selects in a UI, few enough that one request cannot hold the probe
+/// worker or flood the notifications.
+pub const MAX_KILL_PIDS: usize = 100;
+
+/// `POST /activity/kill` with `{"pids": [int, ...]}`: pids deduplicated in
+/// their order, at most [`MAX_KILL_PIDS`] (406 beyond), and a notification
+/// only for each backend really terminated.
 pub async fn kill(state: &AppState, caller: Caller, body: &Value) -> Result<Value, ApiError> {
     let raw = body.get("pids").ok_or_else(|| ApiError::not_sent("pids"))?;
-    let pids: Vec<i32> = raw
+    let mut pids: Vec<i32> = raw
         .as_array()
         .and_then(|items| {
             items
@@ -42,6 +49,14 @@ pub async fn kill(state: &AppState, caller: Caller, body: &Value) -> Result<Valu
                 .collect()
         })
         .ok_or_else(|| ApiError::malformed("pids"))?;
+    let mut seen = std::collections::HashSet::new();
+    pids.retain(|p| seen.insert(*p));
+    if pids.len() > MAX_KILL_PIDS {
+        return Err(ApiError::NotAcceptable(format!(
+            "Parameter 'pids' names {} backends: at most {MAX_KILL_PIDS}.",
+            pids.len()
+        )));
+    }
     let backends = match probe(state, ProbeCall::Terminate { pids }).await? {
         ProbeReply::Terminated { backends } => backends,
         other => {
@@ -50,13 +65,17 @@ pub async fn kill(state: &AppState, caller: Caller, body: &Value) -> Result<Valu
             )))
         }
     };
-    let attempted: Vec<i32> = backends.iter().map(|(p, _)| *p).collect();
+    let terminated: Vec<i32> = backends
+        .iter()
+        .filter(|(_, killed)| *killed)
+        .map(|(p, _)| *p)
+        .collect();
     let user = caller.username.clone();
     state
         .db
         .run(move |c| {
             let tx = c.transaction()?;
-            for pid in attempted {
+            for pid in terminated {
                 notifications::push(&tx, &user, &format!("Backend {pid} terminated"))?;
             }
             tx.commit()

@@ -45,9 +45,7 @@ pub async fn login(
 ) -> Result<Value, ApiError> {
     let username = string_param(body, "username", users::valid_username)?.to_string();
     let password = string_param(body, "password", users::valid_password)?.to_string();
-    if let Err(retry) = state.guard.check(peer) {
-        return Err(ApiError::TooManyRequests(retry));
-    }
+    let attempt = state.guard.begin(peer).map_err(ApiError::TooManyRequests)?;
     let path = state.ctx.settings().config.temboard.users.clone();
     let file = tokio::task::spawn_blocking({
         let path = path.clone();
@@ -63,13 +61,13 @@ pub async fn login(
         warn!("{w}");
     }
     if !users::check(&file, &username, &password) {
-        state.guard.failed(peer);
+        attempt.failed();
         info!("failed login for user '{username}' from {peer}");
         // Same answer time whatever failed, so timing tells nothing.
         tokio::time::sleep_until((received + FAILURE_DELAY).into()).await;
         return Err(ApiError::NotFoundMessage("Invalid username/password."));
     }
-    state.guard.succeeded(peer);
+    attempt.succeeded();
     let ttl = state.ctx.settings().config.temboard.session_ttl as f64;
     let new_id =
         sessions::new_id().map_err(|e| ApiError::Internal(format!("OS random source: {e}")))?;
@@ -169,11 +167,16 @@ pub async fn discover(state: &AppState) -> Result<Value, ApiError> {
         )));
     }
     let reply = state
-        .probe
-        .call(ProbeCall::PgInfo, super::IPC_TIMEOUT)
-        .await
-        .map_err(|e| ApiError::from_call("probe", Err(e)))?
-        .map_err(|e| ApiError::from_call("probe", Ok(e)))?;
+        .pg_info
+        .get(|| async {
+            state
+                .probe
+                .call(ProbeCall::PgInfo, super::IPC_TIMEOUT)
+                .await
+                .map_err(|e| ApiError::from_call("probe", Err(e)))?
+                .map_err(|e| ApiError::from_call("probe", Ok(e)))
+        })
+        .await?;
     let ProbeReply::PgInfo {
         version,
         port,

@@ -9,7 +9,7 @@ use crate::ipc::messages::WorkerError;
 use crate::ipc::IpcError;
 
 /// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// No route for this method and path (2.x: checked before auth).
     #[error("URL not found.")]

@@ -2,6 +2,11 @@
 //! answers and PostgreSQL accepts connections, else 503, with one state per
 //! component. It reveals no path, user, version or pid, and opens no new
 //! PostgreSQL connection (the probe worker's pooled one answers).
+//!
+//! Answers come from a result at most [`MAX_AGE`] old, computed by one
+//! request at a time: anonymous clients cannot multiply probe calls. The
+//! `store` component writes to the agent's database: when the home's disk is
+//! full, `/health` says so even though reads still work.
 
 use std::time::Duration;
 
@@ -19,8 +24,16 @@ fn state(ok: bool) -> Value {
     json!({ "status": if ok { "ok" } else { "failing" } })
 }
 
-/// Runs the checks; returns (all required components ok, body).
+/// Age up to which a result is reused.
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The checks' result, fresh within [`MAX_AGE`].
 pub async fn check(app: &AppState) -> (bool, Value) {
+    app.health.get(|| run_checks(app)).await
+}
+
+/// Runs the checks; returns (all required components ok, body).
+async fn run_checks(app: &AppState) -> (bool, Value) {
     let (probe, pgctl, pg) = tokio::join!(
         app.probe.call(ProbeCall::Ping, PING),
         app.pgctl.call(PgCtlCall::Ping, PING),
@@ -44,6 +57,11 @@ pub async fn check(app: &AppState) -> (bool, Value) {
         .await
         .unwrap_or((None, None, 0));
     let now = crate::store::sessions::now();
+    let store_ok = app
+        .db
+        .run(move |c| crate::store::meta::set(c, "health_write", now))
+        .await
+        .is_ok();
     let scheduler_ok = heartbeat.is_some_and(|t| now - t < HEARTBEAT_MAX_AGE);
     let m = &settings.config.monitoring;
     let collector = match (&m.collector_url, settings.config.has_plugin("monitoring")) {
@@ -66,7 +84,8 @@ pub async fn check(app: &AppState) -> (bool, Value) {
     components.insert("pgctl".into(), state(pgctl_ok));
     components.insert("postgresql".into(), state(pg_ok));
     components.insert("collector".into(), collector);
-    let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && pg_ok;
+    components.insert("store".into(), state(store_ok));
+    let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && pg_ok && store_ok;
     (
         ok,
         json!({ "status": if ok { "ok" } else { "failing" }, "components": components }),

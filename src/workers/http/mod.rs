@@ -3,11 +3,13 @@
 //! cannot run pg_ctl: everything PostgreSQL-related is an IPC request to the
 //! probe worker, every control action a request to the pg_ctl worker.
 
+mod access_log;
 pub mod admin;
 pub mod core;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+mod fresh;
 pub mod health;
 mod json_errors;
 pub mod login_guard;
@@ -70,6 +72,10 @@ pub struct AppState {
     pub guard: login_guard::LoginGuard,
     /// Delta state of the probe routes.
     pub api_deltas: monitoring::ApiDeltas,
+    /// `/health`'s last result (single flight).
+    pub health: fresh::Fresh<(bool, serde_json::Value)>,
+    /// `/discover`'s PostgreSQL facts (single flight: the route is anonymous).
+    pub pg_info: fresh::Fresh<Result<crate::ipc::messages::ProbeReply, error::ApiError>>,
     /// Requests by route pattern and status, for `/metrics`.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     server_header: HeaderValue,
@@ -150,6 +156,8 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         dashboard_cache: Default::default(),
         api_deltas: monitoring::ApiDeltas::default(),
         requests: Default::default(),
+        health: fresh::Fresh::new(health::MAX_AGE),
+        pg_info: fresh::Fresh::new(health::MAX_AGE),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
     });

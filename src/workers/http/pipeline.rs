@@ -59,7 +59,12 @@ pub async fn handle(
     let label = routes::lookup(req.method(), req.uri().path(), |_| true)
         .map(|(r, _)| r.path)
         .unwrap_or("unmatched");
-    let line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+    let line = format!(
+        "{} {} {:?}",
+        req.method(),
+        super::access_log::target(req.uri()),
+        req.version()
+    );
     let resp = match process(req, peer.ip(), &state, received).await {
         Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
         Ok(Reply::JsonStatus(code, v)) => json_response(&state, code, &v),

@@ -301,10 +301,19 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             continue;
         }
         let sql: String = match &change {
-            Change::Set(v) => conn.client.query_one(
-                "SELECT format('ALTER SYSTEM SET %I TO %L', $1::text, $2::text)",
-                &[&name, v],
-            ),
+            Change::Set(v) => match conv::list_elements(name, v) {
+                // Element by element, each quoted by the server.
+                Some(elements) if !elements.is_empty() => conn.client.query_one(
+                    "SELECT format('ALTER SYSTEM SET %I TO ', $1::text) \
+                     || string_agg(quote_literal(e), ', ' ORDER BY i) \
+                     FROM unnest($2::text[]) WITH ORDINALITY AS t(e, i)",
+                    &[&name, &elements],
+                ),
+                _ => conn.client.query_one(
+                    "SELECT format('ALTER SYSTEM SET %I TO %L', $1::text, $2::text)",
+                    &[&name, v],
+                ),
+            },
             Change::Reset => conn
                 .client
                 .query_one("SELECT format('ALTER SYSTEM RESET %I', $1::text)", &[&name]),
@@ -327,9 +336,11 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             Change::Set(v) => (v.clone(), json!(v)),
             Change::Reset => ("None".to_string(), Value::Null),
         };
-        notes.push(format!(
-            "Setting '{name}' changed: '{previous}' -> '{shown}'"
-        ));
+        notes.push(if conv::may_hold_secret(name) {
+            format!("Setting '{name}' changed (values not recorded: they may hold a secret)")
+        } else {
+            format!("Setting '{name}' changed: '{previous}' -> '{shown}'")
+        });
         applied.push(json!({
             "name": name,
             "setting": new_setting,

@@ -1,0 +1,74 @@
+//! A value computed at most once per interval, by one caller at a time
+//! (single flight): unauthenticated routes that ask the probe worker
+//! (`/health`, `/discover`) must not let 64 anonymous clients take the
+//! probe worker's connection slots from authenticated work.
+
+use std::time::{Duration, Instant};
+
+/// The last value and when it was computed.
+#[derive(Debug)]
+pub struct Fresh<T> {
+    max_age: Duration,
+    slot: tokio::sync::Mutex<Option<(Instant, T)>>,
+}
+
+impl<T: Clone> Fresh<T> {
+    /// Values are reused while younger than `max_age`.
+    pub fn new(max_age: Duration) -> Self {
+        Fresh {
+            max_age,
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The cached value, or a new one from `compute` when it is too old.
+    /// Callers arriving while one computes wait for its result instead of
+    /// computing again.
+    pub async fn get<F, Fut>(&self, compute: F) -> T
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, v)) = slot.as_ref() {
+            if at.elapsed() < self.max_age {
+                return v.clone();
+            }
+        }
+        let v = compute().await;
+        *slot = Some((Instant::now(), v.clone()));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callers_share_one_computation() {
+        let fresh = Arc::new(Fresh::new(Duration::from_secs(3600)));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![];
+        for _ in 0..50 {
+            let (fresh, runs, mut wait) = (Arc::clone(&fresh), Arc::clone(&runs), wait.clone());
+            tasks.push(tokio::spawn(async move {
+                fresh
+                    .get(|| async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let _ = wait.wait_for(|r| *r).await;
+                        7
+                    })
+                    .await
+            }));
+        }
+        release.send(true).unwrap();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 7);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+}
