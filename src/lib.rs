@@ -21,4 +21,3 @@ pub mod supervisor;
 pub mod tls;
 pub mod users;
 pub mod workers;
-pub mod working_set;

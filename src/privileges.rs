@@ -98,6 +98,19 @@ pub fn worker_identity(user: Option<&str>, home: &Path) -> Result<Identity, Stri
     })
 }
 
+/// Makes this process non-dumpable: no core file, and `/proc/<pid>/mem`,
+/// `environ` and ptrace are closed to other processes of the same uid.
+/// Lasts until the next exec, so each process calls it after its own.
+pub fn forbid_dumping() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        tracing::warn!(
+            "cannot make this process non-dumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// While alive, this thread's file-system identity is the workers' user.
 ///
 /// Why: the supervisor may run as root while the worker user owns the home.

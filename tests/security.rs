@@ -497,3 +497,42 @@ fn a_full_disk_keeps_reads_working_and_health_says_the_store_fails() {
     eprintln!("{reads} authenticated reads answered 200 with the home's disk full");
     drop(agent);
 }
+
+#[test]
+fn workers_memory_is_closed_to_their_own_uid() {
+    if !needs_root() {
+        return;
+    }
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let workers = agent.workers();
+    assert_eq!(workers.len(), 4, "{workers:?}");
+    for (pid, title) in workers {
+        for file in ["environ", "mem"] {
+            let path = format!("/proc/{pid}/{file}");
+            // As the PostgreSQL OS user, the workers' own uid.
+            let st = Command::new("runuser")
+                .args([
+                    "-u",
+                    "postgres",
+                    "--",
+                    "dd",
+                    "bs=1",
+                    "count=1",
+                    "status=none",
+                ])
+                .arg(format!("if={path}"))
+                .arg("of=/dev/null")
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(!st.success(), "{title}: {path} readable by its uid");
+        }
+        let m = std::fs::metadata(format!("/proc/{pid}/mem")).unwrap();
+        assert_eq!(
+            m.uid(),
+            0,
+            "{title}: /proc/{pid} not owned by root (dumpable)"
+        );
+    }
+}

@@ -226,6 +226,8 @@ pub fn run(opts: Options) -> i32 {
     }
     // SAFETY: umask is process-wide and we are single-threaded.
     unsafe { libc::umask(0o077) };
+    // The supervisor holds the configuration with the PostgreSQL password.
+    privileges::forbid_dumping();
     raise_open_files_limit();
     let launcher = if opts.daemon || config.temboard.daemonize {
         match daemon::daemonize() {
@@ -610,11 +612,6 @@ impl Supervisor {
                 self.workers[idx].ready = true;
                 self.publish();
                 tracing::debug!("{} worker ready (generation {generation})", role.as_str());
-                if self.workers.iter().all(|w| w.ready) {
-                    // Spawning is over: what stays mapped is the loop.
-                    let kib = crate::working_set::release_clean_file_pages();
-                    tracing::debug!("released {kib} KiB of start-up page mappings");
-                }
                 if role == Role::Http {
                     // Pid file first: the launcher exits as soon as it hears
                     // "ready", and scripts then read the pid file.

@@ -71,9 +71,6 @@ impl WorkerCtx {
     pub fn ready(&self) {
         let generation = self.generation.load(Ordering::SeqCst);
         self.tell(&ToSupervisor::Ready { generation });
-        // Start-up is over: what stays mapped is the serving loop.
-        let kib = crate::working_set::release_clean_file_pages();
-        debug!("released {kib} KiB of start-up page mappings");
     }
 
     fn tell(&self, msg: &ToSupervisor) {
@@ -121,6 +118,11 @@ pub fn run(role: Role) -> i32 {
             }
         }
     }
+    // Workers share one uid: without this, any of them (or anything else
+    // running as the PostgreSQL OS user) could read another's memory through
+    // /proc/<pid>/mem or ptrace — the probe worker's holds the PostgreSQL
+    // password. Set here, after our exec (which resets it), for every role.
+    crate::privileges::forbid_dumping();
     // Only the pg_ctl worker runs programs; the others lose the ability for
     // good (see no_exec).
     if role != Role::Pgctl {

@@ -45,7 +45,11 @@ pub async fn login(
 ) -> Result<Value, ApiError> {
     let username = string_param(body, "username", users::valid_username)?.to_string();
     let password = string_param(body, "password", users::valid_password)?.to_string();
-    let attempt = state.guard.begin(peer).map_err(ApiError::TooManyRequests)?;
+    let attempt = state
+        .guard
+        .begin(peer)
+        .await
+        .map_err(ApiError::TooManyRequests)?;
     let path = state.ctx.settings().config.temboard.users.clone();
     let file = tokio::task::spawn_blocking({
         let path = path.clone();

@@ -23,15 +23,17 @@ impl<T: Clone> Fresh<T> {
 
     /// The cached value, or a new one from `compute` when it is too old.
     /// Callers arriving while one computes wait for its result instead of
-    /// computing again.
+    /// computing again (with a `max_age` of zero, that sharing is all: no
+    /// caller gets a value computed before it arrived finished).
     pub async fn get<F, Fut>(&self, compute: F) -> T
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = T>,
     {
+        let arrived = Instant::now();
         let mut slot = self.slot.lock().await;
         if let Some((at, v)) = slot.as_ref() {
-            if at.elapsed() < self.max_age {
+            if *at >= arrived || at.elapsed() < self.max_age {
                 return v.clone();
             }
         }
@@ -70,5 +72,12 @@ mod tests {
             assert_eq!(t.await.unwrap(), 7);
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_max_age_a_later_caller_computes_again() {
+        let fresh = Fresh::new(Duration::ZERO);
+        assert_eq!(fresh.get(|| async { 1 }).await, 1);
+        assert_eq!(fresh.get(|| async { 2 }).await, 2);
     }
 }

@@ -3,9 +3,11 @@
 //! (429). State changes are logged once, never each attempt.
 //!
 //! An attempt is counted when it *starts* ([`LoginGuard::begin`]), under the
-//! same lock as the check: 200 concurrent wrong logins from one address get
-//! at most [`MAX_FAILURES`] password checks, not as many as arrive before
-//! the first failure is recorded.
+//! same lock as the check: an address has at most as many attempts in flight
+//! as it may still fail, and further ones wait for one to settle. 200
+//! concurrent wrong logins from one address get at most [`MAX_FAILURES`]
+//! password checks (the rest see the lockout), while 50 concurrent right
+//! ones all succeed, a few at a time.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,10 +36,16 @@ struct Entry {
     locked_until: Option<Instant>,
 }
 
+/// How long an attempt waits for a place among its address's attempts in
+/// flight before it is answered 429.
+const WAIT_FOR_TURN: Duration = Duration::from_secs(10);
+
 /// Per-address failure counters of this http worker.
 #[derive(Debug, Default)]
 pub struct LoginGuard {
     map: Mutex<HashMap<IpAddr, Entry>>,
+    /// Woken whenever an attempt settles.
+    settled: tokio::sync::Notify,
 }
 
 impl LoginGuard {
@@ -46,7 +54,27 @@ impl LoginGuard {
     /// fail. The returned [`Attempt`] must be settled with
     /// [`Attempt::failed`] or [`Attempt::succeeded`]; dropped otherwise (an
     /// internal error), it counts for nothing.
-    pub fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, Duration> {
+    pub async fn begin(&self, ip: IpAddr) -> Result<Attempt<'_>, Duration> {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_TURN;
+        loop {
+            // Registered before the check, so a settle between the check and
+            // the wait is not missed.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            match self.try_begin(ip) {
+                Ok(a) => return Ok(a),
+                Err(Refusal::Locked(retry)) => return Err(retry),
+                Err(Refusal::Busy) => {
+                    if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                        return Err(FAILURE_DELAY);
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_begin(&self, ip: IpAddr) -> Result<Attempt<'_>, Refusal> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         self.make_room(&mut map, ip, now);
@@ -57,7 +85,7 @@ impl LoginGuard {
             locked_until: None,
         });
         match e.locked_until {
-            Some(until) if until > now => return Err(until - now),
+            Some(until) if until > now => return Err(Refusal::Locked(until - now)),
             Some(_) => {
                 info!("login lockout of {ip} lifted");
                 *e = Entry {
@@ -74,7 +102,7 @@ impl LoginGuard {
             e.window_start = now;
         }
         if e.failures + e.in_flight >= MAX_FAILURES {
-            return Err(FAILURE_DELAY);
+            return Err(Refusal::Busy);
         }
         e.in_flight += 1;
         Ok(Attempt {
@@ -135,7 +163,17 @@ impl LoginGuard {
             }
             None => {}
         }
+        drop(map);
+        self.settled.notify_waiters();
     }
+}
+
+/// Why an attempt cannot start now.
+enum Refusal {
+    /// Locked out for this long.
+    Locked(Duration),
+    /// As many attempts in flight as the address may still fail: wait.
+    Busy,
 }
 
 /// One login attempt checked in with [`LoginGuard::begin`].
@@ -172,35 +210,52 @@ impl Drop for Attempt<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn locks_after_threshold_and_success_resets() {
+    #[tokio::test]
+    async fn locks_after_threshold_and_success_resets() {
         let g = LoginGuard::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..MAX_FAILURES - 1 {
-            g.begin(ip).unwrap().failed();
+            g.begin(ip).await.unwrap().failed();
         }
-        g.begin(ip).unwrap().succeeded();
+        g.begin(ip).await.unwrap().succeeded();
         for _ in 0..MAX_FAILURES {
-            g.begin(ip).unwrap().failed();
+            g.begin(ip).await.unwrap().failed();
         }
-        let wait = g.begin(ip).unwrap_err();
+        let wait = g.begin(ip).await.unwrap_err();
         assert!(wait <= LOCKOUT && wait > LOCKOUT - Duration::from_secs(5));
-        assert!(g.begin(other).is_ok());
+        assert!(g.begin(other).await.is_ok());
     }
 
-    #[test]
-    fn attempts_in_flight_count_before_they_fail() {
-        let g = LoginGuard::default();
+    #[tokio::test]
+    async fn attempts_in_flight_count_before_they_fail() {
+        let g = std::sync::Arc::new(LoginGuard::default());
         let ip: IpAddr = "10.0.0.3".parse().unwrap();
-        let held: Vec<_> = (0..MAX_FAILURES).map(|_| g.begin(ip).unwrap()).collect();
-        assert_eq!(g.begin(ip).unwrap_err(), FAILURE_DELAY);
+        let mut held = vec![];
+        for _ in 0..MAX_FAILURES {
+            held.push(g.try_begin(ip).ok().unwrap());
+        }
+        assert!(matches!(g.try_begin(ip), Err(Refusal::Busy)));
+        // A waiting attempt proceeds once one settles...
+        let waiter = {
+            let g = std::sync::Arc::clone(&g);
+            tokio::spawn(async move { g.begin(ip).await.map(|a| a.succeeded()).is_ok() })
+        };
+        held.pop().unwrap().succeeded();
+        assert!(waiter.await.unwrap());
         drop(held);
-        // Dropped unsettled (internal errors): nothing counted.
-        let held: Vec<_> = (0..MAX_FAILURES).map(|_| g.begin(ip).unwrap()).collect();
+        // ...and once the address has failed its limit, waiters see the lockout.
+        let mut held = vec![];
+        for _ in 0..MAX_FAILURES {
+            held.push(g.try_begin(ip).ok().unwrap());
+        }
+        let waiter = {
+            let g = std::sync::Arc::clone(&g);
+            tokio::spawn(async move { g.begin(ip).await.err() })
+        };
         for a in held {
             a.failed();
         }
-        assert!(g.begin(ip).unwrap_err() > FAILURE_DELAY);
+        assert!(waiter.await.unwrap().unwrap() > FAILURE_DELAY);
     }
 }

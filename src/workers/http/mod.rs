@@ -157,7 +157,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         api_deltas: monitoring::ApiDeltas::default(),
         requests: Default::default(),
         health: fresh::Fresh::new(health::MAX_AGE),
-        pg_info: fresh::Fresh::new(health::MAX_AGE),
+        pg_info: fresh::Fresh::new(Duration::ZERO),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
     });
@@ -249,10 +249,6 @@ async fn give_memory_back(state: Arc<AppState>) {
             // SAFETY: malloc_trim only walks the allocator's own arenas.
             unsafe {
                 libc::malloc_trim(0);
-            }
-            if rounds_left == 0 {
-                // The burst is over: so are the mappings of the code it ran.
-                crate::working_set::release_clean_file_pages();
             }
         }
     }

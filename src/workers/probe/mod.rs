@@ -102,9 +102,6 @@ impl Probe {
                     tracing::debug!("instance facts unavailable: {e}");
                     serde_json::json!({ "available": false })
                 });
-                // The last call of a monitoring collection, which runs once
-                // a minute: do not keep the code it ran mapped in between.
-                crate::working_set::release_clean_file_pages();
                 Ok(ProbeReply::Document { value })
             }
             ProbeCall::Dashboard => self.with(dashboard::collect).map(|value| ProbeReply::Document { value }),

@@ -238,9 +238,6 @@ impl Scheduler {
             probes.len(),
             doc.to_string().len()
         );
-        // A collection runs once a minute and touches more code than the
-        // rest of the minute together: do not keep it mapped in between.
-        crate::working_set::release_clean_file_pages();
     }
 
     fn session_purge(&mut self) {
