@@ -536,3 +536,69 @@ fn workers_memory_is_closed_to_their_own_uid() {
         );
     }
 }
+
+#[test]
+fn a_version_copy_on_a_full_disk_leaves_nothing_behind() {
+    if !needs_root() {
+        return;
+    }
+    let dir = open_tempdir();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cannot mount a tmpfs");
+    let _tmpfs = Tmpfs(mnt.clone());
+    let hba = mnt.join("pg_hba.conf");
+    std::fs::write(&hba, "local all all trust\n".repeat(2000)).unwrap(); // 40 kB of 64
+    let version = temboard_agent::pgconf::files::version_path(&hba, "2026-01-01T00:00:00");
+    let e = temboard_agent::pgconf::files::copy_new(&hba, &version).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    let left: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["pg_hba.conf".to_string()], "left behind");
+    assert!(temboard_agent::pgconf::files::versions(&hba)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_linked_hba_file_is_written_through_and_ident_writes_are_recorded() {
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    // pg_hba.conf kept outside the data directory, linked into it.
+    let hba = pg.data().join("pg_hba.conf");
+    let kept = pg.dir.path().join("hba-kept.conf");
+    std::fs::rename(&hba, &kept).unwrap();
+    std::os::unix::fs::symlink(&kept, &hba).unwrap();
+    let content = format!(
+        "{}# written through the link\n",
+        std::fs::read_to_string(&kept).unwrap()
+    );
+    let r = agent.post_json(
+        "/pgconf/hba/raw",
+        &serde_json::json!({"content": content, "new_version": true}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(std::fs::symlink_metadata(&hba)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), content);
+
+    let r = agent.post_json(
+        "/pgconf/pg_ident",
+        &serde_json::json!({"content": "# map system pg\n"}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let all = notifications(&agent, &s);
+    assert!(all.iter().any(|m| m == "Ident file updated"), "{all:?}");
+}

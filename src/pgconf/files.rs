@@ -17,8 +17,20 @@ fn temp_prefix(name: &str) -> String {
 }
 
 /// Replaces `path` with `content` atomically, keeping owner and mode.
+///
+/// A symbolic link (a `pg_hba.conf` kept elsewhere and linked into the data
+/// directory) is written through: its target is replaced, the link stays a
+/// link. The worker doing this runs as the PostgreSQL OS user, so a link can
+/// lead it nowhere that user could not write anyway.
 pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let _turn = WRITE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let resolved;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved = std::fs::canonicalize(path)?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = path.parent().unwrap_or_else(|| Path::new("/"));
     let name = path
         .file_name()
@@ -59,17 +71,33 @@ pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// Copies `from` to `to` (new file, same mode), durably.
+/// Copies `from` to `to` (new file, same mode), durably and whole: the copy
+/// is written to a temporary file, synced, then linked as `to` (which fails
+/// if `to` exists: a version is never overwritten). On any error — a full
+/// disk — nothing named `to` appears and the temporary file is removed.
 pub fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
     let content = std::fs::read(from)?;
     let mode = std::fs::metadata(from)?.mode() & 0o7777;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(to)?;
-    f.write_all(&content)?;
-    f.sync_all()
+    let dir = to.parent().unwrap_or_else(|| Path::new("/"));
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!("{}{}.tmp", temp_prefix(&name), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&content)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, to)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 /// Checks a version string: exactly `YYYY-MM-DDTHH:MM:SS` (2.x regex, but

@@ -242,8 +242,14 @@ pub async fn ident_read(state: &AppState) -> Result<Value, ApiError> {
     call(state, PgconfCall::IdentRead).await
 }
 
-/// `POST /pgconf/pg_ident` with `{"content": str}`.
-pub async fn ident_write(state: &AppState, body: &Value) -> Result<Value, ApiError> {
+/// `POST /pgconf/pg_ident` with `{"content": str}`. Unlike 2.x, recorded in
+/// the notifications like hba writes: who changed who may map to which
+/// PostgreSQL role is as much an audit fact as pg_hba.conf.
+pub async fn ident_write(
+    state: &AppState,
+    caller: &Caller,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let content = body
         .get("content")
         .ok_or_else(|| ApiError::not_sent("content"))?;
@@ -251,7 +257,9 @@ pub async fn ident_write(state: &AppState, body: &Value) -> Result<Value, ApiErr
         .as_str()
         .ok_or_else(|| ApiError::malformed("content"))?
         .to_string();
-    call(state, PgconfCall::IdentWrite { content }).await
+    let out = call(state, PgconfCall::IdentWrite { content }).await?;
+    notify(state, &caller.username, vec!["Ident file updated".into()]).await?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -361,7 +361,7 @@ async fn dispatch(
         Handler::HbaOptions => pgconf::hba_options(state).await,
         Handler::HbaVersions => pgconf::hba_versions(state).await,
         Handler::IdentGet => pgconf::ident_read(state).await,
-        Handler::IdentPost => pgconf::ident_write(state, &body).await,
+        Handler::IdentPost => pgconf::ident_write(state, &caller()?, &body).await,
         Handler::MonitoringProbe(name) => monitoring::probe(state, name).await,
         Handler::MonitoringConfig => Ok(monitoring::config(state)),
         Handler::MonitoringHistory => monitoring::history(state, q).await,
