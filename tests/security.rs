@@ -602,3 +602,62 @@ fn a_linked_hba_file_is_written_through_and_ident_writes_are_recorded() {
     let all = notifications(&agent, &s);
     assert!(all.iter().any(|m| m == "Ident file updated"), "{all:?}");
 }
+
+/// A TCP connection to the agent from a chosen loopback source address.
+fn connect_from(source: std::net::Ipv4Addr, port: u16) -> std::net::TcpStream {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .unwrap();
+    connect(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        )),
+    )
+    .unwrap();
+    std::net::TcpStream::from(fd)
+}
+
+#[test]
+fn one_client_address_cannot_hold_every_connection() {
+    use std::io::Read;
+    let mut files = AgentFiles::new(None);
+    files.set("temboard", "max_connections_per_client", "20");
+    files.write();
+    let agent = Agent::start(files);
+    let greedy = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let held: Vec<_> = (0..100).map(|_| connect_from(greedy, agent.port)).collect();
+    // Others still answer, at once.
+    let r = agent.get("/health").unwrap();
+    assert!(r.status == 200 || r.status == 503, "{}", r.status);
+    assert_eq!(agent.get("/status").unwrap().status, 200);
+    // The greedy address's next connection is closed before any TLS work.
+    let mut extra = connect_from(greedy, agent.port);
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match extra.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("connection over the cap not closed: {other:?}"),
+    }
+    assert!(
+        agent.log().contains("127.0.0.2 holds 20 connections"),
+        "{}",
+        agent.log()
+    );
+    drop(held);
+}

@@ -126,6 +126,8 @@ pub struct TemboardSection {
     pub user: Option<String>,
     /// Idle lifetime of an API session, in seconds.
     pub session_ttl: u64,
+    /// Open connections one client address may hold.
+    pub max_connections_per_client: u64,
     /// Pid file used with `--daemon`.
     pub pidfile: PathBuf,
     /// Daemonize even without `-d`.

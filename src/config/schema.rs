@@ -139,6 +139,12 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "temboard",
+        "max_connections_per_client",
+        Some("512"),
+        "open HTTPS connections one client address may hold, 1 or more",
+    ),
+    k(
+        "temboard",
         "session_ttl",
         Some("3600"),
         "seconds a session stays valid without use, 1 or more",

@@ -317,6 +317,7 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
             .or_else(|| c.opt_str("postgresql", "key")),
         user,
         session_ttl: c.int("temboard", "session_ttl", 1, 366 * 86_400),
+        max_connections_per_client: c.int("temboard", "max_connections_per_client", 1, 1_000_000),
         pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
         daemonize: c.bool("temboard", "daemonize"),
     };

@@ -12,6 +12,7 @@ pub mod error;
 mod fresh;
 pub mod health;
 mod json_errors;
+mod limits;
 pub mod login_guard;
 pub mod metrics;
 pub mod monitoring;
@@ -172,6 +173,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         let _ = stop_tx.send(true);
     });
     let active = Arc::new(AtomicUsize::new(0));
+    let limits = limits::Limits::from_rlimit();
     tokio::spawn(give_memory_back(Arc::clone(&state)));
     ctx.ready();
     info!("serving HTTPS");
@@ -179,6 +181,15 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let per_client = usize::try_from(
+                        state.ctx.settings().config.temboard.max_connections_per_client,
+                    )
+                    .unwrap_or(usize::MAX);
+                    let Some(place) = limits.admit(peer.ip(), per_client) else {
+                        // Closed before any TLS work.
+                        drop(tcp);
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
                     let acceptor = acceptor.clone();
                     let state = Arc::clone(&state);
@@ -187,6 +198,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
                     active.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
                         connection(tcp, peer, acceptor, state, stop).await;
+                        drop(place);
                         active.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
