@@ -59,7 +59,14 @@ echo "==> generating a self-signed certificate and a demo user"
   --cert "$demo/etc/server.pem" --key "$demo/etc/server.key" >/dev/null
 password=$(head -c 12 /dev/urandom | base64 | tr -dc 'a-zA-Z0-9' | head -c 12)
 "$agent" hash-password "demo:$password" > "$demo/etc/users"
-chmod 644 "$demo/etc/users"
+# Readable by the workers only: root:postgres 0640 when the workers switch
+# to postgres, the owner's alone otherwise.
+if [ "$(id -u)" = 0 ]; then
+  chgrp postgres "$demo/etc/users"
+  chmod 640 "$demo/etc/users"
+else
+  chmod 600 "$demo/etc/users"
+fi
 
 cat > "$demo/etc/temboard-agent.conf" <<CONF
 [temboard]

@@ -85,6 +85,9 @@ pub enum Command {
         /// `username:password`.
         #[arg(value_name = "USER:PASSWORD")]
         credentials: String,
+        /// Write the 2.x hash instead of Argon2id.
+        #[arg(long)]
+        legacy_hash: bool,
     },
 }
 

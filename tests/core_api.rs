@@ -462,8 +462,16 @@ fn repeated_failures_from_one_address_are_throttled() {
 
 #[test]
 fn password_tool_and_adduser() {
+    // Argon2id by default (issue #15), the 2.x hash on request.
     let out = Command::new(env!("CARGO_BIN_EXE_temboard-agent-password"))
         .arg("alice:alice")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(line.starts_with("alice:$argon2id$v=19$"), "{line}");
+    let out = Command::new(env!("CARGO_BIN_EXE_temboard-agent-password"))
+        .args(["--legacy-hash", "alice:alice"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -515,12 +523,17 @@ fn password_tool_and_adduser() {
     let text = std::fs::read_to_string(&users).unwrap();
     assert!(text.starts_with("alice:"), "existing lines kept: {text}");
     assert_eq!(text.lines().count(), 2);
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("bob:$argon2id$"),
+        "{text}"
+    );
     assert_eq!(
         std::fs::metadata(&users).unwrap().permissions().mode(),
         mode_before
     );
-    // No reload needed.
+    // No reload needed; the Argon2id line logs in beside the 2.x one.
     agent.login("bob", "secret1");
+    agent.login("alice", "alice");
 
     // Input ending early: an error, and the file is untouched.
     let out = Command::new(env!("CARGO_BIN_EXE_temboard-agent-adduser"))

@@ -17,6 +17,10 @@ use temboard_agent::users;
 struct Args {
     #[command(flatten)]
     config: temboard_agent::cli::ConfigArg,
+    /// Write the 2.x hash instead of Argon2id (for a users file a 2.x agent
+    /// must also read).
+    #[arg(long)]
+    legacy_hash: bool,
     /// Accepted for compatibility with 2.x; no effect.
     #[arg(long, value_name = "LOGGERS", num_args = 0..=1, default_missing_value = "true")]
     debug: Option<String>,
@@ -90,12 +94,14 @@ fn run(args: Args) -> Result<(), String> {
             break p;
         }
     };
-    users::append(
-        &path,
-        &username,
-        &users::hash_password(&username, &password),
-    )
-    .map_err(|e| format!("cannot append to users file {}: {e}", path.display()))?;
+    let format = if args.legacy_hash {
+        users::HashFormat::Legacy
+    } else {
+        users::HashFormat::Argon2id
+    };
+    let hash = users::new_hash(format, &username, &password)?;
+    users::append(&path, &username, &hash)
+        .map_err(|e| format!("cannot append to users file {}: {e}", path.display()))?;
     println!("Done.");
     Ok(())
 }

@@ -97,10 +97,26 @@ fn main() {
                 1
             }
         },
-        Some(Command::HashPassword { credentials }) => match credentials.split_once(':') {
+        Some(Command::HashPassword {
+            credentials,
+            legacy_hash,
+        }) => match credentials.split_once(':') {
             Some((user, password)) if !user.is_empty() => {
-                println!("{user}:{}", users::hash_password(user, password));
-                0
+                let format = if *legacy_hash {
+                    users::HashFormat::Legacy
+                } else {
+                    users::HashFormat::Argon2id
+                };
+                match users::new_hash(format, user, password) {
+                    Ok(h) => {
+                        println!("{user}:{h}");
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("temboard-agent: {e}");
+                        1
+                    }
+                }
             }
             _ => {
                 eprintln!("temboard-agent: expected USER:PASSWORD");

@@ -46,6 +46,9 @@ use super::{Event, WorkerCtx};
 const SERVER_HEADER: &str = concat!("temboard-agent/", env!("CARGO_PKG_VERSION"));
 /// Deadline of one IPC call made for a request.
 pub const IPC_TIMEOUT: Duration = Duration::from_secs(15);
+/// Password checks at once: one per core of a small host; more would only
+/// queue on the CPU and hold 19 MiB each.
+const PASSWORD_CHECKS: usize = 2;
 /// A TLS handshake must finish within this, so a silent client cannot pin a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers must arrive within this.
@@ -69,6 +72,8 @@ pub struct AppState {
     pub dashboard_cache: std::sync::Mutex<Option<(u64, std::time::Instant, bytes::Bytes)>>,
     /// Sessions checked a moment ago.
     pub sessions: Arc<session_cache::SessionCache>,
+    /// Password checks running at once (Argon2id is CPU and memory heavy).
+    pub password_checks: tokio::sync::Semaphore,
     /// Failed-login bookkeeping.
     pub guard: login_guard::LoginGuard,
     /// Delta state of the probe routes.
@@ -153,6 +158,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         ctx: ctx.clone(),
         db,
         guard: login_guard::LoginGuard::default(),
+        password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS),
         sessions: Default::default(),
         dashboard_cache: Default::default(),
         api_deltas: monitoring::ApiDeltas::default(),
