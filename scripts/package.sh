@@ -12,7 +12,8 @@ contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/temboard-agent ./usr/bin/temboard-agent-adduser ./usr/bin/temboard-agent-password \
          ./usr/bin/temboard-agent-register ./usr/bin/temboard-agent-token \
          ./lib/systemd/system/temboard-agent@.service ./usr/share/temboard-agent/temboard-agent.conf.sample \
-         ./usr/share/doc/temboard-agent/README.md ./usr/share/doc/temboard-agent/configuration.md; do
+         ./usr/share/doc/temboard-agent/README.md ./usr/share/doc/temboard-agent/configuration.md \
+         ./usr/share/doc/temboard-agent/examples/50-temboard-agent.rules; do
   grep -q " $f\$" <<<"$contents" || { echo "missing in the package: $f" >&2; exit 1; }
 done
 echo "contents: ok ($(wc -l <<<"$contents") entries)"

@@ -75,6 +75,35 @@ fn give_to_root_readable_by(path: &Path, user: &nix::unistd::User) -> Result<(),
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
+/// Whether systemd runs this host and knows the `postgresql@` template unit
+/// (Debian's postgresql-common).
+fn systemd_runs_clusters() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+        && [
+            "/lib/systemd/system",
+            "/usr/lib/systemd/system",
+            "/etc/systemd/system",
+        ]
+        .iter()
+        .any(|d| Path::new(d).join("postgresql@.service").exists())
+}
+
+/// The `[administration] pg_ctl` command for a cluster.
+///
+/// Why systemctl where systemd runs the cluster: a postmaster that `pg_ctl`
+/// starts from the agent is a child of the agent's unit, in its control
+/// group, and systemd kills it with the agent when that unit stops
+/// (`KillMode=control-group`). Through `systemctl`, PostgreSQL stays in its
+/// own `postgresql@<version>-<name>` unit (the PostgreSQL OS user needs the
+/// polkit rule shipped in `packaging/polkit/`).
+pub fn pg_ctl_template(major: &str, name: &str, data: &str, systemd: bool) -> String {
+    if systemd {
+        format!("/usr/bin/systemctl %s postgresql@{major}-{name}.service")
+    } else {
+        format!("/usr/lib/postgresql/{major}/bin/pg_ctl %s -D '{data}' -w")
+    }
+}
+
 fn port_free(port: u16) -> bool {
     std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
 }
@@ -193,7 +222,7 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     for f in [&keyfile, &users] {
         give_to_root_readable_by(f, &owner)?;
     }
-    let pg_ctl = format!("/usr/lib/postgresql/{major}/bin/pg_ctl %s -D '{data}' -w");
+    let pg_ctl = pg_ctl_template(&major, &name, &data, systemd_runs_clusters());
     let text = format!(
         "# Written by temboard-agent setup for PostgreSQL {major}/{name}.\n\
          [temboard]\nport = {port}\nusers = users\nssl_cert_file = server.pem\nssl_key_file = server.key\n\
@@ -217,4 +246,21 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
         key,
         created: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgresql_stays_in_its_own_unit_where_systemd_runs_it() {
+        assert_eq!(
+            pg_ctl_template("15", "main", "/var/lib/postgresql/15/main", true),
+            "/usr/bin/systemctl %s postgresql@15-main.service"
+        );
+        assert_eq!(
+            pg_ctl_template("15", "main", "/var/lib/postgresql/15/main", false),
+            "/usr/lib/postgresql/15/bin/pg_ctl %s -D '/var/lib/postgresql/15/main' -w"
+        );
+    }
 }

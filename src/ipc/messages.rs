@@ -121,6 +121,10 @@ pub struct Runtime {
     pub user: String,
     /// Directory of the IPC sockets.
     pub run_dir: PathBuf,
+    /// Open-files soft limit the agent was started with (before it raised
+    /// its own): what commands run for the DBA get back.
+    #[serde(default)]
+    pub open_files_soft: Option<u64>,
 }
 
 /// PEM texts of the server certificate chain and key.

@@ -192,15 +192,17 @@ fn setup_signals() -> Result<Signals, String> {
 /// usual soft limit of 1,024 would refuse connections long before memory or
 /// CPU run short. The hard limit stays the administrator's (systemd's
 /// `LimitNOFILE`).
-fn raise_open_files_limit() {
+/// Returns the soft limit the agent was started with, which commands run
+/// for the DBA (pg_ctl) get back.
+fn raise_open_files_limit() -> Option<u64> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
-            }
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
         }
     }
+    Some(soft)
 }
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
@@ -228,7 +230,7 @@ pub fn run(opts: Options) -> i32 {
     unsafe { libc::umask(0o077) };
     // The supervisor holds the configuration with the PostgreSQL password.
     privileges::forbid_dumping();
-    raise_open_files_limit();
+    let open_files_soft = raise_open_files_limit();
     let launcher = if opts.daemon || config.temboard.daemonize {
         match daemon::daemonize() {
             Ok(l) => l,
@@ -253,7 +255,15 @@ pub fn run(opts: Options) -> i32 {
     for w in &loaded.warnings {
         warn!("{w}");
     }
-    match start(opts, config, identity, loaded.sources, launcher, pidfile) {
+    match start(
+        opts,
+        config,
+        identity,
+        loaded.sources,
+        launcher,
+        pidfile,
+        open_files_soft,
+    ) {
         Ok(mut sup) => sup.main_loop(),
         Err(e) => {
             error!("cannot start: {e}");
@@ -270,6 +280,7 @@ fn start(
     sources: BTreeMap<String, crate::config::Source>,
     launcher: daemon::Launcher,
     pidfile: Option<PathBuf>,
+    open_files_soft: Option<u64>,
 ) -> Result<Supervisor, String> {
     let run_dir = config.run_dir();
     let run_fd = listeners::prepare_run_dir(&run_dir, &identity)?;
@@ -293,6 +304,7 @@ fn start(
         reload_datetime: start_datetime,
         user: identity.name.clone(),
         run_dir,
+        open_files_soft,
     };
     info!(
         "temboard-agent {} starting: listening on {}:{}, workers run as '{}'",

@@ -5,6 +5,12 @@
 //!
 //! The output is read until the command exits plus a short grace, not until
 //! EOF: a postmaster started without `-l` keeps the pipes open forever.
+//!
+//! What the command inherits is what a postmaster started by hand would: a
+//! clean environment (PATH, locale, time zone, HOME/USER/LOGNAME of the
+//! worker user — nothing of the agent's), the open-files soft limit the
+//! agent was started with (not the one it raised for its own connections),
+//! and descriptors 0–2 only.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -45,16 +51,103 @@ fn set_nonblocking(fd: i32) {
     }
 }
 
+/// Variables passed from the worker's environment to the command.
+const KEPT_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ"];
+
+/// PATH when the worker has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the command gets from the agent.
+#[derive(Debug, Clone, Default)]
+pub struct Inherit {
+    /// Open-files soft limit to restore (the agent's at start).
+    pub open_files_soft: Option<u64>,
+}
+
+/// The command's environment: [`KEPT_ENV`] and the worker user's identity.
+fn environment() -> Vec<(String, std::ffi::OsString)> {
+    let mut env: Vec<(String, std::ffi::OsString)> = KEPT_ENV
+        .iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if let Ok(Some(u)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        env.push(("HOME".into(), u.dir.into_os_string()));
+        env.push(("USER".into(), u.name.clone().into()));
+        env.push(("LOGNAME".into(), u.name.into()));
+    }
+    env
+}
+
+/// In the child before exec: every descriptor above 2 close-on-exec (the
+/// exec error pipe of std must stay open until exec), and the open-files
+/// limit back to what the agent was given. Only system calls: async-signal
+/// safe.
+fn prepare_child(open_files_soft: Option<u64>) -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes descriptor flags.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r != 0 {
+        // Kernels before 5.11: one fcntl per possible descriptor.
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct we own.
+        let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur.min(1 << 20) as i32
+        } else {
+            1024
+        };
+        for fd in 3..max {
+            // SAFETY: F_SETFD on a descriptor that may not be open fails
+            // harmlessly with EBADF.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+    }
+    if let Some(soft) = open_files_soft {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit read and write the struct we own.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+                lim.rlim_cur = soft.min(lim.rlim_max);
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `argv` with a timeout, keeping at most `limit` bytes of output.
-pub fn run(argv: &[String], timeout: Duration, limit: usize) -> std::io::Result<Outcome> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
+pub fn run(
+    argv: &[String],
+    timeout: Duration,
+    limit: usize,
+    inherit: &Inherit,
+) -> std::io::Result<Outcome> {
+    let open_files_soft = inherit.open_files_soft;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .envs(environment())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .current_dir("/")
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    // SAFETY: prepare_child makes only async-signal-safe system calls and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || prepare_child(open_files_soft));
+    }
+    let mut child = cmd.spawn()?;
     let mut pipes: Vec<Box<dyn ReadFd>> = vec![];
     if let Some(o) = child.stdout.take() {
         pipes.push(Box::new(o));
@@ -179,6 +272,7 @@ mod tests {
             &argv("sh -c 'echo out; echo err >&2; exit 3'", "x").unwrap(),
             Duration::from_secs(10),
             1000,
+            &Inherit::default(),
         )
         .unwrap();
         assert_eq!(o.code, Some(3));
@@ -192,6 +286,7 @@ mod tests {
             &argv("sh -c 'yes | head -c 100000'", "x").unwrap(),
             Duration::from_secs(10),
             1000,
+            &Inherit::default(),
         )
         .unwrap();
         assert_eq!(o.output.len(), 1000);
@@ -200,10 +295,58 @@ mod tests {
             &argv("sleep 30", "x").unwrap(),
             Duration::from_millis(300),
             1000,
+            &Inherit::default(),
         )
         .unwrap();
         assert!(o.timed_out);
         assert_eq!(o.code, None);
+    }
+
+    #[test]
+    fn the_command_inherits_nothing_of_the_agent() {
+        // A descriptor of ours without close-on-exec, a variable of ours and
+        // a raised limit: none may reach the command.
+        let stray = std::fs::File::open("/dev/null").unwrap();
+        // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
+        unsafe { libc::fcntl(stray.as_raw_fd(), libc::F_SETFD, 0) };
+        let o = run(
+            &argv(
+                "sh -c 'env; echo LIMIT $(ulimit -Sn); ls /proc/self/fd | tr \"\\n\" \" \"'",
+                "x",
+            )
+            .unwrap(),
+            Duration::from_secs(10),
+            100_000,
+            &Inherit {
+                open_files_soft: Some(777),
+            },
+        )
+        .unwrap();
+        assert_eq!(o.code, Some(0), "{}", o.output);
+        // Only the kept variables (and what sh sets itself); the test
+        // process's own (CARGO_*, RUST_*, ...) are gone.
+        let names: Vec<&str> = o
+            .output
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .collect();
+        assert!(names.contains(&"PATH"), "{}", o.output);
+        for n in &names {
+            assert!(
+                KEPT_ENV.contains(n)
+                    || ["HOME", "USER", "LOGNAME", "PWD", "SHLVL", "_"].contains(n),
+                "{n} inherited:\n{}",
+                o.output
+            );
+        }
+        assert!(o.output.contains("LIMIT 777"), "{}", o.output);
+        // ls sees 0-2 and the directory it opened itself.
+        assert!(
+            o.output.contains("\n0 1 2 3 \n") || o.output.ends_with("0 1 2 3 "),
+            "{}",
+            o.output
+        );
+        drop(stray);
     }
 
     #[test]
@@ -213,6 +356,7 @@ mod tests {
             &argv("sh -c 'sleep 5 & echo started'", "x").unwrap(),
             Duration::from_secs(4),
             1000,
+            &Inherit::default(),
         )
         .unwrap();
         assert!(!o.timed_out);

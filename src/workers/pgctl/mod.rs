@@ -98,7 +98,14 @@ impl PgCtl {
             "operation {id}: PostgreSQL {action} asked by {username}: running {}",
             argv[0]
         );
-        let (done, output, reason) = match command::run(&argv, COMMAND_TIMEOUT, OUTPUT_LIMIT) {
+        let (done, output, reason) = match command::run(
+            &argv,
+            COMMAND_TIMEOUT,
+            OUTPUT_LIMIT,
+            &command::Inherit {
+                open_files_soft: self.ctx.settings().runtime.open_files_soft,
+            },
+        ) {
             Err(e) => (
                 false,
                 String::new(),
