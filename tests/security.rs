@@ -661,3 +661,57 @@ fn one_client_address_cannot_hold_every_connection() {
     );
     drop(held);
 }
+
+#[test]
+fn a_postmaster_started_through_the_api_inherits_nothing_of_the_agent() {
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("administration", "pg_ctl", &pg.pg_ctl_template());
+    files.write();
+    // Started with a soft open-files limit below the hard one, which the
+    // agent raises for itself.
+    let port = files.port;
+    let agent = Agent::start_via(files, port, &["prlimit", "--nofile=1000:4096"], &[], &[]);
+    let s = agent.login("alice", "alice");
+    let r = agent.post_json(
+        "/administration/control",
+        &serde_json::json!({"action": "restart"}),
+        Some(&s),
+    );
+    assert_eq!(
+        r.json()["state"],
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let pid: i32 = std::fs::read_to_string(pg.data().join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(!environ.contains("TBA_"), "agent variables: {environ}");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(open_files, 1000, "the agent's raised limit leaked");
+    let home = agent.files.home();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+        assert!(
+            !target.starts_with(&home) && !target.starts_with(agent.files.etc()),
+            "the postmaster holds an agent descriptor: {}",
+            target.display()
+        );
+    }
+}
