@@ -479,6 +479,17 @@ fn password_tool_and_adduser() {
         String::from_utf8_lossy(&out.stdout),
         "alice:Xm4iJH8aQmXRvrsLy/fNbQU23K6/FlEVRhhPZKO2aHvYVGzCft+u7RXQ9Z48IyVtnS+n47UM3QUM4is0BVTPOA==\n"
     );
+    // The main binary's hash-password does the same.
+    let out = Command::new(AGENT)
+        .args(["hash-password", "alice:alice"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("alice:$argon2id$"));
+    let out = Command::new(AGENT)
+        .args(["hash-password", "--legacy-hash", "alice:alice"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("alice:Xm4iJH8aQmXRvrsLy"));
     let bad = Command::new(env!("CARGO_BIN_EXE_temboard-agent-password"))
         .arg("no-colon")
         .output()
