@@ -16,6 +16,7 @@ pub mod monitoring;
 pub mod pgconf;
 pub mod privileges;
 pub mod setup;
+pub mod signing;
 pub mod store;
 pub mod supervisor;
 pub mod tls;
