@@ -140,7 +140,13 @@ pub struct Signed {
 fn same_name(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes().zip(b.bytes()).all(|(x, y)| {
-            let norm = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+            let norm = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
             norm(x) == norm(y)
         })
 }
@@ -191,7 +197,12 @@ pub fn canonical(req: &Request<'_>) -> Result<Vec<u8>, Refusal> {
     let method = req.method.to_ascii_uppercase();
     let target = req.target.strip_suffix('?').unwrap_or(req.target);
     let post = method == "POST";
-    let mut required = vec!["host", "x-temboard-date", "x-temboard-request-id", "x-temboard-user"];
+    let mut required = vec![
+        "host",
+        "x-temboard-date",
+        "x-temboard-request-id",
+        "x-temboard-user",
+    ];
     if post {
         required.extend(["content-length", "content-type"]);
     }
@@ -366,7 +377,10 @@ mod tests {
                     "{name}: canonical text"
                 );
                 let signed = result.unwrap_or_else(|e| panic!("{name}: {e}"));
-                assert_eq!(signed.user, v["headers"]["X-TemBoard-User"].as_str().unwrap());
+                assert_eq!(
+                    signed.user,
+                    v["headers"]["X-TemBoard-User"].as_str().unwrap()
+                );
             } else {
                 assert_eq!(result, Err(Refusal::Invalid), "{name}");
             }
@@ -390,12 +404,22 @@ mod tests {
         let check = |v: &serde_json::Value, now, e: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
             run(v, &key, now, e).1
         };
-        assert_eq!(check(get, pinned(), &set("X-TemBoard-Date", "")), Err(Refusal::MissingDate));
         assert_eq!(
-            check(get, pinned(), &set("X-TemBoard-Date", "Wed, 15 Jan 2025 10:30:00 GMT")),
+            check(get, pinned(), &set("X-TemBoard-Date", "")),
+            Err(Refusal::MissingDate)
+        );
+        assert_eq!(
+            check(
+                get,
+                pinned(),
+                &set("X-TemBoard-Date", "Wed, 15 Jan 2025 10:30:00 GMT")
+            ),
             Err(Refusal::MalformedDate)
         );
-        assert_eq!(check(get, pinned(), &set("X-TemBoard-Date", "1")), Err(Refusal::MalformedDate));
+        assert_eq!(
+            check(get, pinned(), &set("X-TemBoard-Date", "1")),
+            Err(Refusal::MalformedDate)
+        );
         let late = parse_date("20250115T123001Z").unwrap();
         assert_eq!(check(get, late, &|_| {}), Err(Refusal::TooOld));
         let early = parse_date("20250115T102400Z").unwrap();
@@ -417,7 +441,8 @@ mod tests {
             Err(Refusal::MalformedSignature)
         );
         assert_eq!(
-            check(post, pinned(), &|h| h.retain(|(k, _)| k != "Content-Length" && k != "Host")),
+            check(post, pinned(), &|h| h
+                .retain(|(k, _)| k != "Content-Length" && k != "Host")),
             Err(Refusal::MissingHeaders("content-length, host".into()))
         );
         // Bad base64 is a 403, not a 500.
@@ -461,7 +486,10 @@ mod tests {
              x-temboard-user: élise\n\n\
              e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n"
         );
-        assert_eq!(encode_target("/a b%?=&:+,~\u{e9}"), "/a%20b%25%3F%3D%26%3A%2B%2C~%C3%83%C2%A9");
+        assert_eq!(
+            encode_target("/a b%?=&:+,~\u{e9}"),
+            "/a%20b%25%3F%3D%26%3A%2B%2C~%C3%83%C2%A9"
+        );
     }
 
     #[test]

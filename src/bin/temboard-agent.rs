@@ -140,6 +140,7 @@ fn show_config(request: &config::LoadRequest) -> i32 {
             }
             let out = serde_json::json!({
                 "config": loaded.config.redacted(),
+                "authentication": loaded.config.authentication(),
                 "sources": loaded.sources,
             });
             match serde_json::to_string_pretty(&out) {

@@ -107,7 +107,11 @@ pub struct TemboardSection {
     /// Listening address.
     pub address: IpAddr,
     /// Users file.
-    pub users: PathBuf,
+    pub users: Option<PathBuf>,
+    /// The temBoard UI's public key (9.x signed requests), when enabled.
+    pub signing_public_key: Option<PathBuf>,
+    /// The temBoard UI's URL (`fetch-key`, `register`).
+    pub ui_url: Option<String>,
     /// Loaded plugins, in configuration order.
     pub plugins: Vec<String>,
     /// Certificate chain file.
@@ -218,6 +222,32 @@ pub struct Config {
     pub monitoring: MonitoringSection,
     /// `[administration]`.
     pub administration: AdministrationSection,
+    /// `[statements]`.
+    pub statements: StatementsSection,
+}
+
+/// `[statements]` (temBoard 9.x).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatementsSection {
+    /// Database holding `pg_stat_statements`.
+    pub dbname: String,
+}
+
+impl Config {
+    /// Which ways to authenticate are on, for `show-config` and `/agent/self`.
+    pub fn authentication(&self) -> Vec<&'static str> {
+        let mut out = vec![];
+        if self.temboard.users.is_some() {
+            out.push("2.x sessions and API tokens ([temboard] users)");
+        }
+        if self.temboard.key.is_some() {
+            out.push("agent key ([temboard] key)");
+        }
+        if self.temboard.signing_public_key.is_some() {
+            out.push("9.x signed requests ([temboard] signing_public_key)");
+        }
+        out
+    }
 }
 
 /// A loaded configuration with what is needed to explain it.
@@ -265,16 +295,18 @@ pub fn load(req: &LoadRequest) -> Result<Loaded, ConfigError> {
         .first()
         .cloned()
         .unwrap_or_else(|| req.configfile.clone());
-    let config = validate::typed(&layers, configfile)?;
+    let (config, mut warnings) = validate::typed(&layers, configfile)?;
     let sources = layers
         .values
         .iter()
         .map(|((s, k), v)| (format!("{s}.{k}"), v.source.clone()))
         .collect();
+    let mut all = layers.warnings;
+    all.append(&mut warnings);
     Ok(Loaded {
         config,
         sources,
-        warnings: layers.warnings,
+        warnings: all,
     })
 }
 

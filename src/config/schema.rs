@@ -92,6 +92,18 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "temboard",
+        "signing_public_key",
+        Some("signing-public.pem"),
+        "path of the temBoard UI's PEM public key (signed requests of temBoard 8 and later)",
+    ),
+    k(
+        "temboard",
+        "ui_url",
+        None,
+        "the temBoard UI's URL, http(s)://host[:port][/path] (fetch-key and register)",
+    ),
+    k(
+        "temboard",
         "plugins",
         Some(r#"["monitoring", "dashboard", "pgconf", "administration", "activity"]"#),
         "a JSON list of plugin names (activity, administration, dashboard, monitoring, pgconf)",
@@ -272,7 +284,18 @@ pub const KEYS: &[KeyDef] = &[
         None,
         "a command with one %s replaced by the action",
     ),
+    k(
+        "statements",
+        "dbname",
+        Some("postgres"),
+        "the database holding pg_stat_statements",
+    ),
 ];
+
+/// Plugins of the temBoard 9.x agent this agent does not serve yet: a 9.x
+/// configuration naming them loads, with a warning, and they are left out
+/// (the UI then does not offer their pages).
+pub const FUTURE_PLUGINS: &[&str] = &["maintenance", "statements"];
 
 /// Sections that belong to a plugin: their keys only count when it is loaded.
 pub fn plugin_of(section: &str) -> Option<&'static str> {

@@ -10,6 +10,8 @@ use super::*;
 struct Ctx<'a> {
     layers: &'a Layers,
     errors: Vec<Invalid>,
+    /// Non-fatal remarks, logged once started.
+    warnings: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -199,7 +201,11 @@ fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
     };
     let mut out = Vec::new();
     for n in names {
-        if !KNOWN_PLUGINS.contains(&n.as_str()) {
+        if schema::FUTURE_PLUGINS.contains(&n.as_str()) {
+            ctx.warnings.push(format!(
+                "[temboard] plugins: '{n}' (a temBoard 9.x plugin) is not served by this agent yet: left out"
+            ));
+        } else if !KNOWN_PLUGINS.contains(&n.as_str()) {
             ctx.fail(
                 "temboard",
                 "plugins",
@@ -213,6 +219,82 @@ fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a key was left at its default (not set anywhere).
+fn defaulted(ctx: &Ctx<'_>, section: &str, key: &str) -> bool {
+    matches!(
+        ctx.raw(section, key).map(|r| &r.source),
+        Some(Source::Default) | None
+    )
+}
+
+/// `[temboard] users` (2.x) and `signing_public_key` (9.x): each may be set;
+/// at least one must work. A key left at its default is on when its file
+/// exists (a 9.x setup writes `signing-public.pem` beside the
+/// configuration); a key set explicitly must name a usable file.
+fn authentication(c: &mut Ctx<'_>) -> (Option<PathBuf>, Option<PathBuf>) {
+    let signing = match c.path("temboard", "signing_public_key") {
+        Some(p) if defaulted(c, "temboard", "signing_public_key") && !p.exists() => None,
+        Some(p) => match std::fs::read_to_string(&p) {
+            Ok(pem) => match crate::signing::PublicKey::from_pem(&pem) {
+                Ok(_) => Some(p),
+                Err(e) => {
+                    c.fail(
+                        "temboard",
+                        "signing_public_key",
+                        format!("{}: {e}", p.display()),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                c.fail(
+                    "temboard",
+                    "signing_public_key",
+                    format!("cannot read {}: {e}", p.display()),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let users_defaulted = defaulted(c, "temboard", "users");
+    let users = match c.path("temboard", "users") {
+        Some(p) if users_defaulted && signing.is_some() && !p.exists() => None,
+        _ => {
+            let required = signing.is_none();
+            let found = c.existing_file("temboard", "users", required);
+            if found.is_none() && required && c.errors.iter().any(|e| e.key == "users") {
+                c.warnings.push(
+                    "no way to authenticate: set [temboard] users (temBoard 2.x UI) or signing_public_key (temBoard 8 and later, see `temboard-agent fetch-key`)".into(),
+                );
+            }
+            found
+        }
+    };
+    (users, signing)
+}
+
+/// `[temboard] ui_url`: an http(s) URL with a host.
+fn ui_url(c: &mut Ctx<'_>) -> Option<String> {
+    let url = c.opt_str("temboard", "ui_url")?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') => {
+            Some(url.trim_end_matches('/').to_string())
+        }
+        _ => {
+            c.fail(
+                "temboard",
+                "ui_url",
+                format!("'{url}' is not an http(s) URL with a host"),
+            );
+            None
+        }
+    }
 }
 
 fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
@@ -265,10 +347,14 @@ fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
 }
 
 /// Validates every key; returns all errors together.
-pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, ConfigError> {
+pub(super) fn typed(
+    layers: &Layers,
+    configfile: PathBuf,
+) -> Result<(Config, Vec<String>), ConfigError> {
     let mut c = Ctx {
         layers,
         errors: vec![],
+        warnings: vec![],
     };
     let port = c.int("temboard", "port", 1, 65535) as u16;
     let address_text = c.string("temboard", "address");
@@ -283,9 +369,7 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
             IpAddr::from([0, 0, 0, 0])
         }
     };
-    let users = c
-        .existing_file("temboard", "users", true)
-        .unwrap_or_default();
+    let (users, signing_public_key) = authentication(&mut c);
     let plugins = plugins(&mut c);
     let cert = c.existing_file("temboard", "ssl_cert_file", true);
     let key = c.existing_file("temboard", "ssl_key_file", true);
@@ -306,6 +390,8 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
         port,
         address,
         users,
+        signing_public_key,
+        ui_url: ui_url(&mut c),
         plugins,
         ssl_cert_file: cert.unwrap_or_default(),
         ssl_key_file: key.unwrap_or_default(),
@@ -441,13 +527,20 @@ pub(super) fn typed(layers: &Layers, configfile: PathBuf) -> Result<Config, Conf
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
-    Ok(Config {
-        configfile,
-        temboard,
-        postgresql,
-        logging,
-        dashboard,
-        monitoring,
-        administration,
-    })
+    let statements = StatementsSection {
+        dbname: c.string("statements", "dbname"),
+    };
+    Ok((
+        Config {
+            configfile,
+            temboard,
+            postgresql,
+            logging,
+            dashboard,
+            monitoring,
+            administration,
+            statements,
+        },
+        c.warnings,
+    ))
 }

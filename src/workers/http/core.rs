@@ -50,7 +50,13 @@ pub async fn login(
         .begin(peer)
         .await
         .map_err(ApiError::TooManyRequests)?;
-    let path = state.ctx.settings().config.temboard.users.clone();
+    let Some(path) = state.ctx.settings().config.temboard.users.clone() else {
+        // Only 9.x signed requests are configured: no 2.x user can log in.
+        info!("login for user '{username}' from {peer} refused: [temboard] users is not set (2.x logins off)");
+        drop(attempt);
+        tokio::time::sleep_until((received + FAILURE_DELAY).into()).await;
+        return Err(ApiError::NotFoundMessage("Invalid username/password."));
+    };
     // An Argon2id check costs ~20 ms of CPU and 19 MiB: a few at a time
     // (across all addresses), off the runtime threads.
     let slot = state
@@ -147,6 +153,7 @@ pub fn agent_self(state: &AppState) -> Value {
     let sup = state.ctx.supervision();
     json!({
         "config": s.config.redacted(),
+        "authentication": s.config.authentication(),
         "sources": s.sources,
         "workers": sup.workers,
         "generation": sup.generation,
