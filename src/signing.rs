@@ -328,13 +328,16 @@ mod tests {
         parse_date("20250115T103500Z").unwrap()
     }
 
+    /// Headers of a test request: (name, value).
+    type Headers = Vec<(String, Vec<u8>)>;
+
     fn run(
         v: &serde_json::Value,
         key: &PublicKey,
         now: DateTime<Utc>,
-        edit: impl Fn(&mut Vec<(String, Vec<u8>)>),
+        edit: impl Fn(&mut Headers),
     ) -> (Result<Vec<u8>, Refusal>, Result<Signed, Refusal>) {
-        let mut headers: Vec<(String, Vec<u8>)> = v["headers"]
+        let mut headers: Headers = v["headers"]
             .as_object()
             .unwrap()
             .iter()
@@ -394,14 +397,14 @@ mod tests {
         let get = &all["vectors"][0];
         let post = &all["vectors"][3];
         let set = |name: &'static str, value: &'static str| {
-            move |h: &mut Vec<(String, Vec<u8>)>| {
+            move |h: &mut Headers| {
                 h.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
                 if !value.is_empty() || name == "X-TemBoard-User" {
                     h.push((name.to_string(), value.as_bytes().to_vec()));
                 }
             }
         };
-        let check = |v: &serde_json::Value, now, e: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
+        let check = |v: &serde_json::Value, now, e: &dyn Fn(&mut Headers)| {
             run(v, &key, now, e).1
         };
         assert_eq!(
