@@ -404,9 +404,7 @@ mod tests {
                 }
             }
         };
-        let check = |v: &serde_json::Value, now, e: &dyn Fn(&mut Headers)| {
-            run(v, &key, now, e).1
-        };
+        let check = |v: &serde_json::Value, now, e: &dyn Fn(&mut Headers)| run(v, &key, now, e).1;
         assert_eq!(
             check(get, pinned(), &set("X-TemBoard-Date", "")),
             Err(Refusal::MissingDate)

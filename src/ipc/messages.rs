@@ -75,6 +75,10 @@ pub struct WorkerSettings {
     /// Certificate and key, for the http worker only: it then needs no access
     /// to the key file, which can stay readable by root alone.
     pub tls: Option<TlsMaterial>,
+    /// The temBoard UI's PEM public key (9.x signed requests), for the http
+    /// worker, as the supervisor read and checked it.
+    #[serde(default)]
+    pub signing_key_pem: Option<String>,
     /// Source of each configuration value (`section.key` → source).
     pub sources: std::collections::BTreeMap<String, crate::config::Source>,
 }
@@ -212,6 +216,10 @@ pub enum ProbeCall {
     PgCheck,
     /// Server facts for `/discover`.
     PgInfo,
+    /// temBoard 9.x: the `postgres` section of the discover document.
+    Discover9,
+    /// temBoard 9.x: the PostgreSQL facts of `GET /status`.
+    Status9,
     /// `version()` and `server_version`.
     PgVersion,
     /// `/activity` rows.

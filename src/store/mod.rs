@@ -12,6 +12,7 @@ pub mod monitoring;
 pub mod notifications;
 pub mod operations;
 pub mod sessions;
+pub mod signed;
 pub mod tokens;
 
 use std::os::unix::fs::PermissionsExt;
@@ -100,6 +101,18 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL UNIQUE,
         read_only INTEGER NOT NULL,
         created_at TEXT NOT NULL
+     );",
+    // 6: temBoard 9.x: request ids of signed requests (replay refusal) and
+    // the last discover document.
+    "CREATE TABLE signed_requests (
+        id TEXT PRIMARY KEY,
+        expires REAL NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX signed_requests_expires ON signed_requests(expires);
+     CREATE TABLE discover (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        document TEXT NOT NULL,
+        etag TEXT NOT NULL
      );",
 ];
 

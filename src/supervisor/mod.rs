@@ -80,6 +80,8 @@ struct Supervisor {
     runtime: Runtime,
     identity: Identity,
     tls: TlsMaterial,
+    /// The UI's public key, as read and checked at start or last reload.
+    signing_key_pem: Option<String>,
     exe: OwnedFd,
     tcp: OwnedFd,
     unix: BTreeMap<Role, OwnedFd>,
@@ -120,6 +122,19 @@ fn read_tls(config: &Config) -> Result<TlsMaterial, String> {
         )
     })?;
     Ok(material)
+}
+
+/// Reads the UI's public key and checks it parses: a reload with a broken key
+/// is refused and the old one kept (9.0.1 never reloaded it at all).
+fn read_signing_key(config: &Config) -> Result<Option<String>, String> {
+    let Some(path) = &config.temboard.signing_public_key else {
+        return Ok(None);
+    };
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("signing key {}: {e}", path.display()))?;
+    crate::signing::PublicKey::from_pem(&pem)
+        .map_err(|e| format!("signing key {}: {e}", path.display()))?;
+    Ok(Some(pem))
 }
 
 /// Applies `[logging]` to the supervisor's own sink. A log file is opened
@@ -286,6 +301,7 @@ fn start(
     let run_fd = listeners::prepare_run_dir(&run_dir, &identity)?;
     let lock = listeners::take_lock(&run_fd, &run_dir, &identity)?;
     let tls = read_tls(&config)?;
+    let signing_key_pem = read_signing_key(&config)?;
     let exe: OwnedFd = std::fs::File::open("/proc/self/exe")
         .map_err(|e| format!("cannot open /proc/self/exe: {e}"))?
         .into();
@@ -338,6 +354,7 @@ fn start(
         runtime,
         identity,
         tls,
+        signing_key_pem,
         exe,
         tcp,
         unix,
@@ -365,6 +382,11 @@ impl Supervisor {
             },
             runtime: self.runtime.clone(),
             tls: (role == Role::Http).then(|| self.tls.clone()),
+            signing_key_pem: if role == Role::Http {
+                self.signing_key_pem.clone()
+            } else {
+                None
+            },
             sources: self.sources.clone(),
         }
     }
@@ -752,9 +774,20 @@ impl Supervisor {
                 return;
             }
         };
+        let signing_key_pem = match read_signing_key(&new) {
+            Ok(k) => k,
+            Err(e) => {
+                error!("reload refused, keeping the current configuration: {e}");
+                self.last_reload_error = Some(e);
+                self.publish();
+                self.notifier.send("READY=1");
+                return;
+            }
+        };
         let tls_changed = tls != self.tls;
         self.config = new;
         self.tls = tls;
+        self.signing_key_pem = signing_key_pem;
         self.generation += 1;
         self.runtime.reload_datetime = now_local();
         match crate::logging::current() {

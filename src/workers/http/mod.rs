@@ -22,6 +22,7 @@ mod pipeline;
 mod primed;
 pub mod routes;
 pub mod session_cache;
+pub mod v9;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -82,6 +83,10 @@ pub struct AppState {
     pub health: fresh::Fresh<(bool, serde_json::Value)>,
     /// `/discover`'s PostgreSQL facts (single flight: the route is anonymous).
     pub pg_info: fresh::Fresh<Result<crate::ipc::messages::ProbeReply, error::ApiError>>,
+    /// The UI's public key, parsed from the PEM in force (9.x).
+    pub signing_key: std::sync::Mutex<Option<(String, Arc<crate::signing::PublicKey>)>>,
+    /// The 9.x discover document and its ETag (coalesced reads).
+    pub discover: fresh::Fresh<Result<(serde_json::Value, String), error::ApiError>>,
     /// Requests by route pattern and status, for `/metrics`.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     server_header: HeaderValue,
@@ -165,6 +170,8 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         requests: Default::default(),
         health: fresh::Fresh::new(health::MAX_AGE),
         pg_info: fresh::Fresh::new(Duration::ZERO),
+        signing_key: Default::default(),
+        discover: fresh::Fresh::new(Duration::ZERO),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
     });

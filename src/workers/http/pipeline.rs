@@ -41,6 +41,8 @@ enum Reply {
     Json(Value),
     /// JSON with a status other than 200 (health).
     JsonStatus(StatusCode, Value),
+    /// A 9.x answer (status, body, extra headers).
+    V9(super::v9::Answer),
     /// JSON text built by the handler (the hot `/dashboard`).
     RawJson(Bytes),
     Html(&'static str),
@@ -68,6 +70,15 @@ pub async fn handle(
     let resp = match process(req, peer.ip(), &state, received).await {
         Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
         Ok(Reply::JsonStatus(code, v)) => json_response(&state, code, &v),
+        Ok(Reply::V9(a)) => {
+            let mut resp = json_response(&state, a.status, &a.body);
+            for (name, value) in a.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            resp
+        }
         Ok(Reply::Text(text)) => {
             let mut resp = Response::new(Full::new(Bytes::from(text)));
             base_headers(&state, &mut resp);
@@ -119,6 +130,25 @@ async fn process(
         Method::OPTIONS => return Ok(Reply::Options),
         Method::GET | Method::POST | Method::DELETE => {}
         _ => return Err(ApiError::MethodNotAllowed),
+    }
+    if super::v9::is_v9(req.headers()) {
+        // temBoard 9.x: answered in its own contract.
+        let (parts, body) = req.into_parts();
+        let raw = if parts.method == Method::POST {
+            Some(read_body(&parts.headers, body).await?)
+        } else {
+            None
+        };
+        let target = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let run = super::v9::process(state, &parts.method, target, &parts.headers, raw);
+        return match tokio::time::timeout(Duration::from_secs(30), run).await {
+            Ok(r) => r.map(Reply::V9),
+            Err(_) => Err(ApiError::Timeout),
+        };
     }
     let settings = state.ctx.settings();
     let (route, params) = routes::lookup(req.method(), req.uri().path(), |p| {

@@ -1,0 +1,423 @@
+//! The temBoard 9.x contract (UI 8.x–10.x): a request that carries the
+//! signing headers is answered here, in 9.x shapes, statuses and error
+//! strings; every other request goes on to the 2.x pipeline, unchanged.
+//!
+//! Which worker verifies: the http worker. The UI's public key is not a
+//! secret (the UI serves it to anyone at `/signing.key`); verifying where
+//! the request is parsed costs no IPC hop, and the worker still holds no
+//! PostgreSQL password and runs no command. The supervisor reads and checks
+//! the key file (it may be readable by root only) and hands the PEM over
+//! with the worker's settings, so a reload swaps it only when it parses.
+//!
+//! Served so far (facts 9.x section 3): `GET /discover` (signature optional,
+//! `signature_status`), `POST /discover`, `GET /status`, `GET
+//! /notifications`. Other 9.x routes answer `404 Not found: '<path>'` until
+//! their plugins speak 9.x.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{TimeZone, Utc};
+use hyper::header::HeaderMap;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::ipc::messages::{ProbeCall, ProbeReply};
+use crate::signing::{self, PublicKey, Signed};
+
+/// Whether a request speaks the 9.x protocol: it carries a signature or a
+/// signing date (the UI sends both on every request, `GET /status`
+/// included). A 2.x client never sends either.
+pub fn is_v9(headers: &HeaderMap) -> bool {
+    headers.keys().any(|k| {
+        let k = k.as_str();
+        k.eq_ignore_ascii_case("x-temboard-signature") || k.eq_ignore_ascii_case("x-temboard-date")
+    })
+}
+
+/// A 9.x answer: status, JSON body, extra headers.
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// JSON body.
+    pub body: Value,
+    /// Extra headers (`ETag`, `X-TemBoard-Discover-ETag`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+fn ok(body: Value) -> Answer {
+    Answer {
+        status: StatusCode::OK,
+        body,
+        headers: vec![],
+    }
+}
+
+/// 9.x error: `{"error": text}` with the code.
+fn error(code: u16, text: impl Into<String>) -> ApiError {
+    ApiError::Status(code, text.into())
+}
+
+/// The 9.x 404 text: Python's `repr()` of the path.
+fn not_found(path: &str) -> ApiError {
+    let decoded = percent_decode(path);
+    let quoted = if decoded.contains('\'') && !decoded.contains('"') {
+        format!("\"{decoded}\"")
+    } else {
+        format!("'{}'", decoded.replace('\'', "\\'"))
+    };
+    error(404, format!("Not found: {quoted}"))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The parsed public key of the settings in force (parsed again only when
+/// the PEM changes, i.e. after a reload).
+fn key(state: &AppState) -> Option<Arc<PublicKey>> {
+    let settings = state.ctx.settings();
+    let pem = settings.signing_key_pem.as_ref()?;
+    let mut cache = state.signing_key.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((cached_pem, k)) = cache.as_ref() {
+        if cached_pem == pem {
+            return Some(Arc::clone(k));
+        }
+    }
+    let parsed = Arc::new(PublicKey::from_pem(pem).ok()?);
+    *cache = Some((pem.clone(), Arc::clone(&parsed)));
+    Some(parsed)
+}
+
+/// Headers as the signing code reads them.
+fn header_list(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect()
+}
+
+/// Checks the signature (facts 2.5 with our stricter rules) and refuses a
+/// request id seen within the window.
+async fn verify(
+    state: &AppState,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Signed, ApiError> {
+    let Some(key) = key(state) else {
+        return Err(error(
+            400,
+            "Signed requests are not configured on this agent: set [temboard] signing_public_key (see temboard-agent fetch-key).",
+        ));
+    };
+    let list = header_list(headers);
+    let req = signing::Request {
+        method: method.as_str(),
+        target,
+        headers: &list,
+        body,
+    };
+    let now = Utc::now();
+    let signed = signing::verify(&key, &req, now).map_err(|r| error(r.status(), r.to_string()))?;
+    let id = signed.request_id.clone();
+    let expires = (signed.date + signing::MAX_AGE + signing::MAX_SKEW).timestamp() as f64;
+    let now_s = now.timestamp() as f64;
+    let fresh = state
+        .db
+        .run(move |c| crate::store::signed::remember(c, &id, now_s, expires))
+        .await?;
+    if !fresh {
+        return Err(error(409, "Request id already used: replay refused."));
+    }
+    Ok(signed)
+}
+
+/// Answers a 9.x request (after the method check of the pipeline).
+pub async fn process(
+    state: &AppState,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+) -> Result<Answer, ApiError> {
+    let path = target.split('?').next().unwrap_or(target);
+    let body = body.unwrap_or_default();
+    match (method, path) {
+        (&Method::GET, "/discover") => {
+            let list = header_list(headers);
+            let req = signing::Request {
+                method: "GET",
+                target,
+                headers: &list,
+                body: &[],
+            };
+            let status = signing::discover_status(key(state).as_deref(), &req);
+            discover(state, status).await
+        }
+        (&Method::POST, "/discover") => {
+            verify(state, method, target, headers, &body).await?;
+            discover(state, "valid").await
+        }
+        (&Method::GET, "/status") => status(state).await,
+        (&Method::GET, "/notifications") => {
+            verify(state, method, target, headers, &body).await?;
+            notifications(state).await
+        }
+        (_, "/discover" | "/status" | "/notifications") => Err(error(405, "Method not allowed.")),
+        _ => Err(not_found(path)),
+    }
+}
+
+/// `GET /notifications`: newest first, dates in UTC without a zone.
+async fn notifications(state: &AppState) -> Result<Answer, ApiError> {
+    let list = state
+        .db
+        .read(|c| crate::store::notifications::list(c, i64::MAX))
+        .await?;
+    let out: Vec<Value> = list
+        .into_iter()
+        .map(|n| {
+            let utc = chrono::NaiveDateTime::parse_from_str(&n.date, "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .and_then(|d| chrono::Local.from_local_datetime(&d).earliest())
+                .map(|d| {
+                    d.with_timezone(&Utc)
+                        .format("%Y-%m-%dT%H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or(n.date);
+            json!({"date": utc, "username": n.username, "message": n.message})
+        })
+        .collect();
+    Ok(ok(Value::Array(out)))
+}
+
+/// The discover ETag: SHA-256 of the document's JSON with sorted keys.
+fn etag(doc: &Value) -> String {
+    // serde_json's maps are sorted by key: the text is canonical.
+    crate::users::hex(&Sha256::digest(doc.to_string().as_bytes()))
+}
+
+/// The discover document: PostgreSQL facts read now when PostgreSQL
+/// answers, else the last stored ones (9.x answers while it is down); the
+/// document is stored whenever it changed, so its ETag follows it.
+async fn current_discover(state: &AppState) -> Result<(Value, String), ApiError> {
+    let settings = state.ctx.settings();
+    let fresh = state
+        .probe
+        .call(ProbeCall::Discover9, super::IPC_TIMEOUT)
+        .await;
+    let stored = state.db.read(|c| crate::store::signed::discover(c)).await?;
+    let postgres = match fresh {
+        Ok(Ok(ProbeReply::Document { value })) => value,
+        _ => stored
+            .as_ref()
+            .and_then(|(d, _)| serde_json::from_str::<Value>(d).ok())
+            .and_then(|d| d.get("postgres").cloned())
+            .unwrap_or_else(|| json!({})),
+    };
+    let fqdn = match &settings.config.temboard.hostname {
+        Some(h) => h.clone(),
+        None => state.system_fqdn().await,
+    };
+    let doc = json!({
+        "postgres": postgres,
+        "system": system(&fqdn),
+        "temboard": {
+            "agent_version": env!("CARGO_PKG_VERSION"),
+            "bin": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            "configfile": settings.config.configfile.display().to_string(),
+            "plugins": settings.config.temboard.plugins,
+        },
+    });
+    let tag = etag(&doc);
+    if stored.as_ref().map(|(_, t)| t) != Some(&tag) {
+        let (text, t) = (doc.to_string(), tag.clone());
+        state
+            .db
+            .run(move |c| crate::store::signed::set_discover(c, &text, &t))
+            .await?;
+    }
+    Ok((doc, tag))
+}
+
+async fn discover(state: &AppState, signature_status: &str) -> Result<Answer, ApiError> {
+    let (mut doc, tag) = state.discover.get(|| current_discover(state)).await?;
+    if let Value::Object(m) = &mut doc {
+        m.insert("signature_status".into(), json!(signature_status));
+    }
+    Ok(Answer {
+        status: StatusCode::OK,
+        body: doc,
+        headers: vec![("etag", tag)],
+    })
+}
+
+/// `GET /status` (9.x): PostgreSQL, agent and system states.
+async fn status(state: &AppState) -> Result<Answer, ApiError> {
+    let (doc, tag) = state.discover.get(|| current_discover(state)).await?;
+    let pg = match state
+        .probe
+        .call(ProbeCall::Status9, super::IPC_TIMEOUT)
+        .await
+    {
+        Ok(Ok(ProbeReply::Document { value })) => value,
+        Ok(Err(e)) => return Err(error(500, format!("PostgreSQL: {e}"))),
+        Err(e) => return Err(error(503, format!("probe worker unavailable, retry ({e})"))),
+        Ok(Ok(other)) => {
+            return Err(ApiError::Internal(format!(
+                "unexpected probe reply {other:?}"
+            )))
+        }
+    };
+    let mut postgres = Map::new();
+    postgres.insert("status".into(), json!("running"));
+    postgres.insert("pid".into(), doc["postgres"]["pid"].clone());
+    postgres.insert("start_time".into(), doc["postgres"]["start_time"].clone());
+    if let Value::Object(m) = pg {
+        postgres.extend(m);
+    }
+    let settings = state.ctx.settings();
+    let started = chrono::NaiveDateTime::parse_from_str(
+        &settings.runtime.start_datetime,
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    .ok()
+    .and_then(|d| chrono::Local.from_local_datetime(&d).earliest())
+    .map(|d| d.to_rfc3339());
+    let sys = &doc["system"];
+    Ok(Answer {
+        status: StatusCode::OK,
+        body: json!({
+            "postgres": postgres,
+            "temboard": {
+                "status": "running",
+                "pid": settings.runtime.supervisor_pid,
+                "start_time": started,
+            },
+            "system": {
+                "status": "running",
+                "start_time": sys["start_time"],
+                "cpu_count": sys["cpu_count"],
+                "cpu_model": sys["cpu_model"],
+                "memory": sys["memory"],
+                "swap": sys["swap"],
+                "hugepage": sys["hugepage"],
+            },
+        }),
+        headers: vec![("x-temboard-discover-etag", tag)],
+    })
+}
+
+/// The `system` section (facts 3.1), from `/proc`, `/etc/os-release` and
+/// `uname`.
+fn system(fqdn: &str) -> Value {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = |name: &str| -> Option<u64> {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|k| k * 1024)
+    };
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |name: &str| {
+        release
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(|v| v.trim_matches('"').to_string())
+    };
+    let distribution = match (field("NAME"), field("VERSION")) {
+        (Some(n), Some(v)) => format!("{n} {v}"),
+        (Some(n), None) => format!("{n} n/a"),
+        _ => "n/a".into(),
+    };
+    let uptime: Option<f64> = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok());
+    let boot = uptime.and_then(|u| {
+        Utc.timestamp_opt(Utc::now().timestamp() - u as i64, 0)
+            .single()
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+    });
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    });
+    let uname = nix::sys::utsname::uname().ok();
+    let un = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname
+            .as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut m = Map::new();
+    m.insert("fqdn".into(), json!(fqdn));
+    m.insert("distribution".into(), json!(distribution));
+    m.insert("cpu_count".into(), json!(crate::host::cpu_count()));
+    if let Some(model) = cpu_model {
+        m.insert("cpu_model".into(), json!(model));
+    }
+    m.insert("memory".into(), json!(kib("MemTotal")));
+    m.insert("swap".into(), json!(kib("SwapTotal")));
+    m.insert("hugepage".into(), json!(kib("Hugepagesize")));
+    m.insert("os".into(), json!(un(|u| u.sysname())));
+    m.insert("os_version".into(), json!(un(|u| u.release())));
+    m.insert("arch".into(), json!(un(|u| u.machine())));
+    m.insert(
+        "hostname".into(),
+        json!(nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()),
+    );
+    m.insert("start_time".into(), json!(boot));
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_quotes_like_python() {
+        let text = |p: &str| not_found(p).to_string();
+        assert_eq!(text("/nope"), "Not found: '/nope'");
+        assert_eq!(text("/my%20db"), "Not found: '/my db'");
+        assert_eq!(text("/it's"), "Not found: \"/it's\"");
+    }
+
+    #[test]
+    fn v9_requests_are_told_by_their_headers() {
+        let mut h = HeaderMap::new();
+        assert!(!is_v9(&h));
+        h.insert("x-session", "abc".parse().unwrap());
+        assert!(!is_v9(&h));
+        h.insert("X-TemBoard-Date", "20250115T103000Z".parse().unwrap());
+        assert!(is_v9(&h));
+    }
+}

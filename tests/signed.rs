@@ -1,0 +1,434 @@
+//! temBoard 9.x signed requests against the real binary over HTTPS (issue
+//! #18): every refusal of facts 9.x 2.5 with our stricter rules, replays,
+//! another key, the 9.x core routes, a key swapped on SIGHUP, and 2.x
+//! sessions working on the same agent at the same time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use serde_json::{json, Value};
+
+/// The vectors' throwaway RSA-2048 test key pair.
+fn test_keys() -> (String, rsa::RsaPrivateKey) {
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/temboard-9x-signing-vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let private =
+        rsa::RsaPrivateKey::from_pkcs8_pem(v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
+    (v["public_key_pem"].as_str().unwrap().to_string(), private)
+}
+
+/// Another key pair, made by openssl (what `temboard generate-key` runs).
+fn other_keys(dir: &std::path::Path) -> (String, rsa::RsaPrivateKey) {
+    let key = dir.join("other.key");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    use rsa::pkcs8::EncodePublicKey;
+    let public = rsa::RsaPublicKey::from(&private)
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap();
+    (public, private)
+}
+
+/// What a signed request carries, before signing.
+struct Signed<'a> {
+    method: &'a str,
+    target: &'a str,
+    body: Option<&'a [u8]>,
+    user: &'a str,
+    date: String,
+    id: String,
+}
+
+impl<'a> Signed<'a> {
+    fn get(target: &'a str) -> Self {
+        Signed {
+            method: "GET",
+            target,
+            body: None,
+            user: "alice",
+            date: chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            id: uuid(),
+        }
+    }
+
+    /// The headers, signed with `key` (max PSS salt, as the UI signs).
+    fn headers(&self, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
+        let mut h = vec![
+            ("X-TemBoard-Date".to_string(), self.date.clone()),
+            ("X-TemBoard-Request-Id".to_string(), self.id.clone()),
+            ("X-TemBoard-User".to_string(), self.user.to_string()),
+        ];
+        if let Some(b) = self.body {
+            h.push(("Content-Type".into(), "application/json".into()));
+            // KeepAlive adds Content-Length itself; it is signed all the same.
+            let _ = b;
+        }
+        let mut for_text: Vec<(String, Vec<u8>)> = h
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        for_text.push(("Host".into(), b"localhost".to_vec()));
+        if let Some(b) = self.body {
+            for_text.push(("Content-Length".into(), b.len().to_string().into_bytes()));
+        }
+        let refs: Vec<(&str, &[u8])> = for_text
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let text = temboard_agent::signing::canonical(&temboard_agent::signing::Request {
+            method: self.method,
+            target: self.target,
+            headers: &refs,
+            body: self.body.unwrap_or(b""),
+        })
+        .unwrap();
+        let bits = rsa::traits::PublicKeyParts::n(key).bits();
+        let max_salt = (bits - 1).div_ceil(8) - 32 - 2;
+        let signer =
+            rsa::pss::BlindedSigningKey::<sha2::Sha256>::new_with_salt_len(key.clone(), max_salt);
+        let sig = signer.sign_with_rng(&mut rsa::rand_core::OsRng, &text);
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+        h.push(("X-TemBoard-Signature".into(), format!("v1:{b64}")));
+        h
+    }
+}
+
+/// Header lines of a request: (name, value).
+type Lines = Vec<(String, String)>;
+
+fn uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn send(agent: &Agent, s: &Signed<'_>, headers: &[(String, String)]) -> HttpResponse {
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    agent
+        .request(s.method, s.target, &refs, s.body)
+        .expect("request")
+}
+
+fn error(r: &HttpResponse) -> (u16, String) {
+    (
+        r.status,
+        r.json()["error"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn agent_with_key(pg: Option<&PgCluster>, public_pem: &str) -> Agent {
+    let files = AgentFiles::new(pg);
+    std::fs::write(files.etc().join("signing-public.pem"), public_pem).unwrap();
+    Agent::start(files)
+}
+
+#[test]
+fn signed_requests_are_verified_as_temboard_9_and_2x_sessions_keep_working() {
+    let (public, key) = test_keys();
+    let agent = agent_with_key(None, &public);
+
+    // A valid signed request.
+    let s = Signed::get("/notifications");
+    let h = s.headers(&key);
+    let r = send(&agent, &s, &h);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json().is_array());
+    // The same bytes again: a replay.
+    let r = send(&agent, &s, &h);
+    assert_eq!(
+        error(&r),
+        (409, "Request id already used: replay refused.".into())
+    );
+
+    // 2.x at the same time, on the same agent.
+    let session = agent.login("alice", "alice");
+    assert_eq!(agent.get_with_session("/profile", &session).status, 200);
+    let r = agent.get_with_session("/notifications", &session);
+    assert_eq!(r.status, 200);
+    // 2.x shape: local dates, Login recorded.
+    assert!(r.json()[0]["message"] == "Login");
+
+    // Every refusal, in the 9.x contract.
+    let refuse = |edit: &dyn Fn(&mut Signed<'_>, &mut Lines)| {
+        let mut s = Signed::get("/notifications");
+        let mut h = s.headers(&key);
+        edit(&mut s, &mut h);
+        error(&send(&agent, &s, &h))
+    };
+    let set = |h: &mut Lines, name: &str, value: Option<&str>| {
+        h.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            h.push((name.to_string(), v.to_string()));
+        }
+    };
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Date", Some(""))),
+        (400, "Missing X-TemBoard-Date header.".into())
+    );
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Date", Some("garbage"))),
+        (
+            400,
+            "Malformed X-TemBoard-Date header: expected YYYYMMDDTHHMMSSZ (UTC).".into()
+        )
+    );
+    let old = (chrono::Utc::now() - chrono::TimeDelta::hours(3))
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let future = (chrono::Utc::now() + chrono::TimeDelta::hours(1))
+        .format("%Y%m%dT%H%M%SZ")
+        .to_string();
+    for (date, expected) in [
+        (old, "Request older than 2 hours."),
+        (future, "Request date is more than 5 minutes in the future."),
+    ] {
+        // Signed with that date: refused for the date, not the signature.
+        let mut s = Signed::get("/notifications");
+        s.date = date;
+        let h = s.headers(&key);
+        assert_eq!(error(&send(&agent, &s, &h)), (400, expected.into()));
+    }
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Signature", None)),
+        (400, "Missing X-TemBoard-Signature header.".into())
+    );
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Signature", Some("v2:abcd"))),
+        (400, "Unsupported signature format".into())
+    );
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Signature", Some("v1:"))),
+        (400, "Malformed signature".into())
+    );
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Request-Id", None)),
+        (
+            400,
+            "Missing headers for request signing: x-temboard-request-id".into()
+        )
+    );
+    // Bad base64: 403, not 9.0.1's 500.
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-Signature", Some("v1:not*base64"))),
+        (403, "Invalid signature".into())
+    );
+    // Another user than the one signed.
+    assert_eq!(
+        refuse(&|_, h| set(h, "X-TemBoard-User", Some("mallory"))),
+        (403, "Invalid signature".into())
+    );
+    // Signed, but with an empty user.
+    let mut s = Signed::get("/notifications");
+    s.user = "";
+    let h = s.headers(&key);
+    assert_eq!(
+        error(&send(&agent, &s, &h)),
+        (400, "Missing username".into())
+    );
+    // Signed by another key.
+    let dir = open_tempdir();
+    let (_, other) = other_keys(dir.path());
+    let s = Signed::get("/notifications");
+    let h = s.headers(&other);
+    assert_eq!(
+        error(&send(&agent, &s, &h)),
+        (403, "Invalid signature".into())
+    );
+    // Unsigned: the 2.x contract, which wants a session or the agent key.
+    let r = agent.get("/notifications").unwrap();
+    assert_eq!(error(&r), (401, "Authentication key not configured".into()));
+    // A 2.x-only route asked signed: 9.x has no such route.
+    let s = Signed::get("/profile");
+    let h = s.headers(&key);
+    assert_eq!(
+        error(&send(&agent, &s, &h)),
+        (404, "Not found: '/profile'".into())
+    );
+}
+
+#[test]
+fn discover_and_status_in_the_9x_shapes() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_key(Some(&pg), &public);
+
+    let s = Signed::get("/discover");
+    let h = s.headers(&key);
+    let r = send(&agent, &s, &h);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d = r.json();
+    assert_eq!(d["signature_status"], "valid");
+    let etag = r.header("etag").expect("ETag").to_string();
+    assert_eq!(etag.len(), 64);
+    let num: i64 = pg
+        .client()
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get::<_, i32>(0)
+        .into();
+    assert_eq!(d["postgres"]["version_num"], num);
+    assert_eq!(d["postgres"]["port"], pg.port);
+    assert!(d["postgres"]["block_size"].is_i64());
+    assert!(d["postgres"]["pid"].is_i64());
+    assert!(d["postgres"]["version_summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("PostgreSQL "));
+    assert_eq!(d["system"]["fqdn"], "agent.example.org");
+    assert!(d["system"]["cpu_count"].as_u64().unwrap() >= 1);
+    assert_eq!(d["temboard"]["agent_version"], env!("CARGO_PKG_VERSION"));
+
+    // Signed by another key: invalid, never an error (9.0.1 gave 500s).
+    let dir = open_tempdir();
+    let (_, other) = other_keys(dir.path());
+    let s = Signed::get("/discover");
+    let h = s.headers(&other);
+    assert_eq!(send(&agent, &s, &h).json()["signature_status"], "invalid");
+
+    // /status, with the same ETag.
+    let s = Signed::get("/status");
+    let h = s.headers(&key);
+    let r = send(&agent, &s, &h);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-temboard-discover-etag"), Some(etag.as_str()));
+    let st = r.json();
+    assert_eq!(st["postgres"]["status"], "running");
+    assert_eq!(st["postgres"]["is_standby"], false);
+    assert_eq!(st["postgres"]["pending_restart"], false);
+    assert_eq!(st["postgres"]["primary"], json!({}));
+    assert_eq!(st["temboard"]["pid"], agent.pid);
+    assert_eq!(st["system"]["status"], "running");
+    // Unsigned /status stays 2.x.
+    assert!(agent.get("/status").unwrap().json()["version"].is_string());
+
+    // PostgreSQL down: discover answers from what it stored.
+    drop(pg);
+    let s = Signed::get("/discover");
+    let h = s.headers(&key);
+    let r = send(&agent, &s, &h);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["postgres"]["version_num"], num);
+}
+
+#[test]
+fn the_signing_key_is_swapped_on_sighup_only_when_it_parses() {
+    let (public, key) = test_keys();
+    let agent = agent_with_key(None, &public);
+    let dir = open_tempdir();
+    let (other_public, other) = other_keys(dir.path());
+    let ok_with = |k: &rsa::RsaPrivateKey| {
+        let s = Signed::get("/notifications");
+        let h = s.headers(k);
+        send(&agent, &s, &h).status == 200
+    };
+    assert!(ok_with(&key));
+    let path = agent.files.etc().join("signing-public.pem");
+
+    // A broken key: the reload is refused, the old key keeps working.
+    std::fs::write(
+        &path,
+        "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || agent
+        .log()
+        .contains("reload refused")));
+    assert!(ok_with(&key));
+
+    // The UI's new key: taken at the next reload.
+    std::fs::write(&path, other_public).unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || ok_with(&other)),
+        "{}",
+        agent.log()
+    );
+    assert!(!ok_with(&key));
+}
+
+#[test]
+fn an_agent_with_only_the_signing_key_starts_and_says_so() {
+    let (public, _) = test_keys();
+    let mut files = AgentFiles::new(None);
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    // No users file at all: 2.x logins off, 9.x on.
+    std::fs::remove_file(files.etc().join("users")).unwrap();
+    if let Some(t) = files.values.get_mut("temboard") {
+        t.remove("users");
+    }
+    files.write();
+    let out = std::process::Command::new(AGENT)
+        .arg("-c")
+        .arg(files.conf())
+        .arg("show-config")
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        shown["authentication"],
+        json!(["9.x signed requests ([temboard] signing_public_key)"])
+    );
+    let agent = Agent::start(files);
+    let r = agent.post_json(
+        "/login",
+        &json!({"username": "alice", "password": "alice"}),
+        None,
+    );
+    assert_eq!(r.status, 404);
+
+    // Neither way configured: a clear refusal.
+    let mut files = AgentFiles::new(None);
+    if let Some(t) = files.values.get_mut("temboard") {
+        t.insert("users".into(), "/nonexistent/users".into());
+    }
+    files.write();
+    let out = std::process::Command::new(AGENT)
+        .arg("-c")
+        .arg(files.conf())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("users"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
