@@ -22,6 +22,13 @@ if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
   python3 -m pip install --quiet openapi-spec-validator 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
 fi
+# tests/signed.rs signs requests with the real temBoard 9.0.1 toolkit (PyPI
+# temboard-agent 9.0.1, which brings bottle and cryptography).
+if ! python3 -c 'import temboardagent.toolkit.signing' >/dev/null 2>&1; then
+  echo "==> installing temboard-agent==9.0.1 from PyPI (its signing toolkit, for the interoperability test)"
+  python3 -m pip install --quiet temboard-agent==9.0.1 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages temboard-agent==9.0.1
+fi
 # Debian's package starts a cluster of its own; the tests never use it.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
