@@ -39,6 +39,35 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent (the default without a command; the temBoard 9.x form).
+    Serve,
+    /// Print the route table: every route, its plugin and how it authenticates
+    /// in the 2.x and the 9.x contract.
+    Routes,
+    /// Fetch the temBoard UI's signing key (`<ui_url>/signing.key`) into
+    /// `[temboard] signing_public_key` (temBoard 8 and later).
+    FetchKey {
+        /// Replace a different key already there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Register this agent in a temBoard 9.x UI (`[temboard] ui_url`); UI
+    /// credentials from TEMBOARD_UI_USER / TEMBOARD_UI_PASSWORD or prompts.
+    /// For a 2.x UI, use temboard-agent-register.
+    Register {
+        /// Agent address as the UI reaches it [default: [temboard] hostname or the FQDN]
+        #[arg(long)]
+        host: Option<String>,
+        /// Agent port [default: [temboard] port]
+        #[arg(short = 'p', long)]
+        port: Option<u16>,
+        /// UI environment of the instance.
+        #[arg(short = 'e', long)]
+        environment: Option<String>,
+        /// UI URL [default: [temboard] ui_url]
+        #[arg(long)]
+        ui_url: Option<String>,
+    },
     /// Validate the configuration and print the effective values with their
     /// sources (secrets redacted) as JSON; exits 1 if it is invalid.
     ShowConfig,

@@ -20,5 +20,6 @@ pub mod signing;
 pub mod store;
 pub mod supervisor;
 pub mod tls;
+pub mod ui9;
 pub mod users;
 pub mod workers;

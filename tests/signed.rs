@@ -487,3 +487,182 @@ fn requests_signed_by_the_real_temboard_toolkit_are_accepted() {
     assert_eq!(answers[4]["status"], 403, "{}", answers[4]);
     assert_eq!(answers[4]["body"]["error"], "Invalid signature");
 }
+
+/// The UI stand-in (tests/helpers/ui_standin.py), killed on drop.
+struct UiStandin {
+    child: std::process::Child,
+    url: String,
+}
+
+impl UiStandin {
+    fn start(files: &AgentFiles, signing_key: &std::path::Path, record: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let port = free_port();
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/helpers/ui_standin.py"
+            ))
+            .arg(port.to_string())
+            .arg(files.etc().join("server.pem"))
+            .arg(files.etc().join("server.key"))
+            .arg(signing_key)
+            .arg(record)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        UiStandin {
+            child,
+            url: format!("https://localhost:{port}"),
+        }
+    }
+}
+
+impl Drop for UiStandin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_agent(conf: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut cmd = std::process::Command::new(AGENT);
+    cmd.arg("-c")
+        .arg(conf)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn fetch_key_and_register_against_a_ui() {
+    let (public, key) = test_keys();
+    let mut files = AgentFiles::new(None);
+    let ui_key = files.dir.path().join("ui-signing.pem");
+    std::fs::write(&ui_key, &public).unwrap();
+    let record = files.dir.path().join("instances.jsonl");
+    let ui = UiStandin::start(&files, &ui_key, &record);
+    files.set("temboard", "ui_url", &ui.url);
+    files.set("temboard", "ssl_ca_cert_file", "server.pem");
+    files.write();
+    let conf = files.conf();
+    let local = files.etc().join("signing-public.pem");
+
+    // fetch-key writes the key, 0644, and says what to do next.
+    let (ok, out) = run_agent(&conf, &["fetch-key"], &[]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Reload the agent"), "{out}");
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), public);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&local).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // The same key again: nothing to do.
+    let (ok, out) = run_agent(&conf, &["fetch-key"], &[]);
+    assert!(ok && out.contains("already"), "{out}");
+    // A different key there: refused without --force.
+    std::fs::write(&local, "something else").unwrap();
+    let (ok, out) = run_agent(&conf, &["fetch-key"], &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("exists. Use --force to overwrite."), "{out}");
+    let (ok, out) = run_agent(&conf, &["fetch-key", "--force"], &[]);
+    assert!(ok, "{out}");
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), public);
+
+    // register: the agent must run (its discover document is sent).
+    let agent = Agent::start(files);
+    let port = agent.port.to_string();
+    let creds = [
+        ("TEMBOARD_UI_USER", "admin"),
+        ("TEMBOARD_UI_PASSWORD", "admin"),
+    ];
+    let (ok, out) = run_agent(
+        &conf,
+        &[
+            "register",
+            "--host",
+            "localhost",
+            "-p",
+            &port,
+            "-e",
+            "default",
+        ],
+        &creds,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "Instance registered. Manage it at {}/server/localhost/{port}/dashboard.",
+            ui.url
+        )),
+        "{out}"
+    );
+    let sent: Value = serde_json::from_str(
+        std::fs::read_to_string(&record)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sent["agent_address"], "localhost");
+    assert_eq!(sent["agent_port"], port);
+    assert_eq!(sent["environment"], "default");
+    assert_eq!(sent["notify"], true);
+    assert!(sent["discover"]["system"]["cpu_count"].is_u64());
+    assert!(sent["discover"].get("signature_status").is_none());
+    // The ETag sent is the one the agent gives the UI on signed requests.
+    let s = Signed::get("/discover");
+    let h = s.headers(&key);
+    let r = send(&agent, &s, &h);
+    assert_eq!(r.json()["signature_status"], "valid");
+    assert_eq!(r.header("etag"), sent["discover_etag"].as_str());
+    // The UI's answers come back verbatim.
+    let (ok, out) = run_agent(
+        &conf,
+        &["register", "--host", "localhost", "-p", &port],
+        &creds,
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("UI returned error: 400: Unknown environment"),
+        "{out}"
+    );
+
+    // Another UI key than ours: refused before any login.
+    let dir = open_tempdir();
+    let (other_public, _) = other_keys(dir.path());
+    std::fs::write(&ui_key, other_public).unwrap();
+    let (ok, out) = run_agent(
+        &conf,
+        &[
+            "register",
+            "--host",
+            "localhost",
+            "-p",
+            &port,
+            "-e",
+            "default",
+        ],
+        &creds,
+    );
+    assert!(!ok);
+    assert!(out.contains("Signature mismatch."), "{out}");
+}

@@ -123,13 +123,74 @@ fn main() {
                 1
             }
         },
-        None => supervisor::run(supervisor::Options {
+        Some(Command::Routes) => {
+            print_routes();
+            0
+        }
+        Some(Command::FetchKey { force }) => done(temboard_agent::ui9::fetch_key(&request, *force)),
+        Some(Command::Register {
+            host,
+            port,
+            environment,
+            ui_url,
+        }) => done(temboard_agent::ui9::register(
+            &request,
+            &temboard_agent::ui9::RegisterOptions {
+                host: host.clone(),
+                port: *port,
+                environment: environment.clone(),
+                ui_url: ui_url.clone(),
+            },
+        )),
+        Some(Command::Serve) | None => supervisor::run(supervisor::Options {
             request,
             daemon: cli.daemon,
             pidfile: cli.pid_file.clone(),
         }),
     };
     std::process::exit(code);
+}
+
+/// Exit status of an operator command, its error on stderr.
+fn done(outcome: temboard_agent::ui9::Outcome) -> i32 {
+    match outcome {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("temboard-agent: {e}");
+            1
+        }
+    }
+}
+
+/// `routes`: the 2.x table (auth: session, key, none) and the 9.x one.
+fn print_routes() {
+    use temboard_agent::workers::http::{routes::ROUTES, v9};
+    println!(
+        "{:<7} {:<48} {:<15} {}",
+        "METHOD", "PATH", "PLUGIN", "2.x AUTH"
+    );
+    for r in ROUTES {
+        let auth = match (r.session, r.key) {
+            (true, true) => "session/token/key",
+            (true, false) => "session/token",
+            _ => "none",
+        };
+        println!(
+            "{:<7} {:<48} {:<15} {}",
+            r.method,
+            r.path,
+            r.plugin.unwrap_or("core"),
+            auth
+        );
+    }
+    println!();
+    println!(
+        "{:<7} {:<48} {:<15} {}",
+        "METHOD", "PATH", "PLUGIN", "9.x SIGNED"
+    );
+    for (method, path, signed) in v9::ROUTES {
+        println!("{:<7} {:<48} {:<15} {}", method, path, "core", signed);
+    }
 }
 
 fn show_config(request: &config::LoadRequest) -> i32 {

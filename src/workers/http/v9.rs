@@ -28,6 +28,14 @@ use super::AppState;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::signing::{self, PublicKey, Signed};
 
+/// The 9.x routes served so far: (method, path, signed).
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/discover", "optional"),
+    ("POST", "/discover", "yes"),
+    ("GET", "/status", "no"),
+    ("GET", "/notifications", "yes"),
+];
+
 /// Whether a request speaks the 9.x protocol: it carries a signature or a
 /// signing date (the UI sends both on every request, `GET /status`
 /// included). A 2.x client never sends either.
@@ -355,14 +363,17 @@ fn system(fqdn: &str) -> Value {
         (Some(n), None) => format!("{n} n/a"),
         _ => "n/a".into(),
     };
-    let uptime: Option<f64> = std::fs::read_to_string("/proc/uptime")
+    // The kernel's own boot time (`btime`), not now − uptime, which jitters
+    // by a second from one call to the next and would change the ETag.
+    let boot = std::fs::read_to_string("/proc/stat")
         .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse().ok());
-    let boot = uptime.and_then(|u| {
-        Utc.timestamp_opt(Utc::now().timestamp() - u as i64, 0)
-            .single()
-            .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
-    });
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })
+        .and_then(|b| Utc.timestamp_opt(b, 0).single())
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
         t.lines()
             .find(|l| l.starts_with("model name"))

@@ -1,0 +1,321 @@
+//! Operator commands for a temBoard 9.x UI (facts 9.x 11.1–11.2):
+//! `fetch-key` gets the UI's signing key, `register` registers this agent in
+//! the UI. Both read `[temboard] ui_url`; outgoing TLS is verified against
+//! `[temboard] ssl_ca_cert_file` when set (as 9.x), else not at all (as 9.x,
+//! and said in the output: set `ssl_ca_cert_file` on a hostile network).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::config::{self, LoadRequest};
+use crate::monitoring::client::{agent, error_of};
+
+/// An operator command's failure: the one line printed, exit status 1.
+pub type Outcome = Result<(), String>;
+
+/// Where the signing key goes: `[temboard] signing_public_key` resolved
+/// against the configuration's directory, even when the file does not
+/// exist yet (then the loaded configuration has it off).
+fn key_path(req: &LoadRequest) -> Result<PathBuf, String> {
+    let raw = config::raw_values(req, &[("temboard", "signing_public_key")])
+        .map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let value = raw
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_else(|| "signing-public.pem".into());
+    let p = PathBuf::from(&value);
+    Ok(if p.is_absolute() {
+        p
+    } else {
+        req.configfile
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(p)
+    })
+}
+
+/// `[temboard] ui_url` and `ssl_ca_cert_file`, checked.
+fn ui(req: &LoadRequest, override_url: Option<&str>) -> Result<(String, Option<PathBuf>), String> {
+    let raw = config::raw_values(
+        req,
+        &[("temboard", "ui_url"), ("temboard", "ssl_ca_cert_file")],
+    )
+    .map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let url = override_url
+        .map(str::to_string)
+        .or_else(|| raw[0].clone())
+        .filter(|u| !u.is_empty())
+        .ok_or(
+            "[temboard] ui_url is not set: set it (or pass --ui-url) to the temBoard UI's URL",
+        )?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("'{url}' is not an http(s) URL"));
+    }
+    let ca = raw[1].clone().filter(|c| !c.is_empty()).map(|c| {
+        let p = PathBuf::from(&c);
+        if p.is_absolute() {
+            p
+        } else {
+            req.configfile
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join(p)
+        }
+    });
+    Ok((url.trim_end_matches('/').to_string(), ca))
+}
+
+/// GETs `<ui_url>/signing.key` (the full URL, path kept: facts 14 row 32).
+fn download_key(url: &str, ca: Option<&Path>) -> Result<String, String> {
+    let client = agent(ca)?;
+    let target = format!("{url}/signing.key");
+    let mut resp = client
+        .get(&target)
+        .call()
+        .map_err(|e| format!("cannot fetch {target}: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("cannot read {target}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{target} answered {status}: {}", error_of(&body)));
+    }
+    crate::signing::PublicKey::from_pem(&body)
+        .map_err(|e| format!("{target} did not give a public key: {e}"))?;
+    Ok(body)
+}
+
+/// `temboard-agent fetch-key [--force]`: writes the UI's public key
+/// atomically (0644: it is public), refusing to replace a different key
+/// without `--force`. Reload the agent afterwards (SIGHUP) to use it.
+pub fn fetch_key(req: &LoadRequest, force: bool) -> Outcome {
+    let (url, ca) = ui(req, None)?;
+    let path = key_path(req)?;
+    let pem = download_key(&url, ca.as_deref())?;
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == pem => {
+            println!("{} is already the key of {url}.", path.display());
+            return Ok(());
+        }
+        Ok(_) if !force => {
+            return Err(format!(
+                "{} exists. Use --force to overwrite.",
+                path.display()
+            ))
+        }
+        _ => {}
+    }
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(pem.as_bytes())?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    println!(
+        "Wrote the signing key of {url} to {}. Reload the agent to use it (systemctl reload, or SIGHUP).",
+        path.display()
+    );
+    Ok(())
+}
+
+/// Options of `register`.
+#[derive(Debug, Clone)]
+pub struct RegisterOptions {
+    /// Agent address as the UI reaches it (default: the host's FQDN).
+    pub host: Option<String>,
+    /// Agent port (default `[temboard] port`).
+    pub port: Option<u16>,
+    /// UI environment (group) of the instance.
+    pub environment: Option<String>,
+    /// UI URL (default `[temboard] ui_url`).
+    pub ui_url: Option<String>,
+}
+
+fn ask(
+    prompt: &str,
+    secret: bool,
+    valid: fn(&str) -> bool,
+    invalid: &str,
+) -> Result<String, String> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    loop {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+        let saved = if secret && tty {
+            use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+            tcgetattr(&stdin).ok().inspect(|t| {
+                let mut quiet = t.clone();
+                quiet.local_flags.remove(LocalFlags::ECHO);
+                let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+            })
+        } else {
+            None
+        };
+        let mut line = String::new();
+        let n = stdin.lock().read_line(&mut line);
+        if let Some(t) = saved {
+            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &t);
+            println!();
+        }
+        match n {
+            Ok(0) | Err(_) => return Err("no more input".into()),
+            Ok(_) => {}
+        }
+        let v = line.trim_end_matches(['\r', '\n']).to_string();
+        if valid(&v) {
+            return Ok(v);
+        }
+        println!("{invalid}");
+    }
+}
+
+/// `temboard-agent register`: registers this agent in a temBoard 9.x UI
+/// (facts 11.2): the agent's discover document, the UI's key compared with
+/// ours, login, `POST /json/instances`.
+pub fn register(req: &LoadRequest, o: &RegisterOptions) -> Outcome {
+    let loaded = config::load(req).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let c = &loaded.config;
+    let (url, ca) = ui(req, o.ui_url.as_deref())?;
+    let host = o
+        .host
+        .clone()
+        .or_else(|| c.temboard.hostname.clone())
+        .unwrap_or_else(crate::host::system_fqdn);
+    let port = o.port.unwrap_or(c.temboard.port);
+    // 1. The agent's own discover document, as the UI will see it (the
+    //    9.x shape: a signing date marks a 9.x request; unsigned is fine).
+    let to_agent = agent(None)?;
+    let discover_url = format!("https://{host}:{port}/discover");
+    let mut resp = to_agent
+        .get(&discover_url)
+        .header(
+            "X-TemBoard-Date",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+        )
+        .call()
+        .map_err(|e| format!("cannot reach the agent at {discover_url}: {e}"))?;
+    let etag = resp
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| format!("{discover_url}: {e}"))?;
+    let mut discover: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{discover_url}: not JSON: {e}"))?;
+    if let Value::Object(m) = &mut discover {
+        m.remove("signature_status");
+    }
+    // 2. The UI's key must be ours.
+    let theirs = download_key(&url, ca.as_deref())?;
+    let ours = c
+        .temboard
+        .signing_public_key
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if theirs != ours {
+        return Err(format!(
+            "Agent {host}:{port} is not configured with UI {url} signing key.\nSignature mismatch. Run temboard-agent fetch-key, then reload the agent."
+        ));
+    }
+    // 3. UI credentials.
+    let user = match std::env::var("TEMBOARD_UI_USER")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(u) => u,
+        None => ask(
+            " Username: ",
+            false,
+            crate::users::valid_username,
+            "Invalid username.",
+        )?,
+    };
+    let password = match std::env::var("TEMBOARD_UI_PASSWORD")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(p) => p,
+        None => ask(
+            " Password: ",
+            true,
+            crate::users::valid_password,
+            "Invalid password.",
+        )?,
+    };
+    // 4. Login.
+    let to_ui = agent(ca.as_deref())?;
+    let login_url = format!("{url}/json/login");
+    let mut resp = to_ui
+        .post(&login_url)
+        .header("Content-Type", "application/json")
+        .send(json!({"username": user, "password": password}).to_string())
+        .map_err(|e| format!("cannot reach {login_url}: {e}"))?;
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 {
+        return Err(format!("UI returned error: {status}: {}", error_of(&body)));
+    }
+    let cookie = cookie.ok_or("the UI did not open a session (no Set-Cookie)")?;
+    // 5. Register.
+    let plugins = discover["temboard"]["plugins"].clone();
+    let instances = format!("{url}/json/instances");
+    let mut resp = to_ui
+        .post(&instances)
+        .header("Content-Type", "application/json")
+        .header("Cookie", &cookie)
+        .send(
+            json!({
+                "agent_address": host,
+                "agent_port": port.to_string(),
+                "discover": discover,
+                "discover_etag": etag,
+                "notify": true,
+                "comment": "",
+                "plugins": plugins,
+                "environment": o.environment,
+            })
+            .to_string(),
+        )
+        .map_err(|e| format!("cannot reach {instances}: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    if status != 200 {
+        return Err(format!("UI returned error: {status}: {}", error_of(&body)));
+    }
+    println!("Instance registered. Manage it at {url}/server/{host}/{port}/dashboard.");
+    Ok(())
+}
