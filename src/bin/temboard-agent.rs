@@ -165,10 +165,8 @@ fn done(outcome: temboard_agent::ui9::Outcome) -> i32 {
 /// `routes`: the 2.x table (auth: session, key, none) and the 9.x one.
 fn print_routes() {
     use temboard_agent::workers::http::{routes::ROUTES, v9};
-    println!(
-        "{:<7} {:<48} {:<15} {}",
-        "METHOD", "PATH", "PLUGIN", "2.x AUTH"
-    );
+    let head = |last: &str| println!("{:<7} {:<48} {:<15} {last}", "METHOD", "PATH", "PLUGIN");
+    head("2.x AUTH");
     for r in ROUTES {
         let auth = match (r.session, r.key) {
             (true, true) => "session/token/key",
@@ -184,12 +182,9 @@ fn print_routes() {
         );
     }
     println!();
-    println!(
-        "{:<7} {:<48} {:<15} {}",
-        "METHOD", "PATH", "PLUGIN", "9.x SIGNED"
-    );
+    head("9.x SIGNED");
     for (method, path, signed) in v9::ROUTES {
-        println!("{:<7} {:<48} {:<15} {}", method, path, "core", signed);
+        println!("{method:<7} {path:<48} {:<15} {signed}", "core");
     }
 }
 
