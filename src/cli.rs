@@ -44,6 +44,9 @@ pub enum Command {
     /// Print the route table: every route, its plugin and how it authenticates
     /// in the 2.x and the 9.x contract.
     Routes,
+    /// Read PostgreSQL and the host now and print the temBoard 9.x discover
+    /// document (the ETag on stderr).
+    Discover,
     /// Fetch the temBoard UI's signing key (`<ui_url>/signing.key`) into
     /// `[temboard] signing_public_key` (temBoard 8 and later).
     FetchKey {

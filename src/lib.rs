@@ -9,6 +9,7 @@ pub mod certgen;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
+pub mod discover9;
 pub mod host;
 pub mod ipc;
 pub mod logging;

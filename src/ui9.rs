@@ -141,6 +141,44 @@ pub fn fetch_key(req: &LoadRequest, force: bool) -> Outcome {
     Ok(())
 }
 
+/// `temboard-agent discover`: reads PostgreSQL and the host now and prints
+/// the 9.x discover document (2-space JSON) and its ETag — what the running
+/// agent answers a signed `GET /discover` with, read fresh at each request.
+/// Exit 0 with an empty `postgres` section when PostgreSQL is down (as 9.x,
+/// which then keeps the previous one), saying why on stderr.
+pub fn discover(req: &LoadRequest) -> Outcome {
+    let loaded = config::load(req).map_err(|e| {
+        format!(
+            "invalid configuration:
+{e}"
+        )
+    })?;
+    let c = &loaded.config;
+    let postgres = match crate::workers::probe::pool::pg_config(&c.postgresql)
+        .connect(postgres::NoTls)
+        .and_then(|mut client| crate::workers::probe::discover::postgres(&mut client))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "temboard-agent: PostgreSQL: {}",
+                crate::workers::probe::pool::describe(&e)
+            );
+            json!({})
+        }
+    };
+    let fqdn = c
+        .temboard
+        .hostname
+        .clone()
+        .unwrap_or_else(crate::host::system_fqdn);
+    let (doc, etag) = crate::discover9::document(postgres, &fqdn, c);
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    println!("{text}");
+    eprintln!("ETag: {etag}");
+    Ok(())
+}
+
 /// Options of `register`.
 #[derive(Debug, Clone)]
 pub struct RegisterOptions {

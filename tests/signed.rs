@@ -315,6 +315,21 @@ fn discover_and_status_in_the_9x_shapes() {
     assert!(d["system"]["cpu_count"].as_u64().unwrap() >= 1);
     assert_eq!(d["temboard"]["agent_version"], env!("CARGO_PKG_VERSION"));
 
+    // The `discover` command builds the same document: same ETag.
+    let out = std::process::Command::new(AGENT)
+        .arg("-c")
+        .arg(agent.files.conf())
+        .arg("discover")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["postgres"]["version_num"], num);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("ETag: {etag}")
+    );
+
     // Signed by another key: invalid, never an error (9.0.1 gave 500s).
     let dir = open_tempdir();
     let (_, other) = other_keys(dir.path());

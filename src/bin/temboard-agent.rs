@@ -127,6 +127,7 @@ fn main() {
             print_routes();
             0
         }
+        Some(Command::Discover) => done(temboard_agent::ui9::discover(&request)),
         Some(Command::FetchKey { force }) => done(temboard_agent::ui9::fetch_key(&request, *force)),
         Some(Command::Register {
             host,

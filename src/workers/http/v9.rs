@@ -21,7 +21,6 @@ use chrono::{TimeZone, Utc};
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AppState;
@@ -220,12 +219,6 @@ async fn notifications(state: &AppState) -> Result<Answer, ApiError> {
     Ok(ok(Value::Array(out)))
 }
 
-/// The discover ETag: SHA-256 of the document's JSON with sorted keys.
-fn etag(doc: &Value) -> String {
-    // serde_json's maps are sorted by key: the text is canonical.
-    crate::users::hex(&Sha256::digest(doc.to_string().as_bytes()))
-}
-
 /// The discover document: PostgreSQL facts read now when PostgreSQL
 /// answers, else the last stored ones (9.x answers while it is down); the
 /// document is stored whenever it changed, so its ETag follows it.
@@ -248,17 +241,7 @@ async fn current_discover(state: &AppState) -> Result<(Value, String), ApiError>
         Some(h) => h.clone(),
         None => state.system_fqdn().await,
     };
-    let doc = json!({
-        "postgres": postgres,
-        "system": system(&fqdn),
-        "temboard": {
-            "agent_version": env!("CARGO_PKG_VERSION"),
-            "bin": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
-            "configfile": settings.config.configfile.display().to_string(),
-            "plugins": settings.config.temboard.plugins,
-        },
-    });
-    let tag = etag(&doc);
+    let (doc, tag) = crate::discover9::document(postgres, &fqdn, &settings.config);
     if stored.as_ref().map(|(_, t)| t) != Some(&tag) {
         let (text, t) = (doc.to_string(), tag.clone());
         state
@@ -335,79 +318,6 @@ async fn status(state: &AppState) -> Result<Answer, ApiError> {
         }),
         headers: vec![("x-temboard-discover-etag", tag)],
     })
-}
-
-/// The `system` section (facts 3.1), from `/proc`, `/etc/os-release` and
-/// `uname`.
-fn system(fqdn: &str) -> Value {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = |name: &str| -> Option<u64> {
-        meminfo
-            .lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u64>()
-            .ok()
-            .map(|k| k * 1024)
-    };
-    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |name: &str| {
-        release
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .map(|v| v.trim_matches('"').to_string())
-    };
-    let distribution = match (field("NAME"), field("VERSION")) {
-        (Some(n), Some(v)) => format!("{n} {v}"),
-        (Some(n), None) => format!("{n} n/a"),
-        _ => "n/a".into(),
-    };
-    // The kernel's own boot time (`btime`), not now − uptime, which jitters
-    // by a second from one call to the next and would change the ETag.
-    let boot = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("btime "))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        })
-        .and_then(|b| Utc.timestamp_opt(b, 0).single())
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%S+00:00").to_string());
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    });
-    let uname = nix::sys::utsname::uname().ok();
-    let un = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-        uname
-            .as_ref()
-            .map(|u| f(u).to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut m = Map::new();
-    m.insert("fqdn".into(), json!(fqdn));
-    m.insert("distribution".into(), json!(distribution));
-    m.insert("cpu_count".into(), json!(crate::host::cpu_count()));
-    if let Some(model) = cpu_model {
-        m.insert("cpu_model".into(), json!(model));
-    }
-    m.insert("memory".into(), json!(kib("MemTotal")));
-    m.insert("swap".into(), json!(kib("SwapTotal")));
-    m.insert("hugepage".into(), json!(kib("Hugepagesize")));
-    m.insert("os".into(), json!(un(|u| u.sysname())));
-    m.insert("os_version".into(), json!(un(|u| u.release())));
-    m.insert("arch".into(), json!(un(|u| u.machine())));
-    m.insert(
-        "hostname".into(),
-        json!(nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default()),
-    );
-    m.insert("start_time".into(), json!(boot));
-    Value::Object(m)
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 
 use serde_json::{json, Map, Value};
 
-use super::pool::Conn;
-
 /// Settings every discover document names (when the server has them).
 const NAMED: &[&str] = &[
     "config_file",
@@ -43,9 +41,9 @@ fn typed(setting: &str, vartype: &str, unit: Option<&str>) -> Value {
 }
 
 /// The `postgres` section of the discover document.
-pub fn postgres(conn: &mut Conn) -> Result<Value, postgres::Error> {
+pub fn postgres(client: &mut postgres::Client) -> Result<Value, postgres::Error> {
     let mut out = Map::new();
-    let rows = conn.client.query(
+    let rows = client.query(
         "SELECT name, setting, vartype, unit, context FROM pg_settings \
          WHERE context = 'internal' OR name = ANY($1) ORDER BY name",
         &[&NAMED],
@@ -64,7 +62,7 @@ pub fn postgres(conn: &mut Conn) -> Result<Value, postgres::Error> {
         };
         out.insert(name, v);
     }
-    let row = conn.client.query_one(
+    let row = client.query_one(
         "SELECT version(), current_setting('server_version'), \
          current_setting('server_version_num')::int, \
          to_json(pg_postmaster_start_time()) #>> '{}'",
@@ -117,8 +115,8 @@ fn primary_pairs(conninfo: &str) -> Vec<(String, String)> {
 
 /// The PostgreSQL facts of `GET /status`: standby or not, pending restart,
 /// the primary's host and port.
-pub fn status(conn: &mut Conn) -> Result<Value, postgres::Error> {
-    let row = conn.client.query_one(
+pub fn status(client: &mut postgres::Client) -> Result<Value, postgres::Error> {
+    let row = client.query_one(
         "SELECT pg_is_in_recovery(), \
          EXISTS (SELECT 1 FROM pg_settings WHERE pending_restart), \
          (SELECT setting FROM pg_settings WHERE name = 'primary_conninfo')",

@@ -7,7 +7,7 @@
 
 pub mod activity;
 pub mod dashboard;
-mod discover;
+pub mod discover;
 pub mod monitoring;
 mod pgconf;
 pub mod pool;
@@ -74,8 +74,8 @@ impl Probe {
                     version_num: row.get(3),
                 })
             }),
-            ProbeCall::Discover9 => self.with(discover::postgres).map(|value| ProbeReply::Document { value }),
-            ProbeCall::Status9 => self.with(discover::status).map(|value| ProbeReply::Document { value }),
+            ProbeCall::Discover9 => self.with(|c| discover::postgres(&mut c.client)).map(|value| ProbeReply::Document { value }),
+            ProbeCall::Status9 => self.with(|c| discover::status(&mut c.client)).map(|value| ProbeReply::Document { value }),
             ProbeCall::PgVersion => self.with(|c| {
                 let row = c.client.query_one("SELECT version(), current_setting('server_version')", &[])?;
                 Ok(ProbeReply::PgVersion { full: row.get(0), server_version: row.get(1) })
