@@ -98,6 +98,10 @@ pub enum Command {
         /// First agent port to try.
         #[arg(long, default_value_t = 2345)]
         first_port: u16,
+        /// Prepare for a temBoard 9.x UI (8 and later): its URL goes in the
+        /// configuration and its signing key beside it.
+        #[arg(long, value_name = "URL")]
+        ui_url: Option<String>,
     },
     /// Write a self-signed certificate and its key (0600) for the given host names.
     GenerateCert {

@@ -31,6 +31,9 @@ pub struct SetupOptions {
     pub hostname: Option<String>,
     /// First port to try for the agent.
     pub first_port: u16,
+    /// A temBoard 9.x UI to prepare for (`--ui-url`): its URL goes in the
+    /// configuration and its signing key beside it.
+    pub ui_url: Option<String>,
 }
 
 /// What was found and written.
@@ -44,6 +47,11 @@ pub struct SetupResult {
     pub key: String,
     /// Whether anything was written (false: it existed already).
     pub created: bool,
+    /// With `--ui-url`: where the UI's key was written, and its SHA-256
+    /// (to compare with the UI's).
+    pub signing_key: Option<(PathBuf, String)>,
+    /// Whether `pg_stat_statements` can be installed in this cluster.
+    pub pg_stat_statements: bool,
 }
 
 fn owner_of(path: &Path) -> Result<nix::unistd::User, String> {
@@ -199,8 +207,25 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
                 .unwrap_or_default(),
             configfile: conf,
             created: false,
+            signing_key: None,
+            pg_stat_statements: false,
         });
     }
+    let pg_stat_statements: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements')",
+            &[],
+        )
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+    // The UI's key first: a UI that cannot be reached leaves nothing written.
+    let ui_key = match &o.ui_url {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_string();
+            Some((url.clone(), crate::ui9::download_key(&url, None)?))
+        }
+        None => None,
+    };
     let taken = ports_taken(&o.prefix);
     let port = (o.first_port..=u16::MAX)
         .find(|p| !taken.contains(p) && *p != o.pgport && port_free(*p))
@@ -226,10 +251,14 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     let text = format!(
         "# Written by temboard-agent setup for PostgreSQL {major}/{name}.\n\
          [temboard]\nport = {port}\nusers = users\nssl_cert_file = server.pem\nssl_key_file = server.key\n\
-         home = {home}\nhostname = {hostname}\nkey = {key}\n\n\
+         home = {home}\nhostname = {hostname}\nkey = {key}\n{ui}\n\
          [postgresql]\nhost = {pghost}\nport = {pgport}\nuser = {pguser}\ndbname = {pgdb}\ninstance = {name}\n\n\
          [logging]\nmethod = syslog\nlevel = INFO\n\n\
          [administration]\npg_ctl = {pg_ctl}\n",
+        ui = match &ui_key {
+            Some((url, _)) => format!("ui_url = {url}\n"),
+            None => String::new(),
+        },
         home = home.display(),
         pghost = o.pghost,
         pgport = o.pgport,
@@ -240,11 +269,25 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
     give_to_root_readable_by(&tmp, &owner)?;
     std::fs::rename(&tmp, &conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    let signing_key = match ui_key {
+        Some((_, pem)) => {
+            let path = dir.join("signing-public.pem");
+            std::fs::write(&path, &pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| e.to_string())?;
+            use sha2::Digest;
+            let fp = crate::users::hex(&sha2::Sha256::digest(pem.as_bytes()));
+            Some((path, fp))
+        }
+        None => None,
+    };
     Ok(SetupResult {
         configfile: conf,
         port,
         key,
         created: true,
+        signing_key,
+        pg_stat_statements,
     })
 }
 

@@ -69,7 +69,7 @@ fn ui(req: &LoadRequest, override_url: Option<&str>) -> Result<(String, Option<P
 }
 
 /// GETs `<ui_url>/signing.key` (the full URL, path kept: facts 14 row 32).
-fn download_key(url: &str, ca: Option<&Path>) -> Result<String, String> {
+pub fn download_key(url: &str, ca: Option<&Path>) -> Result<String, String> {
     let client = agent(ca)?;
     let target = format!("{url}/signing.key");
     let mut resp = client

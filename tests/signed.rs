@@ -681,3 +681,62 @@ fn fetch_key_and_register_against_a_ui() {
     assert!(!ok);
     assert!(out.contains("Signature mismatch."), "{out}");
 }
+
+#[test]
+fn setup_with_a_ui_url_writes_a_configuration_ready_for_temboard_9() {
+    let (public, _) = test_keys();
+    let pg = PgCluster::start();
+    let files = AgentFiles::new(None);
+    let ui_key = files.dir.path().join("ui-signing.pem");
+    std::fs::write(&ui_key, &public).unwrap();
+    let ui = UiStandin::start(&files, &ui_key, &files.dir.path().join("instances.jsonl"));
+    let root = open_tempdir();
+    let (etc, homes) = (root.path().join("etc"), root.path().join("lib"));
+    let out = std::process::Command::new(AGENT)
+        .args(["setup", "--prefix"])
+        .arg(&etc)
+        .arg("--home-prefix")
+        .arg(&homes)
+        .args(["--pghost"])
+        .arg(pg.socket_dir())
+        .args(["--pgport", &pg.port.to_string(), "--first-port"])
+        .arg(free_port().to_string())
+        .args(["--ui-url", &ui.url])
+        .env("TEMBOARD_HOSTNAME", "db1.example.org")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("register -e <environment>"), "{stdout}");
+    let conf = std::fs::read_dir(&etc)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("main");
+    let text = std::fs::read_to_string(conf.join("temboard-agent.conf")).unwrap();
+    assert!(text.contains(&format!("ui_url = {}", ui.url)), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("signing-public.pem")).unwrap(),
+        public
+    );
+    let out = std::process::Command::new(AGENT)
+        .arg("-c")
+        .arg(conf.join("temboard-agent.conf"))
+        .arg("show-config")
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        shown["authentication"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m.as_str().unwrap().starts_with("9.x"))),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

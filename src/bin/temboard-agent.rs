@@ -32,6 +32,7 @@ fn main() {
             pguser,
             pgdatabase,
             first_port,
+            ui_url,
         }) => {
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
             let opts = temboard_agent::setup::SetupOptions {
@@ -54,6 +55,7 @@ fn main() {
                     .unwrap_or_else(|| "postgres".into()),
                 hostname: env("TEMBOARD_HOSTNAME"),
                 first_port: *first_port,
+                ui_url: ui_url.clone(),
             };
             match temboard_agent::setup::run(&opts) {
                 Ok(r) => {
@@ -62,12 +64,28 @@ fn main() {
                         println!("Port:          {}", r.port);
                         println!("Key:           {}", r.key);
                         println!();
-                        println!(
-                            "Next: add a user:   temboard-agent-adduser -c {}",
-                            r.configfile.display()
-                        );
-                        println!("      start:        temboard-agent -c {} (or systemctl start temboard-agent@<version>-<name>)", r.configfile.display());
-                        println!("      register:     temboard-agent-register -c {} -h <this host> -p {} <UI address>", r.configfile.display(), r.port);
+                        if let Some((path, fp)) = &r.signing_key {
+                            println!("UI key:        {} (SHA-256 of the PEM: {fp}; compare with the UI's signing.key)", path.display());
+                        }
+                        if r.pg_stat_statements {
+                            println!("Statements:    pg_stat_statements is available; the statements plugin is not served by this agent yet");
+                        }
+                        println!();
+                        if r.signing_key.is_some() {
+                            println!("Next: start:        systemctl start temboard-agent@<version>-<name> (or temboard-agent -c {})", r.configfile.display());
+                            println!("      register:     temboard-agent -c {} register -e <environment>", r.configfile.display());
+                            println!(
+                                "      (2.x UI too:  temboard-agent-adduser -c {})",
+                                r.configfile.display()
+                            );
+                        } else {
+                            println!(
+                                "Next: add a user:   temboard-agent-adduser -c {}",
+                                r.configfile.display()
+                            );
+                            println!("      start:        temboard-agent -c {} (or systemctl start temboard-agent@<version>-<name>)", r.configfile.display());
+                            println!("      register:     temboard-agent-register -c {} -h <this host> -p {} <UI address>", r.configfile.display(), r.port);
+                        }
                     } else {
                         println!(
                             "{} exists already: nothing changed (port {}).",
