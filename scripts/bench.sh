@@ -6,7 +6,8 @@
 # /activity, /dashboard, POST /login and /metrics, /status with a new TLS
 # connection per request, 10,000 idle TLS connections, /activity with 10, 100
 # and 1,000 backends, one monitoring collection on 1, 100 and 1,000
-# databases, and the criterion micro-benchmarks (IPC codec, hba, units).
+# databases, and the criterion micro-benchmarks (IPC codec, hba, units,
+# temBoard 9.x signature verification).
 #
 #   bash scripts/bench.sh              IDLE=60 s of idle before memory/CPU are read
 #   MICRO=0 bash scripts/bench.sh      skip the criterion micro-benchmarks
@@ -319,6 +320,8 @@ if [ "${MICRO:-1}" = 1 ]; then
   echo "==> IPC codec micro-benchmarks (criterion)"
   cargo bench --quiet --bench ipc_frame -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(encode|decode)|time:" || true
   echo
+  echo "==> temBoard 9.x signed request verification (criterion: canonical text, RSA-2048 and RSA-4096 PSS)"
+  cargo bench --quiet --bench signing -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(canonical|verify)|time:" || true
   echo "==> pgconf micro-benchmarks (criterion: hba parse/write, unit conversion)"
   cargo bench --quiet --bench pgconf -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(hba|unit|typed)|time:" || true
 fi
