@@ -53,6 +53,10 @@ trap cleanup EXIT
 "${as_pg[@]}" "$pgbin/initdb" -N -D "$work/pg/data" -U postgres -A trust >/dev/null
 "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses='' -c max_connections=1100 -c shared_buffers=64MB" start >/dev/null
 "$bin" generate-cert --hostname localhost --cert "$work/server.pem" --key "$work/server.key" >/dev/null
+# The temBoard 9.x UI's key pair (4096 bits, what `temboard generate-key`
+# makes): the agent finds the public key beside its configuration.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:4096 -out "$work/ui-private.pem" 2>/dev/null
+openssl pkey -in "$work/ui-private.pem" -pubout -out "$work/signing-public.pem"
 "$bin" hash-password "bench:benchpass" > "$work/users"
 chmod 644 "$work/users"
 cat > "$work/agent.conf" <<CONF
@@ -198,6 +202,11 @@ wrk_line() { # label, concurrency, threads, extra args...
   errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
   printf "  %-34s c=%-3s %10s req/s   p50 %-9s p99 %-9s %s\n" "$label" "$conc" "$rps" "$p50" "$p99" "$errors"
 }
+echo
+echo "temBoard 9.x signed requests vs 2.x sessions (agent CPU a request, the real 9.0.1 toolkit signs):"
+httppid=$(pgrep -P "$agentpid" -f "temboard-agent: http" | head -n 1)
+python3 scripts/signed_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$session" "${SIGNED:-2000}" | sed 's/^/  /'
+
 cat > "$work/login.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"username": "bench", "password": "benchpass"}'

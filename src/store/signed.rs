@@ -9,26 +9,38 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Records a request id until `expires` (seconds since the epoch); `false`
-/// when it was already seen and has not expired (a replay). Expired ids are
-/// forgotten here too, a few at a time, so the table stays bounded by the
+/// when it was already seen and has not expired (a replay). One transaction
+/// (one WAL append); with `purge`, expired ids are removed too (the caller
+/// asks every few dozen requests), so the table stays bounded by the
 /// request rate times the window without a separate job.
-pub fn remember(conn: &Connection, id: &str, now: f64, expires: f64) -> rusqlite::Result<bool> {
-    conn.prepare_cached(
-        "DELETE FROM signed_requests WHERE id IN \
-         (SELECT id FROM signed_requests WHERE expires < ?1 ORDER BY expires LIMIT 16)",
-    )?
-    .execute([now])?;
-    let inserted = conn
+pub fn remember(
+    conn: &mut Connection,
+    id: &str,
+    now: f64,
+    expires: f64,
+    purge: bool,
+) -> rusqlite::Result<bool> {
+    let tx = conn.transaction()?;
+    if purge {
+        tx.prepare_cached(
+            "DELETE FROM signed_requests WHERE id IN \
+             (SELECT id FROM signed_requests WHERE expires < ?1 ORDER BY expires LIMIT 1000)",
+        )?
+        .execute([now])?;
+    }
+    let inserted = tx
         .prepare_cached("INSERT OR IGNORE INTO signed_requests (id, expires) VALUES (?1, ?2)")?
         .execute(params![id, expires])?;
-    if inserted == 1 {
-        return Ok(true);
-    }
     // Seen: a replay unless that record has expired (then it starts anew).
-    let renewed = conn
-        .prepare_cached("UPDATE signed_requests SET expires = ?2 WHERE id = ?1 AND expires < ?3")?
-        .execute(params![id, expires, now])?;
-    Ok(renewed == 1)
+    let fresh = inserted == 1
+        || tx
+            .prepare_cached(
+                "UPDATE signed_requests SET expires = ?2 WHERE id = ?1 AND expires < ?3",
+            )?
+            .execute(params![id, expires, now])?
+            == 1;
+    tx.commit()?;
+    Ok(fresh)
 }
 
 /// The stored discover document and its ETag.
@@ -56,16 +68,21 @@ mod tests {
     #[test]
     fn a_request_id_is_accepted_once_within_its_window() {
         let dir = tempfile::tempdir().unwrap();
-        let c = crate::store::open(dir.path()).unwrap();
-        assert!(remember(&c, "a", 100.0, 200.0).unwrap());
-        assert!(!remember(&c, "a", 150.0, 250.0).unwrap(), "replay");
-        assert!(remember(&c, "b", 150.0, 250.0).unwrap());
+        let mut c = crate::store::open(dir.path()).unwrap();
+        assert!(remember(&mut c, "a", 100.0, 200.0, true).unwrap());
+        assert!(
+            !remember(&mut c, "a", 150.0, 250.0, false).unwrap(),
+            "replay"
+        );
+        assert!(remember(&mut c, "b", 150.0, 250.0, false).unwrap());
         // Past its window the id is forgotten (the date check refuses such
         // an old request anyway).
-        assert!(remember(&c, "a", 201.0, 301.0).unwrap());
+        assert!(remember(&mut c, "a", 201.0, 301.0, false).unwrap());
+        assert!(remember(&mut c, "c", 260.0, 400.0, true).unwrap());
         let n: i64 = c
             .query_row("SELECT count(*) FROM signed_requests", [], |r| r.get(0))
             .unwrap();
+        // "b" expired at 250 and was purged at 260.
         assert_eq!(n, 2);
     }
 

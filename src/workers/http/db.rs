@@ -39,6 +39,17 @@ impl Db {
         out
     }
 
+    /// Runs `f`, which writes only what no cached answer depends on (the
+    /// replay table of signed requests): the write epoch, which throws the
+    /// `/dashboard` cache away, is left alone.
+    pub async fn write_quiet<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.read(f).await
+    }
+
     /// Current write epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)

@@ -85,6 +85,8 @@ pub struct AppState {
     pub pg_info: fresh::Fresh<Result<crate::ipc::messages::ProbeReply, error::ApiError>>,
     /// The UI's public key, parsed from the PEM in force (9.x).
     pub signing_key: std::sync::Mutex<Option<(String, Arc<crate::signing::PublicKey>)>>,
+    /// Signed requests seen by this worker (paces the replay table purge).
+    pub signed_count: std::sync::atomic::AtomicU64,
     /// The 9.x discover document and its ETag (coalesced reads).
     pub discover: fresh::Fresh<Result<(serde_json::Value, String), error::ApiError>>,
     /// Requests by route pattern and status, for `/metrics`.
@@ -171,6 +173,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         health: fresh::Fresh::new(health::MAX_AGE),
         pg_info: fresh::Fresh::new(Duration::ZERO),
         signing_key: Default::default(),
+        signed_count: Default::default(),
         discover: fresh::Fresh::new(Duration::ZERO),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
