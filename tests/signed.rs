@@ -740,3 +740,38 @@ fn setup_with_a_ui_url_writes_a_configuration_ready_for_temboard_9() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_replay_is_refused_by_the_next_http_worker_too() {
+    let (public, key) = test_keys();
+    let agent = agent_with_key(None, &public);
+    let s = Signed::get("/notifications");
+    let h = s.headers(&key);
+    assert_eq!(send(&agent, &s, &h).status, 200);
+    // Recorded in the agent's database (written off the request path).
+    let db = agent.files.home().join("agent.db");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|c| {
+                    c.query_row(
+                        "SELECT count(*) FROM signed_requests WHERE id = ?1",
+                        [&s.id],
+                        |r| r.get::<_, i64>(0),
+                    )
+                })
+                .is_ok_and(|n| n == 1)
+        }),
+        "the request id was never recorded"
+    );
+    let old = agent.worker_pid("http").unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old), Signal::SIGKILL).unwrap();
+    assert!(eventually(Duration::from_secs(10), || agent
+        .worker_pid("http")
+        .is_some_and(|p| p != old)
+        && agent.get("/status").is_ok_and(|r| r.status == 200)));
+    assert_eq!(
+        error(&send(&agent, &s, &h)),
+        (409, "Request id already used: replay refused.".into())
+    );
+}

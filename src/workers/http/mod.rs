@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod pgconf;
 mod pipeline;
 mod primed;
+pub mod replay;
 pub mod routes;
 pub mod session_cache;
 pub mod v9;
@@ -85,8 +86,8 @@ pub struct AppState {
     pub pg_info: fresh::Fresh<Result<crate::ipc::messages::ProbeReply, error::ApiError>>,
     /// The UI's public key, parsed from the PEM in force (9.x).
     pub signing_key: std::sync::Mutex<Option<(String, Arc<crate::signing::PublicKey>)>>,
-    /// Signed requests seen by this worker (paces the replay table purge).
-    pub signed_count: std::sync::atomic::AtomicU64,
+    /// Request ids of signed requests (replay refusal).
+    pub replay: replay::Replay,
     /// The 9.x discover document and its ETag (coalesced reads).
     pub discover: fresh::Fresh<Result<(serde_json::Value, String), error::ApiError>>,
     /// Requests by route pattern and status, for `/metrics`.
@@ -173,7 +174,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         health: fresh::Fresh::new(health::MAX_AGE),
         pg_info: fresh::Fresh::new(Duration::ZERO),
         signing_key: Default::default(),
-        signed_count: Default::default(),
+        replay: Default::default(),
         discover: fresh::Fresh::new(Duration::ZERO),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
@@ -191,6 +192,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
     let active = Arc::new(AtomicUsize::new(0));
     let limits = limits::Limits::from_rlimit();
     tokio::spawn(give_memory_back(Arc::clone(&state)));
+    tokio::spawn(record_signed_ids(Arc::clone(&state)));
     ctx.ready();
     info!("serving HTTPS");
     loop {
@@ -232,7 +234,22 @@ async fn serve(ctx: WorkerCtx) -> i32 {
     while active.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    state
+        .replay
+        .flush(&state.db, chrono::Utc::now().timestamp())
+        .await;
     0
+}
+
+/// Writes the ids of signed requests to SQLite every 100 ms (see replay).
+async fn record_signed_ids(state: Arc<AppState>) {
+    loop {
+        tokio::time::sleep(replay::FLUSH_EVERY).await;
+        state
+            .replay
+            .flush(&state.db, chrono::Utc::now().timestamp())
+            .await;
+    }
 }
 
 /// Keeps what bursts of requests allocate from staying behind.

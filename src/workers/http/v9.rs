@@ -148,15 +148,9 @@ async fn verify(
     let signed = signing::verify(&key, &req, now).map_err(|r| error(r.status(), r.to_string()))?;
     let id = signed.request_id.clone();
     let expires = (signed.date + signing::MAX_AGE + signing::MAX_SKEW).timestamp() as f64;
-    let now_s = now.timestamp() as f64;
-    // Expired ids are purged every 64 signed requests.
-    let purge = state
-        .signed_count
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        .is_multiple_of(64);
     let fresh = state
-        .db
-        .write_quiet(move |c| crate::store::signed::remember(c, &id, now_s, expires, purge))
+        .replay
+        .first_time(&state.db, &id, now.timestamp(), expires as i64)
         .await?;
     if !fresh {
         return Err(error(409, "Request id already used: replay refused."));
