@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/discover", "yes"),
     ("GET", "/status", "no"),
     ("GET", "/notifications", "yes"),
+    ("GET", "/error/<int>", "no"),
 ];
 
 /// Whether a request speaks the 9.x protocol: it carries a signature or a
@@ -189,8 +190,27 @@ pub async fn process(
             verify(state, method, target, headers, &body).await?;
             notifications(state).await
         }
+        (&Method::GET, p) if p.starts_with("/error/") => debug_error(p),
         (_, "/discover" | "/status" | "/notifications") => Err(error(405, "Method not allowed.")),
         _ => Err(not_found(path)),
+    }
+}
+
+/// `GET /error/<int>` (unsigned, a 9.x debug aid the UI never calls):
+/// answers that code, as 9.0.1 does for codes of 400 and more (below 400
+/// its framework answered text; here JSON with the same words).
+fn debug_error(path: &str) -> Result<Answer, ApiError> {
+    let code: u16 = path["/error/".len()..]
+        .parse()
+        .map_err(|_| not_found(path))?;
+    match code {
+        400..=499 => Err(error(code, "HTTPError raised")),
+        500.. => Err(error(500, "Internal Server Error")),
+        _ => Ok(Answer {
+            status: StatusCode::from_u16(code.max(200)).unwrap_or(StatusCode::OK),
+            body: json!("HTTPResponse raised"),
+            headers: vec![],
+        }),
     }
 }
 
@@ -322,6 +342,25 @@ async fn status(state: &AppState) -> Result<Answer, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_debug_error_route() {
+        let err = |p: &str| {
+            debug_error(p)
+                .err()
+                .map(|e| (e.status().as_u16(), e.to_string()))
+        };
+        assert_eq!(err("/error/418"), Some((418, "HTTPError raised".into())));
+        assert_eq!(
+            err("/error/503"),
+            Some((500, "Internal Server Error".into()))
+        );
+        assert_eq!(
+            debug_error("/error/200").ok().map(|a| a.status.as_u16()),
+            Some(200)
+        );
+        assert!(debug_error("/error/x").is_err());
+    }
 
     #[test]
     fn not_found_quotes_like_python() {
