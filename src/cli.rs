@@ -174,3 +174,34 @@ impl ConfigArg {
         }
     }
 }
+
+/// Asks one line on the terminal (not echoed when `secret` and stdin is a
+/// terminal; read plainly from a pipe, for scripts). The operator tools'
+/// one prompt.
+pub fn prompt(text: &str, secret: bool) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    print!("{text}");
+    let _ = std::io::stdout().flush();
+    let stdin = std::io::stdin();
+    let saved = if secret && stdin.is_terminal() {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        tcgetattr(&stdin).ok().inspect(|t| {
+            let mut quiet = t.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+        })
+    } else {
+        None
+    };
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &t);
+        println!();
+    }
+    match read {
+        Ok(0) => Err("no more input".into()),
+        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -4,7 +4,7 @@
 //! `[temboard] ssl_ca_cert_file` when set (as 9.x), else not at all (as 9.x,
 //! and said in the output: set `ssl_ca_cert_file` on a hostile network).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -192,38 +192,15 @@ pub struct RegisterOptions {
     pub ui_url: Option<String>,
 }
 
+/// Asks until the answer is valid (9.x re-asks after `Invalid ...`).
 fn ask(
     prompt: &str,
     secret: bool,
     valid: fn(&str) -> bool,
     invalid: &str,
 ) -> Result<String, String> {
-    let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
     loop {
-        print!("{prompt}");
-        let _ = std::io::stdout().flush();
-        let saved = if secret && tty {
-            use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-            tcgetattr(&stdin).ok().inspect(|t| {
-                let mut quiet = t.clone();
-                quiet.local_flags.remove(LocalFlags::ECHO);
-                let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-            })
-        } else {
-            None
-        };
-        let mut line = String::new();
-        let n = stdin.lock().read_line(&mut line);
-        if let Some(t) = saved {
-            let _ = nix::sys::termios::tcsetattr(&stdin, nix::sys::termios::SetArg::TCSANOW, &t);
-            println!();
-        }
-        match n {
-            Ok(0) | Err(_) => return Err("no more input".into()),
-            Ok(_) => {}
-        }
-        let v = line.trim_end_matches(['\r', '\n']).to_string();
+        let v = crate::cli::prompt(prompt, secret)?;
         if valid(&v) {
             return Ok(v);
         }

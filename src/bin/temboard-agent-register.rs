@@ -5,7 +5,6 @@
 //!
 //! `-h` is the agent host, as in 2.x; help is `-?` or `--help`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
@@ -48,32 +47,7 @@ struct Args {
 }
 
 fn ask(prompt: &str, secret: bool) -> Result<String, String> {
-    print!("{prompt}");
-    let _ = std::io::stdout().flush();
-    let tty = std::io::stdin().is_terminal();
-    let saved = if secret && tty {
-        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-        let stdin = std::io::stdin();
-        tcgetattr(&stdin).ok().inspect(|t| {
-            let mut quiet = t.clone();
-            quiet.local_flags.remove(LocalFlags::ECHO);
-            let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
-        })
-    } else {
-        None
-    };
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if let Some(t) = saved {
-        let _ =
-            nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, &t);
-        println!();
-    }
-    match read {
-        Ok(0) => Err("no more input".into()),
-        Ok(_) => Ok(line.trim_end_matches(['\n', '\r']).to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    temboard_agent::cli::prompt(prompt, secret)
 }
 
 fn run(args: Args) -> Result<(), String> {

@@ -764,18 +764,10 @@ impl Supervisor {
         new.temboard.port = old.port;
         new.temboard.home = old.home.clone();
         new.temboard.user = old.user.clone();
-        let tls = match read_tls(&new) {
-            Ok(t) => t,
-            Err(e) => {
-                error!("reload refused, keeping the current configuration: {e}");
-                self.last_reload_error = Some(e);
-                self.publish();
-                self.notifier.send("READY=1");
-                return;
-            }
-        };
-        let signing_key_pem = match read_signing_key(&new) {
-            Ok(k) => k,
+        // Every file the workers get from us, checked before anything swaps.
+        let material = read_tls(&new).and_then(|t| read_signing_key(&new).map(|k| (t, k)));
+        let (tls, signing_key_pem) = match material {
+            Ok(m) => m,
             Err(e) => {
                 error!("reload refused, keeping the current configuration: {e}");
                 self.last_reload_error = Some(e);
