@@ -34,7 +34,15 @@ fn bench(c: &mut Criterion) {
         .unwrap()
         .and_utc();
     for bits in [2048usize, 4096] {
-        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits).unwrap();
+        // OpenSSL makes the key: the `rsa` crate's key generation takes
+        // minutes in the unoptimised build `cargo test --all-targets` runs.
+        let pem = openssl::rsa::Rsa::generate(bits as u32)
+            .and_then(openssl::pkey::PKey::from_rsa)
+            .and_then(|k| k.private_key_to_pem_pkcs8())
+            .unwrap();
+        use rsa::pkcs8::DecodePrivateKey;
+        let private =
+            rsa::RsaPrivateKey::from_pkcs8_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
         let public_pem = rsa::RsaPublicKey::from(&private)
             .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap();

@@ -8,6 +8,14 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
+/// The version the 9.x UI is told: the contract this agent speaks, with our
+/// own version as build metadata. The UI compares `agent_version` as a
+/// string (its Prometheus configuration skips agents below `"8"`), so our
+/// `0.x` alone would exclude the agent.
+pub fn agent_version() -> String {
+    format!("9.0.1+rs.{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The document from its `postgres` section, with its ETag: the SHA-256 of
 /// its JSON text (serde_json's maps are sorted by key, so the text is
 /// canonical and the ETag changes exactly when the document does).
@@ -16,7 +24,9 @@ pub fn document(postgres: Value, fqdn: &str, config: &Config) -> (Value, String)
         "postgres": postgres,
         "system": system(fqdn),
         "temboard": {
-            "agent_version": env!("CARGO_PKG_VERSION"),
+            "agent_version": agent_version(),
+            "python_version": "n/a",
+            "pythonbin": "n/a",
             "bin": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             "configfile": config.configfile.display().to_string(),
             "plugins": config.temboard.plugins,

@@ -313,7 +313,10 @@ fn discover_and_status_in_the_9x_shapes() {
         .starts_with("PostgreSQL "));
     assert_eq!(d["system"]["fqdn"], "agent.example.org");
     assert!(d["system"]["cpu_count"].as_u64().unwrap() >= 1);
-    assert_eq!(d["temboard"]["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        d["temboard"]["agent_version"],
+        format!("9.0.1+rs.{}", env!("CARGO_PKG_VERSION"))
+    );
 
     // The `discover` command builds the same document: same ETag.
     let out = std::process::Command::new(AGENT)
