@@ -2,7 +2,20 @@
 # Runs every test: unit tests, the golden config test against Python's
 # configparser, and the integration tests that start a private PostgreSQL and
 # the real agent binary. Installs missing prerequisites first (as root).
-set -euo pipefail
+# Every test binary runs even when one fails; the failures are listed at the
+# end, and the exit status is cargo's.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prereqs.sh
-cargo test --all-targets "$@"
+bash scripts/prereqs.sh || exit 1
+log=$(mktemp /tmp/tba-test.XXXXXX)
+trap 'rm -f "$log"' EXIT
+cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+echo
+if [ "$status" -eq 0 ]; then
+  echo "summary: every test binary passed"
+else
+  echo "summary: failures"
+  grep -E '^test .* FAILED$|^error: test failed|^error: [0-9]+ targets? failed' "$log" | sed 's/^/  /'
+fi
+exit "$status"

@@ -332,7 +332,24 @@ async fn handshake(
     peer: SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
 ) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // Plain HTTP on the HTTPS port (a client typing http://): answered in
+    // plain HTTP with a JSON error naming the https URL, as nginx does,
+    // instead of a few bytes of TLS alert that curl shows as "HTTP/0.9".
+    // One deadline for the first byte and the handshake together.
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0].is_ascii_uppercase() => {
+            plain_http_refusal(tcp).await;
+            return None;
+        }
+        Ok(Ok(1)) => {}
+        _ => {
+            tracing::debug!("TLS handshake with {peer} timed out or the client left");
+            return None;
+        }
+    }
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake with {peer} failed: {e}");
@@ -341,6 +358,54 @@ async fn handshake(
         Err(_) => {
             tracing::debug!("TLS handshake with {peer} timed out");
             None
+        }
+    }
+}
+
+/// Answers a plain-HTTP request with a 400 naming the https URL, then
+/// closes after reading what the client sent (bounded in size and time, so
+/// the answer is not destroyed by a reset over unread data).
+async fn plain_http_refusal(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = vec![0u8; 8192];
+    let mut len = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while len < head.len() && !head[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, tcp.read(&mut head[len..])).await {
+            Ok(Ok(n)) if n > 0 => len += n,
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&head[..len]);
+    let host = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("host"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "<host>:<port>".into());
+    let body = serde_json::json!({
+        "error": format!("This port speaks HTTPS, not plain HTTP: use https://{host}/")
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nServer: {SERVER_HEADER}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if tcp.write_all(answer.as_bytes()).await.is_ok() {
+        let _ = tcp.shutdown().await;
+        // Lingering close: what the client still sends is read and dropped
+        // for a moment, so the close does not turn into a reset.
+        let mut sink = [0u8; 4096];
+        let linger = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut budget = 64 * 1024;
+        while budget > 0 {
+            match tokio::time::timeout_at(linger, tcp.read(&mut sink)).await {
+                Ok(Ok(n)) if n > 0 => budget -= n.min(budget),
+                _ => break,
+            }
         }
     }
 }

@@ -180,6 +180,10 @@ async fn process(
         && !parts.headers.contains_key("x-session")
         && !parts.headers.contains_key(hyper::header::AUTHORIZATION);
     let caller = if by_key {
+        if route.handler == Handler::Metrics && !offers_key(&parts.headers, &query) {
+            // Said plainly: "key not configured" sent operators to the wrong fix.
+            return Err(ApiError::Status(401, METRICS_CREDENTIALS.into()));
+        }
         check_key(state, &parts.headers, &query)?;
         Some(Caller {
             session: String::new(),
@@ -238,6 +242,14 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiErro
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         _ => Err(UNREADABLE),
     }
+}
+
+/// What `/metrics` asked without any credential answers.
+const METRICS_CREDENTIALS: &str = "Authentication required: send a session (X-Session), an API token (Authorization: Bearer <token>; create a read-only one with: temboard-agent-token -c <config> create <name> --read-only) or the agent key (X-TemBoard-Agent-Key header or ?key=).";
+
+/// Whether the request offers the agent key at all.
+fn offers_key(headers: &HeaderMap, query: &pgconf::Query) -> bool {
+    headers.contains_key("x-temboard-agent-key") || query.iter().any(|(k, _)| k == "key")
 }
 
 /// The temBoard 3.x+ key access: `?key=` or `X-TemBoard-Agent-Key`, compared
