@@ -601,3 +601,35 @@ fn pg_ident_round_trip_with_previous() {
         (406, "Parameter 'content' not sent.".into())
     );
 }
+
+/// Issue #17: a pooled backend re-reads the files lazily after a reload and
+/// then shows the values of a later `ALTER SYSTEM`; the status must show
+/// what PostgreSQL runs with.
+#[test]
+fn status_sees_a_pending_reload_after_a_later_alter_system() {
+    let pg = PgCluster::start();
+    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    let s = agent.login("alice", "alice");
+    let r = agent.post_json(
+        "/pgconf/configuration",
+        &json!({"settings": [{"name": "autovacuum", "setting": "off"}]}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mut c = pg.client();
+    c.batch_execute("ALTER SYSTEM SET shared_buffers TO '256MB'")
+        .unwrap();
+    c.batch_execute("ALTER SYSTEM SET autovacuum TO 'on'")
+        .unwrap();
+    let st = agent
+        .get_with_session("/pgconf/configuration/status", &s)
+        .json();
+    assert_eq!(st["restart_pending"], true, "{st}");
+    assert_eq!(st["reload_pending"], true, "{st}");
+    // The running value, not the file's.
+    let all = agent
+        .get_with_session("/pgconf/configuration?filter=autovacuum", &s)
+        .json();
+    let text = all.to_string();
+    assert!(text.contains("\"setting\":\"off\""), "{text}");
+}

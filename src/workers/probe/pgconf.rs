@@ -408,8 +408,14 @@ impl Probe {
     pub(super) fn pgconf(&self, call: PgconfCall) -> Result<ProbeReply, WorkerError> {
         let doc = |value: Value| Ok(ProbeReply::Document { value });
         match call {
+            // Settings and status are read on a backend opened for the
+            // purpose: a pooled one may have re-read the files lazily and
+            // show values PostgreSQL does not run with (see Pool::with_new).
             PgconfCall::Settings { filter, category } => {
-                let list = self.with(|c| load(c, filter.as_deref(), category.as_deref(), None))?;
+                let params = self.ctx.settings().config.postgresql.clone();
+                let list = self
+                    .pool
+                    .with_new(&params, |c| load(c, filter.as_deref(), category.as_deref(), None))?;
                 doc(grouped(list))
             }
             PgconfCall::Categories => {
@@ -422,7 +428,10 @@ impl Probe {
                 })?;
                 doc(json!({ "categories": cats }))
             }
-            PgconfCall::Status => doc(status(self.with(|c| load(c, None, None, None))?)),
+            PgconfCall::Status => {
+                let params = self.ctx.settings().config.postgresql.clone();
+                doc(status(self.pool.with_new(&params, |c| load(c, None, None, None))?))
+            }
             PgconfCall::Update { settings, filter } => {
                 let params = self.ctx.settings().config.postgresql.clone();
                 self.pool.with_once(&params, |c| update(c, &settings, filter.as_deref()))?.and_then(doc)

@@ -199,6 +199,52 @@ impl Pool {
         self.freed.notify_one();
     }
 
+    /// Runs `f` on a connection opened for the purpose and closed after it
+    /// (within the cap: an idle pooled connection is closed to make room).
+    ///
+    /// Why: a pooled backend handles the postmaster's SIGHUP lazily, at its
+    /// next command, and then re-reads the configuration files *as they are
+    /// then* — after any later `ALTER SYSTEM` — so its `pg_settings.setting`
+    /// can show a value the server does not run with. A new backend starts
+    /// from the postmaster's configuration: the values in force.
+    pub fn with_new<T>(
+        &self,
+        params: &PostgresqlSection,
+        f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        {
+            let mut st = self.lock();
+            loop {
+                if st.open < MAX_CONNECTIONS {
+                    st.open += 1;
+                    break;
+                }
+                if let Some(c) = st.idle.pop() {
+                    // Its slot is ours; the connection closes when dropped.
+                    st.own_pids.remove(&c.backend_pid);
+                    break;
+                }
+                let (guard, timeout) = self
+                    .freed
+                    .wait_timeout(st, CHECKOUT_WAIT)
+                    .unwrap_or_else(|p| p.into_inner());
+                st = guard;
+                if timeout.timed_out() && st.idle.is_empty() && st.open >= MAX_CONNECTIONS {
+                    return Err(WorkerError::Timeout(format!(
+                        "all {MAX_CONNECTIONS} PostgreSQL connections of the agent are busy"
+                    )));
+                }
+            }
+        }
+        let mut conn = self.connect(params).inspect_err(|_| {
+            self.lock().open -= 1;
+            self.freed.notify_one();
+        })?;
+        let result = f(&mut conn);
+        self.give_back(conn, true);
+        result.map_err(|e| WorkerError::Postgres(describe(&e)))
+    }
+
     /// Runs `f` once on a pooled connection, without retry: for work that
     /// must not run twice (settings changes).
     pub fn with_once<T>(
