@@ -36,33 +36,11 @@ pub fn target(uri: &Uri) -> String {
     format!("{path}?{}", parts.join("&"))
 }
 
-/// Whether a raw (maybe percent-encoded) parameter name names a credential.
+/// Whether a raw (maybe percent-encoded) parameter name names a credential
+/// (decoded as query parameters are: `unquote_plus`).
 fn is_secret(raw: &str) -> bool {
-    let decoded: String = percent_decode(raw).to_ascii_lowercase();
+    let decoded = super::pgconf::decode_segment(raw).to_ascii_lowercase();
     SECRET_PARAMS.contains(&decoded.trim())
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -71,32 +71,14 @@ fn error(code: u16, text: impl Into<String>) -> ApiError {
 
 /// The 9.x 404 text: Python's `repr()` of the path.
 fn not_found(path: &str) -> ApiError {
-    let decoded = percent_decode(path);
+    // Paths are percent-decoded (not `+`), as 9.x's router does.
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let quoted = if decoded.contains('\'') && !decoded.contains('"') {
         format!("\"{decoded}\"")
     } else {
         format!("'{}'", decoded.replace('\'', "\\'"))
     };
     error(404, format!("Not found: {quoted}"))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The parsed public key of the settings in force (parsed again only when
