@@ -8,26 +8,22 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// Records a request id until `expires` (seconds since the epoch); `false`
-/// when it was already seen and has not expired (a replay). One transaction
-/// (one WAL append); with `purge`, expired ids are removed too (the caller
-/// asks every few dozen requests), so the table stays bounded by the
-/// request rate times the window without a separate job.
-pub fn remember(
-    conn: &mut Connection,
-    id: &str,
-    now: f64,
-    expires: f64,
-    purge: bool,
-) -> rusqlite::Result<bool> {
+/// Forgets expired ids, at most 1,000 a call.
+fn purge(conn: &Connection, now: f64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM signed_requests WHERE id IN \
+         (SELECT id FROM signed_requests WHERE expires < ?1 ORDER BY expires LIMIT 1000)",
+    )?
+    .execute([now])?;
+    Ok(())
+}
+
+/// Records one request id until `expires` (seconds since the epoch) before
+/// the answer; `false` when it was already seen and has not expired (a
+/// replay). The slow path of the http worker's replay guard, once its map
+/// is no longer trusted alone.
+pub fn remember(conn: &mut Connection, id: &str, now: f64, expires: f64) -> rusqlite::Result<bool> {
     let tx = conn.transaction()?;
-    if purge {
-        tx.prepare_cached(
-            "DELETE FROM signed_requests WHERE id IN \
-             (SELECT id FROM signed_requests WHERE expires < ?1 ORDER BY expires LIMIT 1000)",
-        )?
-        .execute([now])?;
-    }
     let inserted = tx
         .prepare_cached("INSERT OR IGNORE INTO signed_requests (id, expires) VALUES (?1, ?2)")?
         .execute(params![id, expires])?;
@@ -41,6 +37,33 @@ pub fn remember(
             == 1;
     tx.commit()?;
     Ok(fresh)
+}
+
+/// Writes ids the http worker accepted (one transaction), forgetting
+/// expired ones: the table stays bounded by the request rate times the
+/// window without a separate job.
+pub fn record(conn: &mut Connection, ids: &[(String, i64)], now: f64) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    purge(&tx, now)?;
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT OR REPLACE INTO signed_requests (id, expires) VALUES (?1, ?2)",
+        )?;
+        for (id, e) in ids {
+            ins.execute(params![id, *e as f64])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Ids not expired at `now`, at most `limit` (what a new worker loads).
+pub fn unexpired(conn: &Connection, now: f64, limit: i64) -> rusqlite::Result<Vec<(String, i64)>> {
+    let mut st = conn
+        .prepare_cached("SELECT id, expires FROM signed_requests WHERE expires >= ?1 LIMIT ?2")?;
+    let rows = st.query_map(params![now, limit], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)? as i64))
+    })?;
+    rows.collect()
 }
 
 /// The stored discover document and its ETag.
@@ -69,21 +92,25 @@ mod tests {
     fn a_request_id_is_accepted_once_within_its_window() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = crate::store::open(dir.path()).unwrap();
-        assert!(remember(&mut c, "a", 100.0, 200.0, true).unwrap());
-        assert!(
-            !remember(&mut c, "a", 150.0, 250.0, false).unwrap(),
-            "replay"
-        );
-        assert!(remember(&mut c, "b", 150.0, 250.0, false).unwrap());
-        // Past its window the id is forgotten (the date check refuses such
+        assert!(remember(&mut c, "a", 100.0, 200.0).unwrap());
+        assert!(!remember(&mut c, "a", 150.0, 250.0).unwrap(), "replay");
+        // Past its window the id is new again (the date check refuses such
         // an old request anyway).
-        assert!(remember(&mut c, "a", 201.0, 301.0, false).unwrap());
-        assert!(remember(&mut c, "c", 260.0, 400.0, true).unwrap());
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM signed_requests", [], |r| r.get(0))
-            .unwrap();
-        // "b" expired at 250 and was purged at 260.
-        assert_eq!(n, 2);
+        assert!(remember(&mut c, "a", 201.0, 301.0).unwrap());
+        // A batch records, and forgets what expired.
+        record(&mut c, &[("b".into(), 250)], 200.0).unwrap();
+        record(&mut c, &[("c".into(), 400)], 260.0).unwrap();
+        let left: Vec<String> = unexpired(&c, 0.0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(!left.contains(&"b".to_string()));
+        assert_eq!(
+            unexpired(&c, 350.0, 10).unwrap(),
+            vec![("c".to_string(), 400)]
+        );
     }
 
     #[test]

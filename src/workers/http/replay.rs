@@ -64,15 +64,7 @@ impl Replay {
         }
         let limit = MAX_IN_MEMORY as i64 + 1;
         let rows = db
-            .read(move |c| {
-                let mut st = c.prepare(
-                    "SELECT id, expires FROM signed_requests WHERE expires >= ?1 LIMIT ?2",
-                )?;
-                let rows = st.query_map(rusqlite::params![now as f64, limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)? as i64))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
+            .read(move |c| crate::store::signed::unexpired(c, now as f64, limit))
             .await?;
         let mut s = self.lock();
         s.complete = rows.len() <= MAX_IN_MEMORY;
@@ -114,10 +106,8 @@ impl Replay {
         }
         // The map alone is not trusted: SQLite decides, before the answer.
         let id = id.to_string();
-        db.write_quiet(move |c| {
-            crate::store::signed::remember(c, &id, now as f64, expires as f64, false)
-        })
-        .await
+        db.write_quiet(move |c| crate::store::signed::remember(c, &id, now as f64, expires as f64))
+            .await
     }
 
     /// Writes the recorded ids to SQLite (one transaction) and forgets the
@@ -129,23 +119,7 @@ impl Replay {
         }
         let kept = pending.clone();
         let written = db
-            .write_quiet(move |c| {
-                let tx = c.transaction()?;
-                tx.prepare_cached(
-                    "DELETE FROM signed_requests WHERE id IN \
-                     (SELECT id FROM signed_requests WHERE expires < ?1 ORDER BY expires LIMIT 1000)",
-                )?
-                .execute([now as f64])?;
-                {
-                    let mut ins = tx.prepare_cached(
-                        "INSERT OR REPLACE INTO signed_requests (id, expires) VALUES (?1, ?2)",
-                    )?;
-                    for (id, e) in &pending {
-                        ins.execute(rusqlite::params![id, *e as f64])?;
-                    }
-                }
-                tx.commit()
-            })
+            .write_quiet(move |c| crate::store::signed::record(c, &pending, now as f64))
             .await;
         if let Err(e) = written {
             // Kept for the next round: nothing recorded is dropped.
