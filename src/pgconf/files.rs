@@ -16,6 +16,20 @@ fn temp_prefix(name: &str) -> String {
     format!(".{name}.temboard-")
 }
 
+/// The temporary file of this process for `name` in `dir`.
+fn temp_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{}{}.tmp", temp_prefix(name), std::process::id()))
+}
+
+/// Creates a temporary file, new and private until it is complete.
+fn create_temp(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Replaces `path` with `content` atomically, keeping owner and mode.
 ///
 /// A symbolic link (a `pg_hba.conf` kept elsewhere and linked into the data
@@ -38,13 +52,9 @@ pub fn atomic_write(path: &Path, content: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let meta = std::fs::metadata(path).ok();
     let mode = meta.as_ref().map(|m| m.mode() & 0o7777).unwrap_or(0o600);
-    let tmp = dir.join(format!("{}{}.tmp", temp_prefix(&name), std::process::id()));
+    let tmp = temp_path(dir, &name);
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = create_temp(&tmp)?;
         f.write_all(content)?;
         if let Some(m) = &meta {
             // Only root can give a file away; as the owner this is a no-op.
@@ -83,13 +93,9 @@ pub fn copy_new(from: &Path, to: &Path) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!("{}{}.tmp", temp_prefix(&name), std::process::id()));
+    let tmp = temp_path(dir, &name);
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = create_temp(&tmp)?;
         f.write_all(&content)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.sync_all()?;

@@ -150,17 +150,26 @@ impl Pool {
                     self.freed.notify_one();
                 });
             }
-            let (guard, timeout) = self
-                .freed
-                .wait_timeout(st, CHECKOUT_WAIT)
-                .unwrap_or_else(|p| p.into_inner());
-            st = guard;
-            if timeout.timed_out() && st.idle.is_empty() && st.open >= MAX_CONNECTIONS {
-                return Err(WorkerError::Timeout(format!(
-                    "all {MAX_CONNECTIONS} PostgreSQL connections of the agent are busy"
-                )));
-            }
+            st = self.wait_for_room(st)?;
         }
+    }
+
+    /// Waits for a connection to be given back, at most [`CHECKOUT_WAIT`];
+    /// the error says the cap is reached.
+    fn wait_for_room<'a>(
+        &'a self,
+        st: std::sync::MutexGuard<'a, State>,
+    ) -> Result<std::sync::MutexGuard<'a, State>, WorkerError> {
+        let (st, timeout) = self
+            .freed
+            .wait_timeout(st, CHECKOUT_WAIT)
+            .unwrap_or_else(|p| p.into_inner());
+        if timeout.timed_out() && st.idle.is_empty() && st.open >= MAX_CONNECTIONS {
+            return Err(WorkerError::Timeout(format!(
+                "all {MAX_CONNECTIONS} PostgreSQL connections of the agent are busy"
+            )));
+        }
+        Ok(st)
     }
 
     fn connect(&self, params: &PostgresqlSection) -> Result<Conn, WorkerError> {
@@ -224,16 +233,7 @@ impl Pool {
                     st.own_pids.remove(&c.backend_pid);
                     break;
                 }
-                let (guard, timeout) = self
-                    .freed
-                    .wait_timeout(st, CHECKOUT_WAIT)
-                    .unwrap_or_else(|p| p.into_inner());
-                st = guard;
-                if timeout.timed_out() && st.idle.is_empty() && st.open >= MAX_CONNECTIONS {
-                    return Err(WorkerError::Timeout(format!(
-                        "all {MAX_CONNECTIONS} PostgreSQL connections of the agent are busy"
-                    )));
-                }
+                st = self.wait_for_room(st)?;
             }
         }
         let mut conn = self.connect(params).inspect_err(|_| {
