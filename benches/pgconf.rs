@@ -4,7 +4,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
-use temboard_agent::pgconf::{hba, settings};
+use temboard_agent::plugins::pgconf::{hba, settings};
 
 /// A realistic pg_hba.conf: comments, every connection type, options.
 fn hba_text(lines: usize) -> String {

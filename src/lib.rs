@@ -8,13 +8,13 @@
 pub mod certgen;
 pub mod cli;
 pub mod config;
-pub mod dashboard;
 pub mod discover9;
 pub mod host;
+pub mod http_client;
 pub mod ipc;
 pub mod logging;
-pub mod monitoring;
-pub mod pgconf;
+pub mod pgversion;
+pub mod plugins;
 pub mod privileges;
 pub mod setup;
 pub mod signing;

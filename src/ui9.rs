@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::config::{self, LoadRequest};
-use crate::monitoring::client::{agent, error_of};
+use crate::http_client::{agent, error_of};
 
 /// An operator command's failure: the one line printed, exit status 1.
 pub type Outcome = Result<(), String>;

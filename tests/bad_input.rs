@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use temboard_agent::workers::http::routes::ROUTES;
+use temboard_agent::workers::http::routes;
 
 /// xorshift64*: reproducible cases from a seed, no dependency.
 struct Rng(u64);
@@ -219,7 +219,7 @@ fn concrete_path(rng: &mut Rng, path: &str) -> String {
 }
 
 fn get_paths() -> Vec<&'static str> {
-    ROUTES
+    routes::all()
         .iter()
         // Not /logout: it would end the session the cases carry.
         .filter(|r| r.method == "GET" && r.path != "/logout")

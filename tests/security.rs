@@ -554,15 +554,15 @@ fn a_version_copy_on_a_full_disk_leaves_nothing_behind() {
     let _tmpfs = Tmpfs(mnt.clone());
     let hba = mnt.join("pg_hba.conf");
     std::fs::write(&hba, "local all all trust\n".repeat(2000)).unwrap(); // 40 kB of 64
-    let version = temboard_agent::pgconf::files::version_path(&hba, "2026-01-01T00:00:00");
-    let e = temboard_agent::pgconf::files::copy_new(&hba, &version).unwrap_err();
+    let version = temboard_agent::plugins::pgconf::files::version_path(&hba, "2026-01-01T00:00:00");
+    let e = temboard_agent::plugins::pgconf::files::copy_new(&hba, &version).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     let left: Vec<String> = std::fs::read_dir(&mnt)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, vec!["pg_hba.conf".to_string()], "left behind");
-    assert!(temboard_agent::pgconf::files::versions(&hba)
+    assert!(temboard_agent::plugins::pgconf::files::versions(&hba)
         .unwrap()
         .is_empty());
 }

@@ -21,7 +21,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use temboard_agent::pgconf::hba::{parse, write, HbaError};
+use temboard_agent::plugins::pgconf::hba::{parse, write, HbaError};
 
 /// Entries with comment texts left-trimmed, the one normalization the 2.x
 /// writer applies.

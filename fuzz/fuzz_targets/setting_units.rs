@@ -25,7 +25,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use temboard_agent::pgconf::settings::{
+use temboard_agent::plugins::pgconf::settings::{
     normalize_bool, parse_conf, strip_outer_quotes, to_unit, typed,
 };
 

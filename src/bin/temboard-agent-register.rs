@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser};
 use serde_json::{json, Value};
 use temboard_agent::config;
-use temboard_agent::monitoring::client::{agent, error_of};
+use temboard_agent::http_client::{agent, error_of};
 use temboard_agent::users::{valid_password, valid_username};
 
 /// Register this agent in a temBoard UI.

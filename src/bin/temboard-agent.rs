@@ -183,10 +183,10 @@ fn done(outcome: temboard_agent::ui9::Outcome) -> i32 {
 
 /// `routes`: the 2.x table (auth: session, key, none) and the 9.x one.
 fn print_routes() {
-    use temboard_agent::workers::http::{routes::ROUTES, v9};
+    use temboard_agent::workers::http::{routes, v9};
     let head = |last: &str| println!("{:<7} {:<48} {:<15} {last}", "METHOD", "PATH", "PLUGIN");
     head("2.x AUTH");
-    for r in ROUTES {
+    for r in routes::all() {
         let auth = match (r.session, r.key) {
             (true, true) => "session/token/key",
             (true, false) => "session/token",

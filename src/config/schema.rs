@@ -42,33 +42,6 @@ const fn secret(section: &'static str, key: &'static str, allowed: &'static str)
     }
 }
 
-/// Plugins this agent knows, in the order of the 2.x default list.
-pub const KNOWN_PLUGINS: &[&str] = &[
-    "activity",
-    "administration",
-    "dashboard",
-    "monitoring",
-    "pgconf",
-];
-
-/// Monitoring probes, as named by the 2.x agent.
-pub const KNOWN_PROBES: &[&str] = &[
-    "sessions",
-    "xacts",
-    "locks",
-    "blocks",
-    "bgwriter",
-    "db_size",
-    "tblspc_size",
-    "filesystems_size",
-    "cpu",
-    "process",
-    "memory",
-    "loadavg",
-    "wal_files",
-    "replication",
-];
-
 /// Every key the agent reads. Plugin sections are only validated when the
 /// plugin is listed in `[temboard] plugins`, as in 2.x.
 pub const KEYS: &[KeyDef] = &[

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::layers::{Layers, RawValue};
-use super::schema::{self, KNOWN_PLUGINS, KNOWN_PROBES};
+use super::schema;
 use super::*;
 
 struct Ctx<'a> {
@@ -205,13 +205,13 @@ fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
             ctx.warnings.push(format!(
                 "[temboard] plugins: '{n}' (a temBoard 9.x plugin) is not served by this agent yet: left out"
             ));
-        } else if !KNOWN_PLUGINS.contains(&n.as_str()) {
+        } else if crate::plugins::find(&n).is_none() {
             ctx.fail(
                 "temboard",
                 "plugins",
                 format!(
                     "unknown plugin '{n}': known plugins are {}",
-                    KNOWN_PLUGINS.join(", ")
+                    crate::plugins::names().join(", ")
                 ),
             );
         } else if !out.contains(&n) {
@@ -500,7 +500,11 @@ pub(super) fn typed(
     let monitoring = MonitoringSection {
         dbnames: c.list_or_all("monitoring", "dbnames", None),
         collector_url,
-        probes: c.list_or_all("monitoring", "probes", Some(KNOWN_PROBES)),
+        probes: c.list_or_all(
+            "monitoring",
+            "probes",
+            Some(crate::plugins::monitoring::PROBES),
+        ),
         scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
         ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
         queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),

@@ -206,7 +206,8 @@ pub enum WorkerError {
     Internal(String),
 }
 
-/// Calls to the probe worker.
+/// Calls to the probe worker: the core's own, and plugins' calls carried
+/// without the host knowing their types.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProbeCall {
@@ -220,34 +221,12 @@ pub enum ProbeCall {
     Discover9,
     /// temBoard 9.x: the PostgreSQL facts of `GET /status`.
     Status9,
-    /// `version()` and `server_version`.
-    PgVersion,
-    /// `/activity` rows.
-    Activity,
-    /// `/activity/waiting` rows.
-    ActivityWaiting,
-    /// `/activity/blocking` rows.
-    ActivityBlocking,
-    /// PostgreSQL part of the dashboard set.
-    Dashboard,
-    /// A pgconf request (settings, pg_hba.conf, pg_ident.conf).
-    Pgconf(PgconfCall),
-    /// Run SQL monitoring probes (raw counters); unknown or host probes are ignored.
-    Monitoring {
-        /// Probe names.
-        probes: Vec<String>,
-        /// Databases to report (`None` = all).
-        dbnames: Option<Vec<String>>,
-    },
-    /// The instance description of the monitoring payload.
-    MonitoringInstance {
-        /// Databases to describe (`None` = all).
-        dbnames: Option<Vec<String>>,
-    },
-    /// `pg_terminate_backend` of each pid.
-    Terminate {
-        /// Backend pids.
-        pids: Vec<i32>,
+    /// A plugin's call (its own enum, see `plugins::PluginCall`).
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's call as JSON.
+        call: serde_json::Value,
     },
 }
 
@@ -270,27 +249,15 @@ pub enum ProbeReply {
         /// `server_version_num`.
         version_num: i32,
     },
-    /// Answer to `PgVersion`.
-    PgVersion {
-        /// `version()`.
-        full: String,
-        /// `server_version`.
-        server_version: String,
-    },
-    /// Rows of a listing, in the API's JSON shape.
-    Rows {
-        /// The rows.
-        rows: Vec<serde_json::Value>,
-    },
-    /// A JSON document (dashboard part, ...).
+    /// A JSON document (9.x discover and status parts).
     Document {
         /// The document.
         value: serde_json::Value,
     },
-    /// Answer to `Terminate`: (pid, terminated) in request order.
-    Terminated {
-        /// Results.
-        backends: Vec<(i32, bool)>,
+    /// A plugin's reply (its own type, as JSON).
+    Plugin {
+        /// The reply.
+        value: serde_json::Value,
     },
 }
 
@@ -300,12 +267,12 @@ pub enum ProbeReply {
 pub enum PgCtlCall {
     /// Liveness.
     Ping,
-    /// Run the control command for an action.
-    Control {
-        /// start, stop, restart or reload.
-        action: String,
-        /// API user asking.
-        username: String,
+    /// A plugin's call (its own enum, see `plugins::PluginCall`).
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's call as JSON.
+        call: serde_json::Value,
     },
 }
 
@@ -315,12 +282,10 @@ pub enum PgCtlCall {
 pub enum PgCtlReply {
     /// Answer to `Ping`.
     Pong,
-    /// Result of a control action.
-    Done {
-        /// Operation id.
-        operation: String,
-        /// `ok`, or `ko` when PostgreSQL did not reach the expected state in time.
-        state: String,
+    /// A plugin's reply (its own type, as JSON).
+    Plugin {
+        /// The reply.
+        value: serde_json::Value,
     },
 }
 
@@ -360,61 +325,4 @@ mod tests {
         };
         assert!(!format!("{t:?}").contains("SECRET"));
     }
-}
-
-/// Calls of the pgconf plugin, answered by the probe worker (it runs as the
-/// cluster owner and knows where PostgreSQL's files are).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum PgconfCall {
-    /// Settings grouped by category, optionally filtered.
-    Settings {
-        /// Substring of name or descriptions (already validated).
-        filter: Option<String>,
-        /// Exact category.
-        category: Option<String>,
-    },
-    /// Sorted category names.
-    Categories,
-    /// Settings waiting for a reload or a restart.
-    Status,
-    /// `ALTER SYSTEM` for each item, then a reload.
-    Update {
-        /// The `settings` list of the request.
-        settings: serde_json::Value,
-        /// Narrows the lookup, as `?filter=` does.
-        filter: Option<String>,
-    },
-    /// pg_hba.conf entries, or its raw text, current or a version.
-    HbaRead {
-        /// Version to read.
-        version: Option<String>,
-        /// Raw text instead of entries.
-        raw: bool,
-    },
-    /// Replace pg_hba.conf with entries or raw text.
-    HbaWrite {
-        /// Entries (written in the 2.x format).
-        entries: Option<Vec<serde_json::Value>>,
-        /// Raw text.
-        content: Option<String>,
-        /// Keep a copy of the current file as a version first.
-        new_version: bool,
-    },
-    /// Versions of pg_hba.conf, newest first.
-    HbaVersions,
-    /// Remove a version.
-    HbaDelete {
-        /// The version.
-        version: String,
-    },
-    /// Values proposed for each column.
-    HbaOptions,
-    /// pg_ident.conf text.
-    IdentRead,
-    /// Replace pg_ident.conf, keeping `.previous`.
-    IdentWrite {
-        /// New text.
-        content: String,
-    },
 }

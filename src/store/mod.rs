@@ -6,9 +6,7 @@
 //! keyed by a schema version and applied under `BEGIN IMMEDIATE`, so two workers
 //! opening a fresh database at once do not race.
 
-pub mod dashboard;
 pub mod meta;
-pub mod monitoring;
 pub mod notifications;
 pub mod operations;
 pub mod sessions;

@@ -9,6 +9,7 @@ use tracing::{error, info, warn};
 
 use super::error::ApiError;
 use super::login_guard::FAILURE_DELAY;
+use super::routes::{Call, Handled, Reply};
 use super::AppState;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::store::{notifications, sessions};
@@ -221,4 +222,43 @@ pub async fn discover(state: &AppState) -> Result<Value, ApiError> {
         "pg_data": data_directory,
         "plugins": s.config.temboard.plugins,
     }))
+}
+
+/// `POST /login` route.
+pub fn route_login(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        login(c.state, c.peer, &c.body, c.received)
+            .await
+            .map(Reply::Json)
+    })
+}
+
+/// `GET /logout` route.
+pub fn route_logout(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { logout(c.state, c.caller()?.clone()).await.map(Reply::Json) })
+}
+
+/// `GET /profile` route.
+pub fn route_profile(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { Ok(Reply::Json(profile(c.caller()?))) })
+}
+
+/// `GET /notifications` route.
+pub fn route_notifications(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { notifications(c.state).await.map(Reply::Json) })
+}
+
+/// `GET /discover` route (2.x).
+pub fn route_discover(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { discover(c.state).await.map(Reply::Json) })
+}
+
+/// `GET /status` route (2.x).
+pub fn route_status(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { Ok(Reply::Json(status(c.state))) })
+}
+
+/// `GET /agent/self` route.
+pub fn route_self(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { Ok(Reply::Json(agent_self(c.state))) })
 }

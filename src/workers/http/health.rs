@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::routes::{Call, Handled, Reply};
 use super::AppState;
 use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
+use hyper::StatusCode;
 
 /// A worker must answer a ping within this.
 const PING: Duration = Duration::from_secs(1);
@@ -51,7 +53,7 @@ async fn run_checks(app: &AppState) -> (bool, Value) {
             Ok((
                 get("scheduler_heartbeat")?,
                 get("collector_last_success")?,
-                crate::store::monitoring::backlog(c)?,
+                crate::plugins::monitoring::store::backlog(c)?,
             ))
         })
         .await
@@ -90,4 +92,17 @@ async fn run_checks(app: &AppState) -> (bool, Value) {
         ok,
         json!({ "status": if ok { "ok" } else { "failing" }, "components": components }),
     )
+}
+
+/// `GET /health` route: 200 or 503.
+pub fn route(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let (ok, v) = check(c.state).await;
+        let code = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        Ok(Reply::JsonStatus(code, v))
+    })
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::routes::{Call, Handled, Reply};
 use super::AppState;
 
 /// Escapes a label value (backslash, double quote, line feed).
@@ -212,8 +213,8 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
             let d = crate::store::meta::get(c, "monitoring_last_duration")?;
             Ok((
                 p,
-                crate::store::monitoring::backlog(c)?,
-                crate::store::monitoring::dropped(c)?,
+                crate::plugins::monitoring::store::backlog(c)?,
+                crate::plugins::monitoring::store::dropped(c)?,
                 d,
             ))
         })
@@ -272,6 +273,11 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
         );
     }
     Ok(out.render())
+}
+
+/// `GET /metrics` route.
+pub fn route(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { render(c.state).await.map(Reply::Text) })
 }
 
 #[cfg(test)]

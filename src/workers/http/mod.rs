@@ -4,9 +4,7 @@
 //! probe worker, every control action a request to the pg_ctl worker.
 
 mod access_log;
-pub mod admin;
 pub mod core;
-pub mod dashboard;
 pub mod db;
 pub mod error;
 mod fresh;
@@ -15,9 +13,7 @@ mod json_errors;
 mod limits;
 pub mod login_guard;
 pub mod metrics;
-pub mod monitoring;
 pub mod openapi;
-pub mod pgconf;
 mod pipeline;
 mod primed;
 pub mod replay;
@@ -41,6 +37,7 @@ use tracing::{error, info, warn};
 use crate::ipc::client::AsyncClient;
 use crate::ipc::fds::LISTENER_FD;
 use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
+use crate::plugins::{PluginCall, Worker};
 
 use super::{Event, WorkerCtx};
 
@@ -70,16 +67,12 @@ pub struct AppState {
     pub pgctl: AsyncClient<PgCtlCall, PgCtlReply>,
     /// Sessions and notifications.
     pub db: db::Db,
-    /// Last `/dashboard` answer: (database epoch, when, body).
-    pub dashboard_cache: std::sync::Mutex<Option<(u64, std::time::Instant, bytes::Bytes)>>,
     /// Sessions checked a moment ago.
     pub sessions: Arc<session_cache::SessionCache>,
     /// Password checks running at once (Argon2id is CPU and memory heavy).
     pub password_checks: tokio::sync::Semaphore,
     /// Failed-login bookkeeping.
     pub guard: login_guard::LoginGuard,
-    /// Delta state of the probe routes.
-    pub api_deltas: monitoring::ApiDeltas,
     /// `/health`'s last result (single flight).
     pub health: fresh::Fresh<(bool, serde_json::Value)>,
     /// `/discover`'s PostgreSQL facts (single flight: the route is anonymous).
@@ -97,6 +90,81 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Runs a plugin's call on the worker the call type names, within
+    /// [`IPC_TIMEOUT`].
+    pub async fn call<C: PluginCall>(&self, call: C) -> Result<C::Reply, error::ApiError> {
+        self.call_within(call, IPC_TIMEOUT).await
+    }
+
+    /// Runs a plugin's call on the worker the call type names, within
+    /// `timeout`: the one place a worker's failure or unexpected answer
+    /// becomes an API error.
+    pub async fn call_within<C: PluginCall>(
+        &self,
+        call: C,
+        timeout: Duration,
+    ) -> Result<C::Reply, error::ApiError> {
+        use error::ApiError;
+        let plugin = C::PLUGIN.to_string();
+        let call = serde_json::to_value(call).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let value = match C::WORKER {
+            Worker::Probe => match self
+                .probe(ProbeCall::Plugin { plugin, call }, timeout)
+                .await?
+            {
+                ProbeReply::Plugin { value } => value,
+                other => {
+                    return Err(ApiError::Internal(format!(
+                        "unexpected probe reply {other:?}"
+                    )))
+                }
+            },
+            Worker::Pgctl => {
+                let reply = self
+                    .pgctl
+                    .call(PgCtlCall::Plugin { plugin, call }, timeout)
+                    .await
+                    .map_err(|e| ApiError::from_call("pgctl", Err(e)))?
+                    .map_err(|e| ApiError::from_call("pgctl", Ok(e)))?;
+                match reply {
+                    PgCtlReply::Plugin { value } => value,
+                    PgCtlReply::Pong => {
+                        return Err(ApiError::Internal("unexpected pgctl reply".into()))
+                    }
+                }
+            }
+        };
+        crate::plugins::reply_of::<C>(value).map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// A core call to the probe worker, its failures mapped to API errors.
+    pub async fn probe(
+        &self,
+        call: ProbeCall,
+        timeout: Duration,
+    ) -> Result<ProbeReply, error::ApiError> {
+        use error::ApiError;
+        self.probe
+            .call(call, timeout)
+            .await
+            .map_err(|e| ApiError::from_call("probe", Err(e)))?
+            .map_err(|e| ApiError::from_call("probe", Ok(e)))
+    }
+
+    /// Records notifications of `user`, in one transaction.
+    pub async fn notify(&self, user: &str, messages: Vec<String>) -> Result<(), error::ApiError> {
+        let user = user.to_string();
+        self.db
+            .run(move |c| {
+                let tx = c.transaction()?;
+                for m in &messages {
+                    crate::store::notifications::push(&tx, &user, m)?;
+                }
+                tx.commit()
+            })
+            .await
+    }
+
     /// The system FQDN, resolved once (it may need DNS) off the request tasks.
     pub async fn system_fqdn(&self) -> String {
         self.fqdn
@@ -168,8 +236,6 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         guard: login_guard::LoginGuard::default(),
         password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS),
         sessions: Default::default(),
-        dashboard_cache: Default::default(),
-        api_deltas: monitoring::ApiDeltas::default(),
         requests: Default::default(),
         health: fresh::Fresh::new(health::MAX_AGE),
         pg_info: fresh::Fresh::new(Duration::ZERO),

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::routes::{Route, ROUTES};
+use super::routes::{all, Call, Handled, Reply, Route};
 
 fn operation(r: &Route) -> Value {
     let mut security = vec![];
@@ -23,7 +23,7 @@ fn operation(r: &Route) -> Value {
         .map(|s| json!({ "name": &s[1..s.len() - 1], "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
     let mut op = json!({
-        "operationId": format!("{:?}", r.handler).replace(['(', ')', '"'], ""),
+        "operationId": r.id,
         "summary": format!("{} {}", r.method, r.path),
         "tags": [r.plugin.unwrap_or("core")],
         "parameters": params,
@@ -44,7 +44,7 @@ fn operation(r: &Route) -> Value {
 /// The OpenAPI 3 document of every route.
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
-    for r in ROUTES {
+    for r in all() {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.to_lowercase()] = operation(r);
     }
@@ -93,6 +93,16 @@ fetch('openapi.json').then(r => r.json()).then(doc => {
 </script></body></html>
 "#;
 
+/// `GET /openapi.json` route.
+pub fn route_document(_: Call<'_>) -> Handled<'_> {
+    Box::pin(async { Ok(Reply::Json(document())) })
+}
+
+/// `GET /docs` route.
+pub fn route_docs(_: Call<'_>) -> Handled<'_> {
+    Box::pin(async { Ok(Reply::Html(DOCS_HTML)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +115,7 @@ mod tests {
         for (path, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 assert!(
-                    ROUTES
+                    all()
                         .iter()
                         .any(|r| r.path == path && r.method.to_lowercase() == *method),
                     "{method} {path} described but not routed"
@@ -113,7 +123,7 @@ mod tests {
                 described += 1;
             }
         }
-        assert_eq!(described, ROUTES.len(), "every route described once");
+        assert_eq!(described, all().len(), "every route described once");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 }

@@ -18,12 +18,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tracing::{error, info};
 
-use super::core::{self, Caller};
+use super::core::Caller;
 use super::error::ApiError;
-use super::routes::{self, Handler};
+use super::routes::{self, Reply};
 use super::AppState;
-use super::{admin, dashboard, monitoring, pgconf};
-use crate::ipc::messages::ProbeCall;
 use crate::store::sessions;
 
 /// Largest request body accepted.
@@ -31,22 +29,13 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// A body must arrive within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Path captures and decoded query parameters of a request.
-struct Params {
-    path: Vec<String>,
-    query: pgconf::Query,
-}
-
-enum Reply {
-    Json(Value),
-    /// JSON with a status other than 200 (health).
-    JsonStatus(StatusCode, Value),
+/// What the pipeline answers.
+enum Out {
+    /// A handler's reply.
+    Reply(Reply),
     /// A 9.x answer (status, body, extra headers).
     V9(super::v9::Answer),
-    /// JSON text built by the handler (the hot `/dashboard`).
-    RawJson(Bytes),
-    Html(&'static str),
-    Text(String),
+    /// The CORS answer to `OPTIONS`.
     Options,
 }
 
@@ -68,9 +57,9 @@ pub async fn handle(
         req.version()
     );
     let resp = match process(req, peer.ip(), &state, received).await {
-        Ok(Reply::Json(v)) => json_response(&state, StatusCode::OK, &v),
-        Ok(Reply::JsonStatus(code, v)) => json_response(&state, code, &v),
-        Ok(Reply::V9(a)) => {
+        Ok(Out::Reply(Reply::Json(v))) => json_response(&state, StatusCode::OK, &v),
+        Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(&state, code, &v),
+        Ok(Out::V9(a)) => {
             let mut resp = json_response(&state, a.status, &a.body);
             for (name, value) in a.headers {
                 if let Ok(v) = HeaderValue::from_str(&value) {
@@ -79,7 +68,7 @@ pub async fn handle(
             }
             resp
         }
-        Ok(Reply::Text(text)) => {
+        Ok(Out::Reply(Reply::Text(text))) => {
             let mut resp = Response::new(Full::new(Bytes::from(text)));
             base_headers(&state, &mut resp);
             resp.headers_mut().insert(
@@ -88,14 +77,14 @@ pub async fn handle(
             );
             resp
         }
-        Ok(Reply::RawJson(text)) => {
+        Ok(Out::Reply(Reply::RawJson(text))) => {
             let mut resp = Response::new(Full::new(text));
             base_headers(&state, &mut resp);
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
-        Ok(Reply::Html(page)) => {
+        Ok(Out::Reply(Reply::Html(page))) => {
             let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
             base_headers(&state, &mut resp);
             resp.headers_mut().insert(
@@ -104,7 +93,7 @@ pub async fn handle(
             );
             resp
         }
-        Ok(Reply::Options) => options_response(&state),
+        Ok(Out::Options) => options_response(&state),
         Err(e) => error_response(&state, &e),
     };
     if let Ok(mut counts) = state.requests.lock() {
@@ -125,9 +114,9 @@ async fn process(
     peer: IpAddr,
     state: &Arc<AppState>,
     received: Instant,
-) -> Result<Reply, ApiError> {
+) -> Result<Out, ApiError> {
     match *req.method() {
-        Method::OPTIONS => return Ok(Reply::Options),
+        Method::OPTIONS => return Ok(Out::Options),
         Method::GET | Method::POST | Method::DELETE => {}
         _ => return Err(ApiError::MethodNotAllowed),
     }
@@ -146,7 +135,7 @@ async fn process(
             .unwrap_or("/");
         let run = super::v9::process(state, &parts.method, target, &parts.headers, raw);
         return match tokio::time::timeout(Duration::from_secs(30), run).await {
-            Ok(r) => r.map(Reply::V9),
+            Ok(r) => r.map(Out::V9),
             Err(_) => Err(ApiError::Timeout),
         };
     }
@@ -155,22 +144,8 @@ async fn process(
         settings.config.has_plugin(p)
     })
     .ok_or(ApiError::NotFound)?;
-    match route.handler {
-        Handler::Health => {
-            let (ok, v) = super::health::check(state).await;
-            let code = if ok {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            return Ok(Reply::JsonStatus(code, v));
-        }
-        Handler::OpenApi => return Ok(Reply::Json(super::openapi::document())),
-        Handler::Docs => return Ok(Reply::Html(super::openapi::DOCS_HTML)),
-        _ => {}
-    }
     let (parts, body) = req.into_parts();
-    let query = pgconf::parse_query(parts.uri.query());
+    let query = routes::parse_query(parts.uri.query());
     let raw = if parts.method == Method::POST {
         Some(read_body(&parts.headers, body).await?)
     } else {
@@ -180,9 +155,10 @@ async fn process(
         && !parts.headers.contains_key("x-session")
         && !parts.headers.contains_key(hyper::header::AUTHORIZATION);
     let caller = if by_key {
-        if route.handler == Handler::Metrics && !offers_key(&parts.headers, &query) {
-            // Said plainly: "key not configured" sent operators to the wrong fix.
-            return Err(ApiError::Status(401, METRICS_CREDENTIALS.into()));
+        if let Some(hint) = route.credentials_hint {
+            if !offers_key(&parts.headers, &query) {
+                return Err(ApiError::Status(401, hint.into()));
+            }
         }
         check_key(state, &parts.headers, &query)?;
         Some(Caller {
@@ -194,36 +170,23 @@ async fn process(
     } else {
         None
     };
-    if route.handler == Handler::Metrics {
-        return Ok(Reply::Text(super::metrics::render(state).await?));
-    }
-    if route.handler == Handler::Dashboard {
-        return match tokio::time::timeout(route.handler.deadline(), dashboard::last(state)).await {
-            Ok(r) => r.map(Reply::RawJson),
-            Err(_) => Err(ApiError::Timeout),
-        };
-    }
-    let json = match raw {
-        Some(b) => Some(
-            serde_json::from_slice::<Value>(&b)
-                .map_err(|_| ApiError::BadRequest("Invalid json format"))?,
-        ),
-        None => None,
+    let body = match raw {
+        Some(b) => serde_json::from_slice::<Value>(&b)
+            .map_err(|_| ApiError::BadRequest("Invalid json format"))?,
+        None => Value::Null,
     };
-    let run = dispatch(
-        route.handler,
+    let call = routes::Call {
+        route,
         state,
         peer,
         caller,
-        json.unwrap_or(Value::Null),
-        Params {
-            path: params,
-            query,
-        },
+        body,
+        path: params,
+        query,
         received,
-    );
-    match tokio::time::timeout(route.handler.deadline(), run).await {
-        Ok(r) => r.map(Reply::Json),
+    };
+    match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
+        Ok(r) => r.map(Out::Reply),
         Err(_) => Err(ApiError::Timeout),
     }
 }
@@ -244,17 +207,14 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiErro
     }
 }
 
-/// What `/metrics` asked without any credential answers.
-const METRICS_CREDENTIALS: &str = "Authentication required: send a session (X-Session), an API token (Authorization: Bearer <token>; create a read-only one with: temboard-agent-token -c <config> create <name> --read-only) or the agent key (X-TemBoard-Agent-Key header or ?key=).";
-
 /// Whether the request offers the agent key at all.
-fn offers_key(headers: &HeaderMap, query: &pgconf::Query) -> bool {
+fn offers_key(headers: &HeaderMap, query: &routes::Query) -> bool {
     headers.contains_key("x-temboard-agent-key") || query.iter().any(|(k, _)| k == "key")
 }
 
 /// The temBoard 3.x+ key access: `?key=` or `X-TemBoard-Agent-Key`, compared
 /// in constant time with `[temboard] key`.
-fn check_key(state: &AppState, headers: &HeaderMap, query: &pgconf::Query) -> Result<(), ApiError> {
+fn check_key(state: &AppState, headers: &HeaderMap, query: &routes::Query) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
     let configured = state.ctx.settings().config.temboard.key.clone();
     let given = headers
@@ -352,67 +312,6 @@ async fn authenticate(
             username,
         }),
         None => Err(ApiError::InvalidSession),
-    }
-}
-
-async fn dispatch(
-    handler: Handler,
-    state: &Arc<AppState>,
-    peer: IpAddr,
-    caller: Option<Caller>,
-    body: Value,
-    params: Params,
-    received: Instant,
-) -> Result<Value, ApiError> {
-    let q = &params.query;
-    let first = || params.path.first().cloned().unwrap_or_default();
-    let caller = || {
-        caller
-            .clone()
-            .ok_or_else(|| ApiError::Internal("session route without caller".into()))
-    };
-    match handler {
-        Handler::Login => core::login(state, peer, &body, received).await,
-        Handler::Logout => core::logout(state, caller()?).await,
-        Handler::Profile => Ok(core::profile(&caller()?)),
-        Handler::Notifications => core::notifications(state).await,
-        Handler::Discover => core::discover(state).await,
-        Handler::Status => Ok(core::status(state)),
-        Handler::Activity => admin::activity(state, ProbeCall::Activity).await,
-        Handler::ActivityWaiting => admin::activity(state, ProbeCall::ActivityWaiting).await,
-        Handler::ActivityBlocking => admin::activity(state, ProbeCall::ActivityBlocking).await,
-        Handler::ActivityKill => admin::kill(state, caller()?, &body).await,
-        Handler::PgVersion => admin::pg_version(state).await,
-        Handler::Control => admin::control(state, caller()?, &body).await,
-        Handler::Operations => admin::list_operations(state).await,
-        Handler::Operation => admin::operation(state, first()).await,
-        Handler::DashboardLive => dashboard::live(state).await,
-        Handler::DashboardHistory => dashboard::history(state).await,
-        Handler::DashboardConfig => Ok(dashboard::config(state)),
-        Handler::DashboardMetric(name) => dashboard::metric(state, name).await,
-        Handler::PgconfSettings => pgconf::settings(state, q).await,
-        Handler::PgconfCategory => pgconf::category(state, &first()).await,
-        Handler::PgconfCategories => pgconf::categories(state).await,
-        Handler::PgconfStatus => pgconf::status(state).await,
-        Handler::PgconfUpdate => pgconf::update(state, &caller()?, &body, q).await,
-        Handler::HbaGet => pgconf::hba_read(state, q, false).await,
-        Handler::HbaRawGet => pgconf::hba_read(state, q, true).await,
-        Handler::HbaPost => pgconf::hba_write(state, &caller()?, &body, false).await,
-        Handler::HbaRawPost => pgconf::hba_write(state, &caller()?, &body, true).await,
-        Handler::HbaDelete => pgconf::hba_delete(state, &caller()?, q).await,
-        Handler::HbaOptions => pgconf::hba_options(state).await,
-        Handler::HbaVersions => pgconf::hba_versions(state).await,
-        Handler::IdentGet => pgconf::ident_read(state).await,
-        Handler::IdentPost => pgconf::ident_write(state, &caller()?, &body).await,
-        Handler::MonitoringProbe(name) => monitoring::probe(state, name).await,
-        Handler::MonitoringConfig => Ok(monitoring::config(state)),
-        Handler::MonitoringHistory => monitoring::history(state, q).await,
-        Handler::AgentSelf => Ok(core::agent_self(state)),
-        Handler::Health
-        | Handler::OpenApi
-        | Handler::Docs
-        | Handler::Metrics
-        | Handler::Dashboard => Err(ApiError::Internal("answered before dispatch".into())),
     }
 }
 

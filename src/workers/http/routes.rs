@@ -3,408 +3,271 @@
 //! plugin's routes exist only while the plugin is loaded, as in 2.x. The table
 //! is data, so documentation is checked against it and cannot drift.
 
-use std::time::Duration;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hyper::Method;
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::Value;
 
-/// Handlers known to the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handler {
-    /// `POST /login`.
-    Login,
-    /// `GET /logout`.
-    Logout,
-    /// `GET /profile`.
-    Profile,
-    /// `GET /notifications`.
-    Notifications,
-    /// `GET /discover`.
-    Discover,
-    /// `GET /status`.
-    Status,
-    /// `GET /activity`.
-    Activity,
-    /// `GET /activity/waiting`.
-    ActivityWaiting,
-    /// `GET /activity/blocking`.
-    ActivityBlocking,
-    /// `POST /activity/kill`.
-    ActivityKill,
-    /// `GET /administration/pg_version`.
-    PgVersion,
-    /// `POST /administration/control`.
-    Control,
-    /// `GET /operations`.
-    Operations,
-    /// `GET /operations/{id}`.
-    Operation,
-    /// `GET /dashboard`.
-    Dashboard,
-    /// `GET /dashboard/live`.
-    DashboardLive,
-    /// `GET /dashboard/history`.
-    DashboardHistory,
-    /// `GET /dashboard/config`.
-    DashboardConfig,
-    /// `GET /dashboard/<metric>`.
-    DashboardMetric(&'static str),
-    /// `GET /pgconf/configuration`.
-    PgconfSettings,
-    /// `GET /pgconf/configuration/category/{category}`.
-    PgconfCategory,
-    /// `GET /pgconf/configuration/categories`.
-    PgconfCategories,
-    /// `GET /pgconf/configuration/status`.
-    PgconfStatus,
-    /// `POST /pgconf/configuration`.
-    PgconfUpdate,
-    /// `GET /pgconf/hba`.
-    HbaGet,
-    /// `POST /pgconf/hba`.
-    HbaPost,
-    /// `DELETE /pgconf/hba`.
-    HbaDelete,
-    /// `GET /pgconf/hba/raw`.
-    HbaRawGet,
-    /// `POST /pgconf/hba/raw`.
-    HbaRawPost,
-    /// `GET /pgconf/hba/options`.
-    HbaOptions,
-    /// `GET /pgconf/hba/versions`.
-    HbaVersions,
-    /// `GET /pgconf/pg_ident`.
-    IdentGet,
-    /// `POST /pgconf/pg_ident`.
-    IdentPost,
-    /// `GET /monitoring/probe/<name>`.
-    MonitoringProbe(&'static str),
-    /// `GET /monitoring/config`.
-    MonitoringConfig,
-    /// `GET /monitoring/history`.
-    MonitoringHistory,
-    /// `GET /health`.
-    Health,
-    /// `GET /metrics`.
-    Metrics,
-    /// `GET /agent/self`.
-    AgentSelf,
-    /// `GET /openapi.json`.
-    OpenApi,
-    /// `GET /docs`.
-    Docs,
+use super::core::{self, Caller};
+use super::error::ApiError;
+use super::{health, metrics, openapi, AppState};
+
+/// Decoded query parameters; blank values are dropped, as Python's
+/// `parse_qs` does.
+pub type Query = Vec<(String, String)>;
+
+/// Parses a query string.
+pub fn parse_query(q: Option<&str>) -> Query {
+    q.map(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
-impl Handler {
-    /// Time the handler may take before the request gets a 504.
-    pub fn deadline(self) -> Duration {
-        match self {
-            Handler::Control => crate::workers::pgctl::CALL_TIMEOUT + Duration::from_secs(5),
-            _ => Duration::from_secs(30),
-        }
+/// `unquote_plus` of a path segment (2.x decodes captures so).
+pub fn decode_segment(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Everything a handler gets: the request, already routed, authenticated and
+/// its body parsed.
+pub struct Call<'a> {
+    /// The route matched (a handler serving several routes reads its path).
+    pub route: &'static Route,
+    /// The worker's shared state (IPC clients, state database, settings).
+    pub state: &'a Arc<AppState>,
+    /// Client address.
+    pub peer: IpAddr,
+    /// Who is asking, on authenticated routes.
+    pub caller: Option<Caller>,
+    /// The JSON body of a POST (`null` otherwise).
+    pub body: Value,
+    /// Captures of the route's `{name}` segments, in order.
+    pub path: Vec<String>,
+    /// Query parameters.
+    pub query: Query,
+    /// When the request arrived (login timing).
+    pub received: Instant,
+}
+
+impl Call<'_> {
+    /// The caller of an authenticated route.
+    pub fn caller(&self) -> Result<&Caller, ApiError> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("session route without caller".into()))
+    }
+
+    /// First value of a query parameter.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `i`-th path capture (empty when absent).
+    pub fn segment(&self, i: usize) -> &str {
+        self.path.get(i).map(String::as_str).unwrap_or("")
     }
 }
 
+/// What a handler answers.
+pub enum Reply {
+    /// JSON, status 200.
+    Json(Value),
+    /// JSON with another status (health).
+    JsonStatus(StatusCode, Value),
+    /// JSON text built by the handler (the hot `/dashboard`).
+    RawJson(Bytes),
+    /// An HTML page (`/docs`).
+    Html(&'static str),
+    /// Prometheus text (`/metrics`).
+    Text(String),
+}
+
+/// A handler's future.
+pub type Handled<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send + 'a>>;
+
+/// A route's handler.
+pub type HandlerFn = for<'a> fn(Call<'a>) -> Handled<'a>;
+
+/// Default time a handler may take before the request gets a 504.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
 /// One routed (method, path).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Route {
     /// HTTP method.
     pub method: &'static str,
     /// Path; `{name}` segments capture one non-empty segment.
     pub path: &'static str,
-    /// Whether a valid `X-Session` is required.
+    /// Whether a valid `X-Session` (or API token) is required.
     pub session: bool,
     /// Whether the agent key (`?key=` or `X-TemBoard-Agent-Key`) is accepted
     /// instead of a session (temBoard 3.x+ read-only routes).
     pub key: bool,
     /// Plugin the route belongs to (routed only when loaded).
     pub plugin: Option<&'static str>,
+    /// OpenAPI operation id.
+    pub id: &'static str,
+    /// Time the handler may take before the request gets a 504.
+    pub deadline: Duration,
+    /// Said with the 401 when a keyed route gets no credential at all (where
+    /// "key not configured" would send operators to the wrong fix).
+    pub credentials_hint: Option<&'static str>,
     /// What runs.
-    pub handler: Handler,
+    pub handler: HandlerFn,
 }
 
-const fn core(method: &'static str, path: &'static str, session: bool, handler: Handler) -> Route {
-    Route {
-        method,
-        path,
-        session,
-        key: false,
-        plugin: None,
-        handler,
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
     }
 }
 
-const fn plugin(
-    plugin: &'static str,
-    method: &'static str,
-    path: &'static str,
-    handler: Handler,
-) -> Route {
-    Route {
-        method,
-        path,
-        session: true,
-        key: false,
-        plugin: Some(plugin),
-        handler,
+impl Route {
+    /// A route of `plugin` that needs a session or token.
+    pub const fn new(
+        plugin: &'static str,
+        method: &'static str,
+        path: &'static str,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            session: true,
+            key: false,
+            plugin: Some(plugin),
+            id,
+            deadline: DEADLINE,
+            credentials_hint: None,
+            handler,
+        }
+    }
+
+    /// A `GET` route of `plugin` that also accepts the agent key.
+    pub const fn keyed(
+        plugin: &'static str,
+        path: &'static str,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            key: true,
+            ..Route::new(plugin, "GET", path, id, handler)
+        }
+    }
+
+    /// The same route with another deadline.
+    pub const fn with_deadline(self, deadline: Duration) -> Route {
+        Route { deadline, ..self }
+    }
+
+    /// A core route (no plugin).
+    const fn core(
+        method: &'static str,
+        path: &'static str,
+        session: bool,
+        key: bool,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            session,
+            key,
+            plugin: None,
+            id,
+            deadline: DEADLINE,
+            credentials_hint: None,
+            handler,
+        }
     }
 }
 
-const fn keyed(plugin: &'static str, path: &'static str, handler: Handler) -> Route {
-    Route {
-        method: "GET",
-        path,
-        session: true,
-        key: true,
-        plugin: Some(plugin),
-        handler,
-    }
-}
+/// What `/metrics` asked without any credential answers.
+const METRICS_CREDENTIALS: &str = "Authentication required: send a session (X-Session), an API token (Authorization: Bearer <token>; create a read-only one with: temboard-agent-token -c <config> create <name> --read-only) or the agent key (X-TemBoard-Agent-Key header or ?key=).";
 
-/// Every route of the agent.
-pub const ROUTES: &[Route] = &[
-    core("POST", "/login", false, Handler::Login),
-    core("GET", "/logout", true, Handler::Logout),
-    core("GET", "/profile", true, Handler::Profile),
+/// The core routes (no plugin): sessions, notifications, discovery, health,
+/// metrics, the agent itself and its API description.
+pub const CORE_ROUTES: &[Route] = &[
+    Route::core("POST", "/login", false, false, "Login", core::route_login),
+    Route::core("GET", "/logout", true, false, "Logout", core::route_logout),
+    Route::core(
+        "GET",
+        "/profile",
+        true,
+        false,
+        "Profile",
+        core::route_profile,
+    ),
+    Route::core(
+        "GET",
+        "/notifications",
+        true,
+        true,
+        "Notifications",
+        core::route_notifications,
+    ),
+    Route::core(
+        "GET",
+        "/discover",
+        false,
+        false,
+        "Discover",
+        core::route_discover,
+    ),
+    Route::core("GET", "/status", false, false, "Status", core::route_status),
+    Route::core("GET", "/health", false, false, "Health", health::route),
     Route {
-        method: "GET",
-        path: "/notifications",
-        session: true,
-        key: true,
-        plugin: None,
-        handler: Handler::Notifications,
+        credentials_hint: Some(METRICS_CREDENTIALS),
+        ..Route::core("GET", "/metrics", true, true, "Metrics", metrics::route)
     },
-    core("GET", "/discover", false, Handler::Discover),
-    core("GET", "/status", false, Handler::Status),
-    core("GET", "/health", false, Handler::Health),
-    Route {
-        method: "GET",
-        path: "/metrics",
-        session: true,
-        key: true,
-        plugin: None,
-        handler: Handler::Metrics,
-    },
-    core("GET", "/agent/self", true, Handler::AgentSelf),
-    core("GET", "/openapi.json", false, Handler::OpenApi),
-    core("GET", "/docs", false, Handler::Docs),
-    keyed("activity", "/activity", Handler::Activity),
-    keyed("activity", "/activity/waiting", Handler::ActivityWaiting),
-    keyed("activity", "/activity/blocking", Handler::ActivityBlocking),
-    plugin("activity", "POST", "/activity/kill", Handler::ActivityKill),
-    plugin(
-        "administration",
+    Route::core(
         "GET",
-        "/administration/pg_version",
-        Handler::PgVersion,
+        "/agent/self",
+        true,
+        false,
+        "AgentSelf",
+        core::route_self,
     ),
-    plugin(
-        "administration",
-        "POST",
-        "/administration/control",
-        Handler::Control,
-    ),
-    plugin("administration", "GET", "/operations", Handler::Operations),
-    plugin(
-        "administration",
+    Route::core(
         "GET",
-        "/operations/{id}",
-        Handler::Operation,
+        "/openapi.json",
+        false,
+        false,
+        "OpenApi",
+        openapi::route_document,
     ),
-    plugin(
-        "pgconf",
-        "GET",
-        "/pgconf/configuration",
-        Handler::PgconfSettings,
-    ),
-    plugin(
-        "pgconf",
-        "GET",
-        "/pgconf/configuration/category/{category}",
-        Handler::PgconfCategory,
-    ),
-    plugin(
-        "pgconf",
-        "GET",
-        "/pgconf/configuration/categories",
-        Handler::PgconfCategories,
-    ),
-    plugin(
-        "pgconf",
-        "GET",
-        "/pgconf/configuration/status",
-        Handler::PgconfStatus,
-    ),
-    plugin(
-        "pgconf",
-        "POST",
-        "/pgconf/configuration",
-        Handler::PgconfUpdate,
-    ),
-    plugin("pgconf", "GET", "/pgconf/hba", Handler::HbaGet),
-    plugin("pgconf", "POST", "/pgconf/hba", Handler::HbaPost),
-    plugin("pgconf", "DELETE", "/pgconf/hba", Handler::HbaDelete),
-    plugin("pgconf", "GET", "/pgconf/hba/raw", Handler::HbaRawGet),
-    plugin("pgconf", "POST", "/pgconf/hba/raw", Handler::HbaRawPost),
-    plugin("pgconf", "GET", "/pgconf/hba/options", Handler::HbaOptions),
-    plugin(
-        "pgconf",
-        "GET",
-        "/pgconf/hba/versions",
-        Handler::HbaVersions,
-    ),
-    plugin("pgconf", "GET", "/pgconf/pg_ident", Handler::IdentGet),
-    plugin("pgconf", "POST", "/pgconf/pg_ident", Handler::IdentPost),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/sessions",
-        Handler::MonitoringProbe("sessions"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/xacts",
-        Handler::MonitoringProbe("xacts"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/locks",
-        Handler::MonitoringProbe("locks"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/blocks",
-        Handler::MonitoringProbe("blocks"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/bgwriter",
-        Handler::MonitoringProbe("bgwriter"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/db_size",
-        Handler::MonitoringProbe("db_size"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/tblspc_size",
-        Handler::MonitoringProbe("tblspc_size"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/filesystems_size",
-        Handler::MonitoringProbe("filesystems_size"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/cpu",
-        Handler::MonitoringProbe("cpu"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/process",
-        Handler::MonitoringProbe("process"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/memory",
-        Handler::MonitoringProbe("memory"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/loadavg",
-        Handler::MonitoringProbe("loadavg"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/wal_files",
-        Handler::MonitoringProbe("wal_files"),
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/probe/replication",
-        Handler::MonitoringProbe("replication"),
-    ),
-    plugin(
-        "monitoring",
-        "GET",
-        "/monitoring/config",
-        Handler::MonitoringConfig,
-    ),
-    keyed(
-        "monitoring",
-        "/monitoring/history",
-        Handler::MonitoringHistory,
-    ),
-    keyed("dashboard", "/dashboard", Handler::Dashboard),
-    keyed("dashboard", "/dashboard/live", Handler::DashboardLive),
-    keyed("dashboard", "/dashboard/history", Handler::DashboardHistory),
-    keyed("dashboard", "/dashboard/config", Handler::DashboardConfig),
-    keyed(
-        "dashboard",
-        "/dashboard/buffers",
-        Handler::DashboardMetric("buffers"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/hitratio",
-        Handler::DashboardMetric("hitratio"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/active_backends",
-        Handler::DashboardMetric("active_backends"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/max_connections",
-        Handler::DashboardMetric("max_connections"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/databases",
-        Handler::DashboardMetric("databases"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/pg_version",
-        Handler::DashboardMetric("pg_version"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/info",
-        Handler::DashboardMetric("info"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/cpu",
-        Handler::DashboardMetric("cpu"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/loadaverage",
-        Handler::DashboardMetric("loadaverage"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/memory",
-        Handler::DashboardMetric("memory"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/hostname",
-        Handler::DashboardMetric("hostname"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/os_version",
-        Handler::DashboardMetric("os_version"),
-    ),
-    keyed(
-        "dashboard",
-        "/dashboard/n_cpu",
-        Handler::DashboardMetric("n_cpu"),
-    ),
+    Route::core("GET", "/docs", false, false, "Docs", openapi::route_docs),
 ];
+
+/// Every route of the agent: core first, then each registered plugin's.
+pub fn all() -> Vec<&'static Route> {
+    CORE_ROUTES
+        .iter()
+        .chain(
+            crate::plugins::REGISTRY
+                .iter()
+                .flat_map(|p| p.routes.iter()),
+        )
+        .collect()
+}
 
 fn matches(pattern: &str, path: &str, params: &mut Vec<String>) -> bool {
     let mut p = pattern.split('/');
@@ -431,26 +294,33 @@ pub fn lookup(
     path: &str,
     loaded: impl Fn(&str) -> bool,
 ) -> Option<(&'static Route, Vec<String>)> {
-    ROUTES.iter().find_map(|r| {
-        if r.method != method.as_str() || !r.plugin.is_none_or(&loaded) {
-            return None;
-        }
-        let mut params = vec![];
-        matches(r.path, path, &mut params).then_some((r, params))
-    })
+    CORE_ROUTES
+        .iter()
+        .chain(
+            crate::plugins::REGISTRY
+                .iter()
+                .flat_map(|p| p.routes.iter()),
+        )
+        .find_map(|r| {
+            if r.method != method.as_str() || !r.plugin.is_none_or(&loaded) {
+                return None;
+            }
+            let mut params = vec![];
+            matches(r.path, path, &mut params).then_some((r, params))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn find(method: Method, path: &str) -> Option<Handler> {
-        lookup(&method, path, |_| true).map(|(r, _)| r.handler)
+    fn find(method: Method, path: &str) -> Option<&'static str> {
+        lookup(&method, path, |_| true).map(|(r, _)| r.id)
     }
 
     #[test]
     fn exact_matching_only() {
-        assert_eq!(find(Method::GET, "/status"), Some(Handler::Status));
+        assert_eq!(find(Method::GET, "/status"), Some("Status"));
         assert!(find(Method::GET, "/status/").is_none());
         assert!(find(Method::GET, "/stat").is_none());
         assert!(find(Method::POST, "/logout").is_none());
@@ -459,10 +329,7 @@ mod tests {
         assert!(find(Method::GET, "/operations/").is_none());
         assert!(find(Method::GET, "/operations/a/b").is_none());
         let (r, params) = lookup(&Method::GET, "/operations/abc", |_| true).unwrap();
-        assert_eq!(
-            (r.handler, params),
-            (Handler::Operation, vec!["abc".to_string()])
-        );
+        assert_eq!((r.id, params), ("Operation", vec!["abc".to_string()]));
         assert!(lookup(&Method::GET, "/activity", |p| p != "activity").is_none());
         assert!(lookup(&Method::GET, "/status", |_| false).is_some());
     }
@@ -470,7 +337,7 @@ mod tests {
     #[test]
     fn every_route_is_documented_and_unique() {
         let doc = include_str!("../../../docs/api.md");
-        for r in ROUTES {
+        for r in all() {
             assert!(
                 doc.contains(&format!("| {} | `{}` |", r.method, r.path)),
                 "{} {} not in docs/api.md",
@@ -479,13 +346,30 @@ mod tests {
             );
         }
         let mut seen = std::collections::HashSet::new();
-        for r in ROUTES {
+        let mut ids = std::collections::HashSet::new();
+        for r in all() {
             assert!(
                 seen.insert((r.method, r.path)),
                 "duplicate route {} {}",
                 r.method,
                 r.path
             );
+            assert!(ids.insert(r.id), "duplicate operation id {}", r.id);
         }
+    }
+
+    #[test]
+    fn query_and_segments_decode_like_python() {
+        assert_eq!(
+            parse_query(Some("version=2017-03-06T16%3A34%3A07&x=&filter=wal")),
+            vec![
+                ("version".to_string(), "2017-03-06T16:34:07".to_string()),
+                ("filter".to_string(), "wal".to_string())
+            ]
+        );
+        assert_eq!(
+            decode_segment("Client+Connection+Defaults+%2F+Locale"),
+            "Client Connection Defaults / Locale"
+        );
     }
 }

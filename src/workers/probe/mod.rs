@@ -5,33 +5,36 @@
 //! Uses the blocking `postgres` crate on plain threads (it must not run inside a
 //! tokio runtime), through a bounded pool ([`pool`]).
 
-pub mod activity;
-pub mod dashboard;
 pub mod discover;
-pub mod monitoring;
-mod pgconf;
 pub mod pool;
-pub mod procstat;
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use postgres::Client;
 use tracing::info;
 
-use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError};
+use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError, WorkerSettings};
+use crate::plugins::{Work, REGISTRY};
 
 use super::WorkerCtx;
-use activity::Listing;
 
-pub(crate) struct Probe {
+/// What plugins' probe work may use: the settings in force and the bounded
+/// PostgreSQL pool. Only this worker builds one: it is the only process that
+/// holds the PostgreSQL password.
+pub struct ProbeHost {
     ctx: WorkerCtx,
     pool: pool::Pool,
-    sampler: procstat::Sampler,
-    host: procstat::Host,
 }
 
-impl Probe {
-    fn with<T>(
+impl ProbeHost {
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<WorkerSettings> {
+        self.ctx.settings()
+    }
+
+    /// Runs `f` on a pooled connection (retried once on a new connection
+    /// when the one used was closed).
+    pub fn with<T>(
         &self,
         f: impl Fn(&mut pool::Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
@@ -39,31 +42,69 @@ impl Probe {
         self.pool.with(&params, f)
     }
 
-    fn listing(&self, which: Listing) -> Result<ProbeReply, WorkerError> {
-        let own = self.pool.own_pids();
-        let rows = self.with(|c| activity::list(c, which, &own))?;
-        let pids: Vec<i32> = rows.iter().map(|(p, _)| *p).collect();
-        let metrics = self
-            .sampler
-            .metrics(&self.host, &pids, which == Listing::All);
-        let rows = rows
-            .into_iter()
-            .map(|(pid, mut m)| {
-                if let Some(Value::Object(extra)) = metrics.get(&pid) {
-                    m.extend(extra.clone());
-                }
-                Value::Object(m)
-            })
-            .collect();
-        Ok(ProbeReply::Rows { rows })
+    /// Runs `f` on a connection opened for the purpose (see
+    /// [`pool::Pool::with_new`]: values in force, not lazily re-read ones).
+    pub fn with_new<T>(
+        &self,
+        f: impl FnOnce(&mut pool::Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        let params = self.ctx.settings().config.postgresql.clone();
+        self.pool.with_new(&params, f)
+    }
+
+    /// Runs `f` once on a pooled connection, never retried: for work that
+    /// must not run twice.
+    pub fn with_once<T>(&self, f: impl FnOnce(&mut pool::Conn) -> T) -> Result<T, WorkerError> {
+        let params = self.ctx.settings().config.postgresql.clone();
+        self.pool.with_once(&params, f)
+    }
+
+    /// Runs `f` on a connection to database `dbname` opened for the purpose
+    /// and closed after it, within the pool's cap: per-database work
+    /// (catalogs like `pg_extension` are per database) never holds more
+    /// connections than the agent's share.
+    pub fn with_database<T>(
+        &self,
+        dbname: &str,
+        f: impl FnOnce(&mut pool::Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        let mut params = self.ctx.settings().config.postgresql.clone();
+        params.dbname = dbname.to_string();
+        self.pool.with_new(&params, f)
+    }
+
+    /// Backend pids of the pool's own connections (hidden from listings).
+    pub fn own_pids(&self) -> Vec<i32> {
+        self.pool.own_pids()
+    }
+}
+
+struct Probe {
+    host: ProbeHost,
+    /// Each registered plugin's work, built once.
+    works: Vec<(&'static str, Box<dyn Work<ProbeHost>>)>,
+}
+
+fn document(r: Result<serde_json::Value, WorkerError>) -> Result<ProbeReply, WorkerError> {
+    r.map(|value| ProbeReply::Document { value })
+}
+
+impl Probe {
+    fn with_client<T>(
+        &self,
+        f: impl Fn(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        self.host.with(|c| f(&mut c.client))
     }
 
     fn handle(&self, call: ProbeCall) -> Result<ProbeReply, WorkerError> {
         match call {
             ProbeCall::Ping => Ok(ProbeReply::Pong),
-            ProbeCall::PgCheck => self.with(|c| c.client.simple_query("SELECT 1").map(|_| ())).map(|_| ProbeReply::PgUp),
-            ProbeCall::PgInfo => self.with(|c| {
-                let row = c.client.query_one(
+            ProbeCall::PgCheck => self
+                .with_client(|c| c.simple_query("SELECT 1").map(|_| ()))
+                .map(|_| ProbeReply::PgUp),
+            ProbeCall::PgInfo => self.with_client(|c| {
+                let row = c.query_one(
                     "SELECT version(), current_setting('port'), current_setting('data_directory'), current_setting('server_version_num')::int",
                     &[],
                 )?;
@@ -74,42 +115,26 @@ impl Probe {
                     version_num: row.get(3),
                 })
             }),
-            ProbeCall::Discover9 => self.with(|c| discover::postgres(&mut c.client)).map(|value| ProbeReply::Document { value }),
-            ProbeCall::Status9 => self.with(|c| discover::status(&mut c.client)).map(|value| ProbeReply::Document { value }),
-            ProbeCall::PgVersion => self.with(|c| {
-                let row = c.client.query_one("SELECT version(), current_setting('server_version')", &[])?;
-                Ok(ProbeReply::PgVersion { full: row.get(0), server_version: row.get(1) })
-            }),
-            ProbeCall::Activity => self.listing(Listing::All),
-            ProbeCall::ActivityWaiting => self.listing(Listing::Waiting),
-            ProbeCall::ActivityBlocking => self.listing(Listing::Blocking),
-            ProbeCall::Pgconf(call) => self.pgconf(call),
-            ProbeCall::Monitoring { probes, dbnames } => {
-                let port = self.ctx.settings().config.postgresql.port;
-                let mut out = serde_json::Map::new();
-                for p in probes.iter().filter(|p| monitoring::SQL_PROBES.contains(&p.as_str())) {
-                    // One failing probe (a lock timeout, say) does not hide the others.
-                    let rows = match self.with(|c| monitoring::run(c, p, port, dbnames.as_deref())) {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            tracing::warn!("probe {p} failed: {e}");
-                            vec![]
-                        }
-                    };
-                    out.insert(p.clone(), Value::Array(rows));
+            ProbeCall::Discover9 => document(self.with_client(discover::postgres)),
+            ProbeCall::Status9 => document(self.with_client(discover::status)),
+            ProbeCall::Plugin { plugin, call } => {
+                // Only a loaded plugin's work runs, whoever asks.
+                if !self.host.settings().config.has_plugin(&plugin) {
+                    return Err(WorkerError::BadRequest(format!(
+                        "plugin {plugin:?} is not loaded"
+                    )));
                 }
-                Ok(ProbeReply::Document { value: Value::Object(out) })
-            }
-            ProbeCall::MonitoringInstance { dbnames } => {
-                let value = self.with(|c| monitoring::instance(c, dbnames.as_deref())).unwrap_or_else(|e| {
-                    tracing::debug!("instance facts unavailable: {e}");
-                    serde_json::json!({ "available": false })
-                });
-                Ok(ProbeReply::Document { value })
-            }
-            ProbeCall::Dashboard => self.with(dashboard::collect).map(|value| ProbeReply::Document { value }),
-            ProbeCall::Terminate { pids } => {
-                self.with(|c| activity::terminate(c, &pids)).map(|backends| ProbeReply::Terminated { backends })
+                let (_, work) = self
+                    .works
+                    .iter()
+                    .find(|(name, _)| *name == plugin)
+                    .ok_or_else(|| {
+                        WorkerError::BadRequest(format!(
+                            "plugin {plugin:?} has no work in the probe worker"
+                        ))
+                    })?;
+                work.handle(&self.host, call)
+                    .map(|value| ProbeReply::Plugin { value })
             }
         }
     }
@@ -117,11 +142,16 @@ impl Probe {
 
 /// Runs the probe worker until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
+    let works = REGISTRY
+        .iter()
+        .filter_map(|p| p.probe.map(|build| (p.name, build())))
+        .collect();
     let probe = Arc::new(Probe {
-        ctx: ctx.clone(),
-        pool: pool::Pool::default(),
-        sampler: procstat::Sampler::default(),
-        host: procstat::Host::read(),
+        host: ProbeHost {
+            ctx: ctx.clone(),
+            pool: pool::Pool::default(),
+        },
+        works,
     });
     info!("probe worker serving");
     super::serve_ipc(&ctx, move |call: ProbeCall| probe.handle(call))

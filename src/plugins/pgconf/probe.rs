@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::pool::Conn;
-use super::Probe;
-use crate::ipc::messages::{PgconfCall, ProbeReply, WorkerError};
-use crate::pgconf::{files, hba, settings as conv};
+use super::{files, hba, settings as conv, PgconfCall};
+use crate::ipc::messages::WorkerError;
+use crate::workers::probe::pool::Conn;
+use crate::workers::probe::ProbeHost;
 
 fn rejected(status: u16, message: impl Into<String>) -> WorkerError {
     WorkerError::Rejected {
@@ -269,7 +269,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         .ok_or_else(|| rejected(406, "Parameter 'settings' is malformed."))?;
     let mut applied = vec![];
     let mut notes = vec![];
-    let pg = |e: postgres::Error| WorkerError::Postgres(super::pool::describe(&e));
+    let pg = |e: postgres::Error| WorkerError::Postgres(crate::workers::probe::pool::describe(&e));
     for item in items {
         let (Some(name), Some(value)) = (
             item.get("name").and_then(Value::as_str),
@@ -321,7 +321,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         .map_err(pg)?
         .get(0);
         if let Err(e) = conn.client.batch_execute(&sql) {
-            let msg = super::pool::describe(&e);
+            let msg = crate::workers::probe::pool::describe(&e);
             return Ok(partial(
                 applied,
                 notes,
@@ -403,23 +403,21 @@ fn io_error(path: &Path, e: std::io::Error) -> WorkerError {
     WorkerError::Internal(format!("{}: {e}", path.display()))
 }
 
-impl Probe {
-    /// Answers a pgconf call.
-    pub(super) fn pgconf(&self, call: PgconfCall) -> Result<ProbeReply, WorkerError> {
-        let doc = |value: Value| Ok(ProbeReply::Document { value });
+/// Answers a pgconf call.
+pub(super) fn handle(host: &ProbeHost, call: PgconfCall) -> Result<Value, WorkerError> {
+    {
+        let doc = |value: Value| Ok(value);
         match call {
             // Settings and status are read on a backend opened for the
             // purpose: a pooled one may have re-read the files lazily and
             // show values PostgreSQL does not run with (see Pool::with_new).
             PgconfCall::Settings { filter, category } => {
-                let params = self.ctx.settings().config.postgresql.clone();
-                let list = self
-                    .pool
-                    .with_new(&params, |c| load(c, filter.as_deref(), category.as_deref(), None))?;
+                let list =
+                    host.with_new(|c| load(c, filter.as_deref(), category.as_deref(), None))?;
                 doc(grouped(list))
             }
             PgconfCall::Categories => {
-                let cats: Vec<String> = self.with(|c| {
+                let cats: Vec<String> = host.with(|c| {
                     Ok(c.client
                         .query("SELECT DISTINCT category FROM pg_settings ORDER BY category", &[])?
                         .iter()
@@ -429,15 +427,13 @@ impl Probe {
                 doc(json!({ "categories": cats }))
             }
             PgconfCall::Status => {
-                let params = self.ctx.settings().config.postgresql.clone();
-                doc(status(self.pool.with_new(&params, |c| load(c, None, None, None))?))
+                doc(status(host.with_new(|c| load(c, None, None, None))?))
             }
             PgconfCall::Update { settings, filter } => {
-                let params = self.ctx.settings().config.postgresql.clone();
-                self.pool.with_once(&params, |c| update(c, &settings, filter.as_deref()))?.and_then(doc)
+                host.with_once(|c| update(c, &settings, filter.as_deref()))?.and_then(doc)
             }
             PgconfCall::HbaRead { version, raw } => {
-                let path = self.with(|c| file_setting(c, "hba_file"))?;
+                let path = host.with(|c| file_setting(c, "hba_file"))?;
                 let text = read_file_or_version(&path, version.as_deref())?;
                 let mut v = json!({ "filepath": path.display().to_string(), "version": version });
                 if raw {
@@ -448,7 +444,7 @@ impl Probe {
                 doc(v)
             }
             PgconfCall::HbaWrite { entries, content, new_version } => {
-                let path = self.with(|c| file_setting(c, "hba_file"))?;
+                let path = host.with(|c| file_setting(c, "hba_file"))?;
                 let text = match (entries, content) {
                     (Some(e), _) => hba::write(&e).map_err(|e| rejected(406, e.to_string()))?,
                     (None, Some(c)) => c,
@@ -472,7 +468,7 @@ impl Probe {
                     last = files::versions(&path).ok().and_then(|v| v.into_iter().next());
                 }
                 // PostgreSQL 10+ can say what it thinks of the new file.
-                let errors: Vec<Value> = self
+                let errors: Vec<Value> = host
                     .with(|c| {
                         if c.version_num < 100000 {
                             return Ok(vec![]);
@@ -487,7 +483,7 @@ impl Probe {
                 doc(json!({ "last_version": last, "filepath": path.display().to_string(), "errors": errors }))
             }
             PgconfCall::HbaVersions => {
-                let path = self.with(|c| file_setting(c, "hba_file"))?;
+                let path = host.with(|c| file_setting(c, "hba_file"))?;
                 if !path.exists() {
                     return Err(rejected(404, format!("File {} does not exist.", path.display())));
                 }
@@ -499,13 +495,13 @@ impl Probe {
             }
             PgconfCall::HbaDelete { version } => {
                 version_checked(&version)?;
-                let path = self.with(|c| file_setting(c, "hba_file"))?;
+                let path = host.with(|c| file_setting(c, "hba_file"))?;
                 let target = files::version_path(&path, &version);
                 std::fs::remove_file(&target)
                     .map_err(|_| rejected(404, format!("Version {version} of file {} does not exist.", path.display())))?;
                 doc(json!({ "version": version, "deleted": true }))
             }
-            PgconfCall::HbaOptions => self.with(|c| {
+            PgconfCall::HbaOptions => host.with(|c| {
                 let dbs: Vec<String> = c
                     .client
                     .query("SELECT datname::text FROM pg_database WHERE NOT datistemplate ORDER BY 1", &[])?
@@ -524,22 +520,20 @@ impl Probe {
                 let mut u = vec!["all".to_string()];
                 u.extend(users);
                 u.extend(groups);
-                Ok(ProbeReply::Document {
-                    value: json!({
-                        "connections": ["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"],
-                        "databases": databases,
-                        "users": u,
-                        "auth_methods": ["cert", "gss", "ident", "ldap", "md5", "pam", "password", "peer", "radius", "reject", "scram-sha-256", "sspi", "trust"],
-                    }),
-                })
+                Ok(json!({
+                    "connections": ["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"],
+                    "databases": databases,
+                    "users": u,
+                    "auth_methods": ["cert", "gss", "ident", "ldap", "md5", "pam", "password", "peer", "radius", "reject", "scram-sha-256", "sspi", "trust"],
+                }))
             }),
             PgconfCall::IdentRead => {
-                let path = self.with(|c| file_setting(c, "ident_file"))?;
+                let path = host.with(|c| file_setting(c, "ident_file"))?;
                 let text = read_file_or_version(&path, None)?;
                 doc(json!({ "filepath": path.display().to_string(), "content": text }))
             }
             PgconfCall::IdentWrite { content } => {
-                let path = self.with(|c| file_setting(c, "ident_file"))?;
+                let path = host.with(|c| file_setting(c, "ident_file"))?;
                 if let Ok(current) = std::fs::read(&path) {
                     let previous = path.with_file_name(format!(
                         "{}.previous",

@@ -7,59 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-/// Aggregate CPU counters of /proc/stat (clock ticks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CpuTimes {
-    user: u64,
-    nice: u64,
-    system: u64,
-    idle: u64,
-    iowait: u64,
-    irq: u64,
-    softirq: u64,
-    steal: u64,
-}
-
-/// Parses the `cpu` line of /proc/stat.
-pub fn parse_cpu(stat: &str) -> Option<CpuTimes> {
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let at = |i: usize| v.get(i).copied().unwrap_or(0);
-    Some(CpuTimes {
-        user: at(0),
-        nice: at(1),
-        system: at(2),
-        idle: at(3),
-        iowait: at(4),
-        irq: at(5),
-        softirq: at(6),
-        steal: at(7),
-    })
-}
-
-/// The five 2.x CPU groups (user+nice, system+irq+softirq, idle, iowait,
-/// steal) in clock ticks, for the monitoring `cpu` probe.
-pub fn read_cpu_fields() -> Option<(u64, u64, u64, u64, u64)> {
-    let t = read_cpu()?;
-    Some((
-        t.user + t.nice,
-        t.system + t.irq + t.softirq,
-        t.idle,
-        t.iowait,
-        t.steal,
-    ))
-}
-
-/// Reads /proc/stat now.
-pub fn read_cpu() -> Option<CpuTimes> {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|t| parse_cpu(&t))
-}
+pub use crate::host::{parse_cpu, read_cpu, CpuTimes};
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0

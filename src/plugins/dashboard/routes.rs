@@ -1,16 +1,17 @@
 //! Dashboard plugin routes (facts 9): the last collected set, history, live
 //! computation and the single-metric routes (all live, as in 2.x).
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
-use super::AppState;
-use crate::dashboard;
-use crate::ipc::messages::{ProbeCall, ProbeReply};
-use crate::store::{dashboard as history, notifications};
+use super::{host as dashboard, store as history, DashboardCall};
+use crate::store::notifications;
+use crate::workers::http::error::ApiError;
+use crate::workers::http::routes::{Call, Handled, Reply};
+use crate::workers::http::AppState;
 
 /// How long a `/dashboard` answer is reused while nothing was written.
 const CACHE_FOR: Duration = Duration::from_millis(100);
@@ -25,21 +26,12 @@ async fn hostname(state: &AppState) -> String {
     }
 }
 
+/// Last `/dashboard` answer: (database epoch, when, body). The http worker is
+/// one process, so the plugin keeps it here rather than in the host's state.
+static CACHE: Mutex<Option<(u64, Instant, Bytes)>> = Mutex::new(None);
+
 async fn pg_part(state: &AppState) -> Result<Map<String, Value>, ApiError> {
-    let reply = state
-        .probe
-        .call(ProbeCall::Dashboard, super::IPC_TIMEOUT)
-        .await
-        .map_err(|e| ApiError::from_call("probe", Err(e)))?
-        .map_err(|e| ApiError::from_call("probe", Ok(e)))?;
-    match reply {
-        ProbeReply::Document {
-            value: Value::Object(m),
-        } => Ok(m),
-        other => Err(ApiError::Internal(format!(
-            "unexpected probe reply {other:?}"
-        ))),
-    }
+    state.call(DashboardCall::Collect).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -67,7 +59,11 @@ async fn with_notifications(
 
 /// The full set computed now (`/dashboard/live`, and `/dashboard` before the
 /// first collection).
-pub async fn live(state: &AppState) -> Result<Value, ApiError> {
+pub fn live(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { live_set(c.state).await.map(Reply::Json) })
+}
+
+async fn live_set(state: &AppState) -> Result<Value, ApiError> {
     let name = hostname(state).await;
     let (host, pg) = tokio::join!(
         blocking(move || dashboard::host_set(&name, dashboard::cpu_sampled())),
@@ -91,10 +87,13 @@ pub async fn live(state: &AppState) -> Result<Value, ApiError> {
 /// the epoch): the scheduler stores a new set every `scheduler_interval`
 /// seconds (1 at least), so a UI sees a new set or a notification written by
 /// another process at most 100 ms later.
-pub async fn last(state: &AppState) -> Result<Bytes, ApiError> {
+pub fn last(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { last_set(c.state).await.map(Reply::RawJson) })
+}
+
+async fn last_set(state: &AppState) -> Result<Bytes, ApiError> {
     let epoch = state.db.epoch();
-    if let Some((at_epoch, at, body)) = state
-        .dashboard_cache
+    if let Some((at_epoch, at, body)) = CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
@@ -120,28 +119,42 @@ pub async fn last(state: &AppState) -> Result<Bytes, ApiError> {
             Bytes::from(format!("{body}{sep}\"notifications\": {notes}}}"))
         }
         // Before the first collection: computed now, never cached.
-        _ => return Ok(Bytes::from(live(state).await?.to_string())),
+        _ => return Ok(Bytes::from(live_set(state).await?.to_string())),
     };
-    *state
-        .dashboard_cache
+    *CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some((epoch, Instant::now(), body.clone()));
     Ok(body)
 }
 
 /// `GET /dashboard/history`: oldest first.
-pub async fn history(state: &AppState) -> Result<Value, ApiError> {
-    Ok(Value::Array(state.db.run(|c| history::history(c)).await?))
+pub fn history(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let rows = c.state.db.run(|c| history::history(c)).await?;
+        Ok(Reply::Json(Value::Array(rows)))
+    })
 }
 
 /// `GET /dashboard/config`.
-pub fn config(state: &AppState) -> Value {
-    let d = &state.ctx.settings().config.dashboard;
-    json!({ "scheduler_interval": d.scheduler_interval, "history_length": d.history_length })
+pub fn config(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let d = &c.state.ctx.settings().config.dashboard;
+        Ok(Reply::Json(json!({
+            "scheduler_interval": d.scheduler_interval,
+            "history_length": d.history_length,
+        })))
+    })
 }
 
-/// The single-metric routes.
-pub async fn metric(state: &AppState, name: &str) -> Result<Value, ApiError> {
+/// The single-metric routes: `/dashboard/<metric>`.
+pub fn metric(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let name = c.route.path.trim_start_matches("/dashboard/");
+        one_metric(c.state, name).await.map(Reply::Json)
+    })
+}
+
+async fn one_metric(state: &AppState, name: &str) -> Result<Value, ApiError> {
     let value = match name {
         "cpu" => blocking(dashboard::cpu_sampled).await?,
         "loadaverage" => json!(dashboard::loadaverage()),

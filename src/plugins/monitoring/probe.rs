@@ -8,7 +8,7 @@ use postgres::types::Type;
 use postgres::Row;
 use serde_json::{json, Map, Value};
 
-use super::pool::Conn;
+use crate::workers::probe::pool::Conn;
 
 /// Names of the probes run here.
 pub const SQL_PROBES: [&str; 9] = [
@@ -240,7 +240,7 @@ pub fn instance(conn: &mut Conn, dbnames: Option<&[String]>) -> Result<Value, po
     };
     Ok(json!({
         "available": true,
-        "version_num": super::activity::numeric_version(&server_version),
+        "version_num": crate::pgversion::numeric_version(&server_version),
         "version": server_version,
         "data_directory": data_directory,
         "standby": r.get::<_, bool>(2),

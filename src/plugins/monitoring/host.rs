@@ -104,7 +104,7 @@ pub fn filesystems(with_datetime: bool) -> Vec<Value> {
 
 /// Raw cumulative CPU times in ms (the delta is taken by the caller).
 pub fn cpu_raw() -> Option<Value> {
-    let t = crate::dashboard::read_cpu_fields()?;
+    let t = crate::host::read_cpu_fields()?;
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
         n if n > 0 => n as u64,

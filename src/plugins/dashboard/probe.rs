@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::pool::Conn;
+use crate::workers::probe::pool::Conn;
 
 const SQL: &str = "
 SELECT

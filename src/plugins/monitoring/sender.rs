@@ -11,9 +11,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::Connection;
 use tracing::{error, info, warn};
 
-use crate::store::{monitoring as queue, sessions::now};
+use super::store as queue;
+use crate::store::sessions::now;
 
-use super::super::WorkerCtx;
+use crate::workers::WorkerCtx;
 
 /// First retry delay after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -37,7 +38,7 @@ fn send(agent: &ureq::Agent, url: &str, key: Option<&str>, payload: &str) -> Out
         Ok(mut resp) => {
             let status = resp.status().as_u16();
             let body = resp.body_mut().read_to_string().unwrap_or_default();
-            let msg = crate::monitoring::client::error_of(&body);
+            let msg = crate::http_client::error_of(&body);
             Outcome::Failed(format!("HTTP {status} {msg}").trim().to_string())
         }
         Err(e) => Outcome::Failed(e.to_string()),
@@ -77,7 +78,7 @@ pub fn run(ctx: WorkerCtx, wake: Receiver<()>) {
             warn!("collector certificate not verified: set [monitoring] ssl_ca_cert_file");
             warned_unverified = true;
         }
-        let client = match crate::monitoring::client::agent(m.ssl_ca_cert_file.as_deref()) {
+        let client = match crate::http_client::agent(m.ssl_ca_cert_file.as_deref()) {
             Ok(a) => a,
             Err(e) => {
                 error!("collector sender: {e}");

@@ -2,55 +2,49 @@
 //! with deltas of its own so the collector's are never disturbed), the
 //! configuration, and the pull history for collectors that prefer to pull.
 
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
-use super::pgconf::Query;
-use super::AppState;
-use crate::ipc::messages::{ProbeCall, ProbeReply};
-use crate::monitoring::{deltas, payload, HOST_PROBES};
+use super::{deltas, payload, MonitoringCall, HOST_PROBES};
+use crate::workers::http::error::ApiError;
+use crate::workers::http::routes::{Call, Handled, Reply};
+use crate::workers::http::AppState;
 
-/// Delta state of the API probe routes (this worker's memory only).
-#[derive(Debug, Default)]
-pub struct ApiDeltas(Mutex<deltas::MemoryDeltas>);
+/// Delta state of the API probe routes (this worker's memory only), apart
+/// from the collector's so they never disturb each other.
+static API_DELTAS: LazyLock<Mutex<deltas::MemoryDeltas>> = LazyLock::new(Default::default);
 
 /// `GET /monitoring/probe/<name>`.
-pub async fn probe(state: &AppState, name: &'static str) -> Result<Value, ApiError> {
+pub fn probe(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let name = c.route.path.trim_start_matches("/monitoring/probe/");
+        run_probe(c.state, name).await.map(Reply::Json)
+    })
+}
+
+async fn run_probe(state: &AppState, name: &'static str) -> Result<Value, ApiError> {
     let config = state.ctx.settings().config.clone();
     let rows = if HOST_PROBES.contains(&name) {
         tokio::task::spawn_blocking(move || payload::host_probe(name))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
     } else {
-        let call = ProbeCall::Monitoring {
+        let call = MonitoringCall::Run {
             probes: vec![name.to_string()],
             dbnames: config.monitoring.dbnames.clone(),
         };
-        let reply = state
-            .probe
-            .call(call, super::IPC_TIMEOUT)
-            .await
-            .map_err(|e| ApiError::from_call("probe", Err(e)))?
-            .map_err(|e| ApiError::from_call("probe", Ok(e)))?;
-        match reply {
-            ProbeReply::Document {
-                value: Value::Object(mut m),
-            } => match m.remove(name) {
+        match state.call(call).await? {
+            Value::Object(mut m) => match m.remove(name) {
                 Some(Value::Array(r)) => r,
                 _ => vec![],
             },
-            other => {
-                return Err(ApiError::Internal(format!(
-                    "unexpected probe reply {other:?}"
-                )))
-            }
+            other => return Err(ApiError::Internal(format!("unexpected reply {other}"))),
         }
     };
     // 2.x: SQL counters are returned raw; cpu, process and wal_files as deltas.
     let rows = if matches!(name, "cpu" | "process" | "wal_files") {
-        let mut store = state.api_deltas.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut store = API_DELTAS.lock().unwrap_or_else(|p| p.into_inner());
         deltas::apply(
             name,
             &config.postgresql.instance,
@@ -65,12 +59,18 @@ pub async fn probe(state: &AppState, name: &'static str) -> Result<Value, ApiErr
 }
 
 /// `GET /monitoring/config`.
-pub fn config(state: &AppState) -> Value {
-    let s = state.ctx.settings();
-    let m = &s.config.monitoring;
+pub fn config(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let s = c.state.ctx.settings();
+        Ok(Reply::Json(config_of(&s.config)))
+    })
+}
+
+fn config_of(config: &crate::config::Config) -> Value {
+    let m = &config.monitoring;
     json!({
         "dbnames": m.dbnames.clone().map(Value::from).unwrap_or_else(|| json!("*")),
-        "probes": payload::probe_list(&s.config),
+        "probes": payload::probe_list(config),
         "scheduler_interval": m.scheduler_interval,
         "collector_url": m.collector_url,
         "queue_max_messages": m.queue_max_messages,
@@ -80,8 +80,12 @@ pub fn config(state: &AppState) -> Value {
 
 /// `GET /monitoring/history?start=<YYYY-MM-DDTHH:MM:SSZ>&limit=<n>`: stored
 /// payloads collected after `start`, oldest first (default limit 50).
-pub async fn history(state: &AppState, q: &Query) -> Result<Value, ApiError> {
-    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+pub fn history(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { pull(&c).await.map(Reply::Json) })
+}
+
+async fn pull(c: &Call<'_>) -> Result<Value, ApiError> {
+    let get = |k: &str| c.param(k);
     let after = match get("start") {
         None => 0.0,
         Some(s) => chrono::DateTime::parse_from_rfc3339(s)
@@ -100,9 +104,10 @@ pub async fn history(state: &AppState, q: &Query) -> Result<Value, ApiError> {
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| ApiError::malformed("limit"))?,
     };
-    let rows = state
+    let rows = c
+        .state
         .db
-        .run(move |c| crate::store::monitoring::history(c, after, limit))
+        .run(move |c| super::store::history(c, after, limit))
         .await?;
     Ok(Value::Array(
         rows.iter()

@@ -9,7 +9,7 @@ use crate::config::Config;
 pub fn probe_list(config: &Config) -> Vec<String> {
     match &config.monitoring.probes {
         Some(list) => list.clone(),
-        None => crate::config::schema::KNOWN_PROBES
+        None => super::PROBES
             .iter()
             .map(|s| s.to_string())
             .collect(),

@@ -1,0 +1,127 @@
+//! The periodic collection: SQL probes (probe worker) and host probes, deltas
+//! kept in SQLite, the payload stored in the durable queue; the sender thread
+//! ([`super::sender`]), started with the first collection, pushes it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tracing::{error, warn};
+
+use super::{deltas, payload, store, MonitoringCall, HOST_PROBES};
+use crate::config::Config;
+use crate::plugins::Job;
+use crate::store::sessions;
+use crate::workers::scheduler::JobHost;
+
+/// The collection job.
+#[derive(Default)]
+pub struct Collect {
+    /// Wakes the sender after each collection (`None` until it started).
+    wake_sender: Option<crossbeam_channel::Sender<()>>,
+}
+
+impl Collect {
+    fn wake_sender(&mut self, jobs: &JobHost) {
+        if self.wake_sender.is_none() {
+            let (tx, wakes) = crossbeam_channel::bounded(1);
+            let ctx = jobs.ctx();
+            let spawned = std::thread::Builder::new()
+                .name("sender".into())
+                .spawn(move || super::sender::run(ctx, wakes));
+            match spawned {
+                Ok(_) => self.wake_sender = Some(tx),
+                Err(e) => error!("cannot start the collector sender: {e}"),
+            }
+        }
+        if let Some(tx) = &self.wake_sender {
+            let _ = tx.try_send(());
+        }
+    }
+}
+
+impl Job for Collect {
+    fn name(&self) -> &'static str {
+        "monitoring"
+    }
+
+    fn every(&self, config: &Config) -> Duration {
+        Duration::from_secs(config.monitoring.scheduler_interval)
+    }
+
+    fn run(&mut self, jobs: &mut JobHost) {
+        let settings = jobs.settings();
+        let config = &settings.config;
+        let started = Instant::now();
+        let probes = payload::probe_list(config);
+        let dbnames = config.monitoring.dbnames.clone();
+        let sql: Vec<String> = probes
+            .iter()
+            .filter(|p| !HOST_PROBES.contains(&p.as_str()))
+            .cloned()
+            .collect();
+        let call = MonitoringCall::Run {
+            probes: sql,
+            dbnames: dbnames.clone(),
+        };
+        let mut sql_rows = match jobs.call(call, Duration::from_secs(120)) {
+            Ok(Value::Object(m)) => m,
+            other => {
+                warn!("monitoring SQL probes unavailable: {other:?}");
+                serde_json::Map::new()
+            }
+        };
+        let now = sessions::now();
+        let mut data = serde_json::Map::new();
+        let instance_name = config.postgresql.instance.clone();
+        match jobs.db().transaction() {
+            Ok(tx) => {
+                let mut deltas_store = deltas::SqliteDeltas(&tx);
+                for p in &probes {
+                    let rows = if HOST_PROBES.contains(&p.as_str()) {
+                        payload::host_probe(p)
+                    } else {
+                        match sql_rows.remove(p) {
+                            Some(Value::Array(r)) => r,
+                            _ => vec![],
+                        }
+                    };
+                    let rows = deltas::apply(p, &instance_name, rows, now, &mut deltas_store);
+                    data.insert(p.clone(), Value::Array(rows));
+                }
+                if let Err(e) = tx.commit() {
+                    error!("cannot store monitoring deltas: {e}");
+                }
+            }
+            Err(e) => error!("cannot store monitoring deltas: {e}"),
+        }
+        let instance = jobs
+            .call(MonitoringCall::Instance { dbnames }, Duration::from_secs(60))
+            .unwrap_or_else(|_| serde_json::json!({ "available": false }));
+        let hostname = jobs.hostname();
+        let doc = payload::build(config, &hostname, instance, data);
+        let keep = store::Retention {
+            max_rows: config.monitoring.queue_max_messages as i64,
+            max_age: config.monitoring.queue_max_age as f64,
+        };
+        let text = doc.to_string();
+        match store::push(jobs.db(), &text, now, keep) {
+            Ok(0) => {}
+            Ok(n) => {
+                warn!("monitoring queue over its bounds: {n} oldest unsent payload(s) dropped")
+            }
+            Err(e) => error!("cannot queue the monitoring payload: {e}"),
+        }
+        self.wake_sender(jobs);
+        let _ = crate::store::meta::set(
+            jobs.db(),
+            "monitoring_last_duration",
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::debug!(
+            "monitoring collection took {:.1} ms ({} probes, payload {} bytes)",
+            started.elapsed().as_secs_f64() * 1000.0,
+            probes.len(),
+            text.len()
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Monitoring plugin (facts 10): probes collected every
+//! `[monitoring] scheduler_interval` by the scheduler, deltas kept in SQLite,
+//! the payload queued durably and pushed to `collector_url` by a sender
+//! thread; routes to run one probe now, read the configuration and pull the
+//! history. SQL probes run in the probe worker; host probes read /proc.
+
+pub mod deltas;
+pub mod host;
+mod job;
+pub mod payload;
+pub mod probe;
+mod routes;
+pub mod sender;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Plugin, PluginCall, Work, Worker};
+use crate::ipc::messages::WorkerError;
+use crate::workers::http::routes::Route;
+use crate::workers::probe::ProbeHost;
+
+/// The plugin.
+pub static PLUGIN: Plugin = Plugin {
+    name: "monitoring",
+    default: true,
+    routes: ROUTES,
+    probe: Some(|| Box::new(MonitoringWork)),
+    pgctl: None,
+    jobs: || vec![Box::new(job::Collect::default())],
+};
+
+/// Every probe, as named by the 2.x agent (the one list: configuration
+/// validation, collection and routes use it).
+pub const PROBES: &[&str] = &[
+    "sessions",
+    "xacts",
+    "locks",
+    "blocks",
+    "bgwriter",
+    "db_size",
+    "tblspc_size",
+    "filesystems_size",
+    "cpu",
+    "process",
+    "memory",
+    "loadavg",
+    "wal_files",
+    "replication",
+];
+
+/// Probes computed from the host rather than PostgreSQL.
+pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memory", "loadavg"];
+
+/// Agent time as 2.x writes it in host probes: `YYYY-MM-DD HH:MM:SS +0000` (UTC).
+pub fn agent_datetime() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S +0000")
+        .to_string()
+}
+
+const fn probe_route(path: &'static str, id: &'static str) -> Route {
+    Route::keyed("monitoring", path, id, routes::probe)
+}
+
+const ROUTES: &[Route] = &[
+    probe_route("/monitoring/probe/sessions", "MonitoringProbesessions"),
+    probe_route("/monitoring/probe/xacts", "MonitoringProbexacts"),
+    probe_route("/monitoring/probe/locks", "MonitoringProbelocks"),
+    probe_route("/monitoring/probe/blocks", "MonitoringProbeblocks"),
+    probe_route("/monitoring/probe/bgwriter", "MonitoringProbebgwriter"),
+    probe_route("/monitoring/probe/db_size", "MonitoringProbedb_size"),
+    probe_route("/monitoring/probe/tblspc_size", "MonitoringProbetblspc_size"),
+    probe_route(
+        "/monitoring/probe/filesystems_size",
+        "MonitoringProbefilesystems_size",
+    ),
+    probe_route("/monitoring/probe/cpu", "MonitoringProbecpu"),
+    probe_route("/monitoring/probe/process", "MonitoringProbeprocess"),
+    probe_route("/monitoring/probe/memory", "MonitoringProbememory"),
+    probe_route("/monitoring/probe/loadavg", "MonitoringProbeloadavg"),
+    probe_route("/monitoring/probe/wal_files", "MonitoringProbewal_files"),
+    probe_route("/monitoring/probe/replication", "MonitoringProbereplication"),
+    Route::new(
+        "monitoring",
+        "GET",
+        "/monitoring/config",
+        "MonitoringConfig",
+        routes::config,
+    ),
+    Route::keyed(
+        "monitoring",
+        "/monitoring/history",
+        "MonitoringHistory",
+        routes::history,
+    ),
+];
+
+/// Calls of the monitoring plugin to the probe worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MonitoringCall {
+    /// Run SQL probes (raw counters): `{probe: [rows]}`; host probes and
+    /// unknown names are ignored.
+    Run {
+        /// Probe names.
+        probes: Vec<String>,
+        /// Databases to report (`None` = all).
+        dbnames: Option<Vec<String>>,
+    },
+    /// The instance description of the payload.
+    Instance {
+        /// Databases to describe (`None` = all).
+        dbnames: Option<Vec<String>>,
+    },
+}
+
+impl PluginCall for MonitoringCall {
+    const PLUGIN: &'static str = "monitoring";
+    const WORKER: Worker = Worker::Probe;
+    type Reply = Value;
+}
+
+struct MonitoringWork;
+
+impl Work<ProbeHost> for MonitoringWork {
+    fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
+        super::typed(call, |c: MonitoringCall| match c {
+            MonitoringCall::Run { probes, dbnames } => {
+                let port = host.settings().config.postgresql.port;
+                let mut out = serde_json::Map::new();
+                for p in probes
+                    .iter()
+                    .filter(|p| probe::SQL_PROBES.contains(&p.as_str()))
+                {
+                    // One failing probe (a lock timeout, say) does not hide the others.
+                    let rows = match host.with(|c| probe::run(c, p, port, dbnames.as_deref())) {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            tracing::warn!("probe {p} failed: {e}");
+                            vec![]
+                        }
+                    };
+                    out.insert(p.clone(), Value::Array(rows));
+                }
+                Ok(Value::Object(out))
+            }
+            MonitoringCall::Instance { dbnames } => Ok(host
+                .with(|c| probe::instance(c, dbnames.as_deref()))
+                .unwrap_or_else(|e| {
+                    tracing::debug!("instance facts unavailable: {e}");
+                    serde_json::json!({ "available": false })
+                })),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_route_per_probe_and_every_probe_runs_somewhere() {
+        for p in PROBES {
+            let path = format!("/monitoring/probe/{p}");
+            assert!(ROUTES.iter().any(|r| r.path == path), "{path} not routed");
+            assert!(
+                HOST_PROBES.contains(p) || probe::SQL_PROBES.contains(p),
+                "{p} is neither a host nor an SQL probe"
+            );
+        }
+        let routed = ROUTES
+            .iter()
+            .filter(|r| r.path.starts_with("/monitoring/probe/"))
+            .count();
+        assert_eq!(routed, PROBES.len());
+    }
+}

@@ -1,0 +1,141 @@
+//! PgConf plugin (facts 11): PostgreSQL settings (`ALTER SYSTEM`, pending
+//! reload or restart), pg_hba.conf with versions, pg_ident.conf. Parameter
+//! checks and notifications in the http worker; the files and SQL in the
+//! probe worker, which runs as the cluster owner. The http worker never
+//! writes PostgreSQL's files.
+
+pub mod files;
+pub mod hba;
+mod probe;
+mod routes;
+pub mod settings;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Plugin, PluginCall, Work, Worker};
+use crate::ipc::messages::WorkerError;
+use crate::workers::http::routes::Route;
+use crate::workers::probe::ProbeHost;
+
+/// The plugin.
+pub static PLUGIN: Plugin = Plugin {
+    name: "pgconf",
+    default: true,
+    routes: ROUTES,
+    probe: Some(|| Box::new(PgconfWork)),
+    pgctl: None,
+    jobs: super::no_jobs,
+};
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    handler: crate::workers::http::routes::HandlerFn,
+) -> Route {
+    Route::new("pgconf", method, path, id, handler)
+}
+
+const ROUTES: &[Route] = &[
+    route("GET", "/pgconf/configuration", "PgconfSettings", routes::settings),
+    route(
+        "GET",
+        "/pgconf/configuration/category/{category}",
+        "PgconfCategory",
+        routes::category,
+    ),
+    route(
+        "GET",
+        "/pgconf/configuration/categories",
+        "PgconfCategories",
+        routes::categories,
+    ),
+    route(
+        "GET",
+        "/pgconf/configuration/status",
+        "PgconfStatus",
+        routes::status,
+    ),
+    route("POST", "/pgconf/configuration", "PgconfUpdate", routes::update),
+    route("GET", "/pgconf/hba", "HbaGet", routes::hba_get),
+    route("POST", "/pgconf/hba", "HbaPost", routes::hba_post),
+    route("DELETE", "/pgconf/hba", "HbaDelete", routes::hba_delete),
+    route("GET", "/pgconf/hba/raw", "HbaRawGet", routes::hba_raw_get),
+    route("POST", "/pgconf/hba/raw", "HbaRawPost", routes::hba_raw_post),
+    route("GET", "/pgconf/hba/options", "HbaOptions", routes::hba_options),
+    route("GET", "/pgconf/hba/versions", "HbaVersions", routes::hba_versions),
+    route("GET", "/pgconf/pg_ident", "IdentGet", routes::ident_get),
+    route("POST", "/pgconf/pg_ident", "IdentPost", routes::ident_post),
+];
+
+/// Calls of the pgconf plugin, answered by the probe worker (it runs as the
+/// cluster owner and knows where PostgreSQL's files are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PgconfCall {
+    /// Settings grouped by category, optionally filtered.
+    Settings {
+        /// Substring of name or descriptions (already validated).
+        filter: Option<String>,
+        /// Exact category.
+        category: Option<String>,
+    },
+    /// Sorted category names.
+    Categories,
+    /// Settings waiting for a reload or a restart.
+    Status,
+    /// `ALTER SYSTEM` for each item, then a reload.
+    Update {
+        /// The `settings` list of the request.
+        settings: serde_json::Value,
+        /// Narrows the lookup, as `?filter=` does.
+        filter: Option<String>,
+    },
+    /// pg_hba.conf entries, or its raw text, current or a version.
+    HbaRead {
+        /// Version to read.
+        version: Option<String>,
+        /// Raw text instead of entries.
+        raw: bool,
+    },
+    /// Replace pg_hba.conf with entries or raw text.
+    HbaWrite {
+        /// Entries (written in the 2.x format).
+        entries: Option<Vec<serde_json::Value>>,
+        /// Raw text.
+        content: Option<String>,
+        /// Keep a copy of the current file as a version first.
+        new_version: bool,
+    },
+    /// Versions of pg_hba.conf, newest first.
+    HbaVersions,
+    /// Remove a version.
+    HbaDelete {
+        /// The version.
+        version: String,
+    },
+    /// Values proposed for each column.
+    HbaOptions,
+    /// pg_ident.conf text.
+    IdentRead,
+    /// Replace pg_ident.conf, keeping `.previous`.
+    IdentWrite {
+        /// New text.
+        content: String,
+    },
+}
+
+impl PluginCall for PgconfCall {
+    const PLUGIN: &'static str = "pgconf";
+    const WORKER: Worker = Worker::Probe;
+    type Reply = Value;
+}
+
+struct PgconfWork;
+
+impl Work<ProbeHost> for PgconfWork {
+    fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
+        super::typed(call, |c: PgconfCall| probe::handle(host, c))
+    }
+}
