@@ -79,7 +79,7 @@ pub const KEYS: &[KeyDef] = &[
         "temboard",
         "plugins",
         Some(r#"["monitoring", "dashboard", "pgconf", "administration", "activity"]"#),
-        "a JSON list of plugin names (activity, administration, dashboard, monitoring, pgconf)",
+        "a JSON list of registered plugin names (an unknown name is refused with the list)",
     ),
     k(
         "temboard",
