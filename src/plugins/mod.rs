@@ -36,8 +36,14 @@ macro_rules! registry {
     };
 }
 
-// Adding a plugin is adding its folder and its name here.
-registry!(activity, administration, dashboard, monitoring, pgconf);
+// Adding a plugin is adding its folder and one line here.
+registry! {
+    activity,
+    administration,
+    dashboard,
+    monitoring,
+    pgconf,
+}
 
 /// Which worker runs a plugin's call. The http worker is never one: it holds
 /// no PostgreSQL password and runs no command.
