@@ -43,6 +43,7 @@ registry! {
     dashboard,
     monitoring,
     pgconf,
+    extensions,
 }
 
 /// Which worker runs a plugin's call. The http worker is never one: it holds
