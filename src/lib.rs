@@ -5,6 +5,11 @@
 //! UNIX-socket [`ipc`] and keep durable state in SQLite ([`store`]).
 //! See docs/architecture.md for the process tree and the fd contract.
 
+// The conventions, held by the compiler: every public item documented, every
+// unsafe block justified, no unwrap() on input or I/O outside tests.
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod certgen;
 pub mod cli;
 pub mod config;

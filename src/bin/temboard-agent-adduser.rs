@@ -5,6 +5,8 @@
 //! Without a terminal on stdin it reads three lines instead (user name,
 //! password, password again), so scripts and tests can use it.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Parser;

@@ -2,6 +2,8 @@
 //! users file line `USERNAME:HASH` (Argon2id; the 2.x hash with
 //! `--legacy-hash`), to paste into `[temboard] users`.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use temboard_agent::users::{new_hash, HashFormat};
 
 const USAGE: &str = "usage: temboard-agent-password [--legacy-hash] USERNAME:PASSWORD\n\n\

@@ -5,6 +5,8 @@
 //!
 //! `-h` is the agent host, as in 2.x; help is `-?` or `--help`.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};

@@ -3,6 +3,8 @@
 //! Run it as the agent's user (e.g. `sudo -u postgres`), who owns the state
 //! database under `[temboard] home`.
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

@@ -1,6 +1,8 @@
 //! `temboard-agent`: the supervisor when started by an operator, or a worker
 //! when exec'd by the supervisor (role given in the environment, see ipc::fds).
 
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
+
 use clap::Parser;
 
 use temboard_agent::cli::{Cli, Command};
