@@ -97,3 +97,33 @@ impl Role {
         format!("temboard-agent: {}", self.as_str())
     }
 }
+/// What a worker's exit status tells the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// Finished as asked (stop).
+    Done,
+    /// Failed: restarted with backoff.
+    Failed,
+    /// Its configuration is unusable (e.g. TLS material it cannot load):
+    /// not restarted until a reload brings a new one. 78 is `EX_CONFIG`.
+    Config,
+}
+
+impl WorkerExit {
+    /// The process exit status.
+    pub const fn code(self) -> i32 {
+        match self {
+            WorkerExit::Done => 0,
+            WorkerExit::Failed => 1,
+            WorkerExit::Config => 78,
+        }
+    }
+
+    /// The meaning of an exit status (`None` for other codes, which count
+    /// as failures).
+    pub fn from_code(code: i32) -> Option<WorkerExit> {
+        [WorkerExit::Done, WorkerExit::Failed, WorkerExit::Config]
+            .into_iter()
+            .find(|w| w.code() == code)
+    }
+}

@@ -202,11 +202,11 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         Some(Ok(a)) => a,
         Some(Err(e)) => {
             error!("TLS setup failed: {e}");
-            return crate::supervisor::EXIT_CONFIG;
+            return crate::ipc::WorkerExit::Config.code();
         }
         None => {
             error!("no TLS material received from the supervisor");
-            return crate::supervisor::EXIT_CONFIG;
+            return crate::ipc::WorkerExit::Config.code();
         }
     };
     // SAFETY: fd 4 is the TCP listener by the fd contract (ipc::fds).
