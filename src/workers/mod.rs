@@ -1,86 +1,33 @@
-//! What every worker process shares: the start handshake with the supervisor on
-//! the control socket (fd 3), the control thread that applies reloads and stop
-//! requests, and the blocking IPC server used by the probe and pg_ctl workers.
+//! Worker processes: the start handshake with the supervisor on the control
+//! socket (fd 3), then the role's host. The shared context and control thread
+//! are in [`ctx`], the blocking IPC server of the probe and pg_ctl workers in
+//! [`ipc_server`]. No worker names a plugin: each hosts what the registry
+//! (`crate::plugins`) gives it.
 //!
 //! Runs in worker processes only, after exec, already under the worker identity.
 
+mod ctx;
 pub mod http;
+mod ipc_server;
 pub mod no_exec;
 pub mod pgctl;
 pub mod probe;
 pub mod scheduler;
 
 use std::os::fd::FromRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use crate::ipc::fds::{CONTROL_FD, LISTENER_FD};
 use crate::ipc::frame::{read_frame, write_frame};
-use crate::ipc::messages::{
-    Request, Response, ToSupervisor, ToWorker, WorkerError, WorkerSettings,
-};
-use crate::ipc::{IpcError, Role, PROTOCOL};
+use crate::ipc::messages::{ToSupervisor, ToWorker};
+use crate::ipc::{Role, PROTOCOL};
 
-/// Events the control thread hands to the role's main loop.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// New settings are in force (already stored in the context).
-    Reloaded,
-    /// Finish and exit 0.
-    Stop,
-}
-
-/// Shared state of a worker process.
-#[derive(Clone)]
-pub struct WorkerCtx {
-    /// This worker's role.
-    pub role: Role,
-    settings: Arc<RwLock<Arc<WorkerSettings>>>,
-    generation: Arc<AtomicU64>,
-    control: Arc<Mutex<UnixStream>>,
-    supervision: Arc<RwLock<crate::ipc::messages::Supervision>>,
-    /// Reload and stop notifications.
-    pub events: Receiver<Event>,
-}
-
-impl WorkerCtx {
-    /// The settings in force now.
-    pub fn settings(&self) -> Arc<WorkerSettings> {
-        match self.settings.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
-    }
-
-    /// The supervisor's latest view of the workers (http worker only).
-    pub fn supervision(&self) -> crate::ipc::messages::Supervision {
-        match self.supervision.read() {
-            Ok(s) => s.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
-    }
-
-    /// Tells the supervisor this worker serves.
-    pub fn ready(&self) {
-        let generation = self.generation.load(Ordering::SeqCst);
-        self.tell(&ToSupervisor::Ready { generation });
-    }
-
-    fn tell(&self, msg: &ToSupervisor) {
-        if let Ok(mut c) = self.control.lock() {
-            if let Err(e) = write_frame(&mut *c, msg) {
-                warn!("cannot talk to the supervisor: {e}");
-            }
-        }
-    }
-}
+use ctx::control_loop;
+pub use ctx::{wait_for_stop, Event, WorkerCtx};
+pub use ipc_server::serve_ipc;
 
 /// Entry point of a worker process; returns its exit status.
 pub fn run(role: Role) -> i32 {
@@ -164,14 +111,7 @@ pub fn run(role: Role) -> i32 {
     let _ = reader.set_read_timeout(None);
     sink.reconfigure(&settings.config.logging);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let ctx = WorkerCtx {
-        role,
-        settings: Arc::new(RwLock::new(Arc::new(*settings))),
-        generation: Arc::new(AtomicU64::new(generation)),
-        control: Arc::new(Mutex::new(control)),
-        supervision: Arc::new(RwLock::new(Default::default())),
-        events: rx,
-    };
+    let ctx = WorkerCtx::new(role, generation, *settings, control, rx);
     let thread_ctx = ctx.clone();
     let spawned = std::thread::Builder::new()
         .name("control".into())
@@ -195,127 +135,5 @@ pub fn run(role: Role) -> i32 {
         Role::Scheduler => scheduler::run(ctx),
         Role::Probe => probe::run(ctx),
         Role::Pgctl => pgctl::run(ctx),
-    }
-}
-
-fn control_loop(
-    ctx: WorkerCtx,
-    mut reader: UnixStream,
-    tx: Sender<Event>,
-    sink: crate::logging::Sink,
-) {
-    loop {
-        match read_frame::<ToWorker, _>(&mut reader) {
-            Ok(ToWorker::Reload {
-                generation,
-                settings,
-            }) => {
-                sink.reconfigure(&settings.config.logging);
-                if let Ok(mut s) = ctx.settings.write() {
-                    *s = Arc::new(*settings);
-                }
-                ctx.generation.store(generation, Ordering::SeqCst);
-                info!("configuration reloaded (generation {generation})");
-                let _ = tx.send(Event::Reloaded);
-                ctx.tell(&ToSupervisor::Reloaded { generation });
-            }
-            Ok(ToWorker::Supervision(s)) => {
-                if let Ok(mut cur) = ctx.supervision.write() {
-                    *cur = s;
-                }
-            }
-            Ok(ToWorker::Stop) => {
-                debug!("stop requested");
-                let _ = tx.send(Event::Stop);
-            }
-            Ok(ToWorker::Start { .. }) => warn!("unexpected second start message ignored"),
-            Err(IpcError::Closed) | Err(IpcError::Truncated) => {
-                // The supervisor is gone: nobody would restart or stop us.
-                std::process::exit(0);
-            }
-            Err(e) => {
-                error!("control channel broken ({e}); exiting");
-                std::process::exit(1);
-            }
-        }
-    }
-}
-
-/// Most concurrent client connections one IPC server handles.
-const MAX_IPC_CONNECTIONS: usize = 64;
-
-/// Serves `Request<C>` / `Response<R>` on the inherited UNIX listener, one
-/// thread per client connection, until a stop request. `handle` must be
-/// thread-safe; it is called concurrently.
-pub fn serve_ipc<C, R, H>(ctx: &WorkerCtx, handle: H) -> i32
-where
-    C: DeserializeOwned + Send + 'static,
-    R: Serialize + Send + 'static,
-    H: Fn(C) -> Result<R, WorkerError> + Send + Sync + 'static,
-{
-    // SAFETY: fd 4 is this worker's UNIX listener by the fd contract.
-    let listener = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
-    let handle = Arc::new(handle);
-    let active = Arc::new(AtomicUsize::new(0));
-    let role = ctx.role;
-    let accept = std::thread::Builder::new()
-        .name("accept".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                let mut stream = match conn {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!("accept failed: {e}");
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                };
-                if active.load(Ordering::SeqCst) >= MAX_IPC_CONNECTIONS {
-                    warn!("too many {} clients; closing a connection", role.as_str());
-                    continue;
-                }
-                active.fetch_add(1, Ordering::SeqCst);
-                let h = Arc::clone(&handle);
-                let a = Arc::clone(&active);
-                let spawned = std::thread::Builder::new()
-                    .name("client".into())
-                    .spawn(move || {
-                        loop {
-                            let req: Request<C> = match read_frame(&mut stream) {
-                                Ok(r) => r,
-                                Err(IpcError::Closed) => break,
-                                Err(e) => {
-                                    debug!("client connection dropped: {e}");
-                                    break;
-                                }
-                            };
-                            let result = h(req.call);
-                            if write_frame(&mut stream, &Response { id: req.id, result }).is_err() {
-                                break;
-                            }
-                        }
-                        a.fetch_sub(1, Ordering::SeqCst);
-                    });
-                if let Err(e) = spawned {
-                    error!("cannot start a client thread: {e}");
-                }
-            }
-        });
-    if let Err(e) = accept {
-        error!("cannot start the accept thread: {e}");
-        return 1;
-    }
-    ctx.ready();
-    wait_for_stop(ctx);
-    0
-}
-
-/// Blocks until the supervisor asks this worker to stop.
-pub fn wait_for_stop(ctx: &WorkerCtx) {
-    loop {
-        match ctx.events.recv() {
-            Ok(Event::Stop) | Err(_) => return,
-            Ok(Event::Reloaded) => {}
-        }
     }
 }
