@@ -183,15 +183,19 @@ pub enum WorkerError {
     /// The feature is not built yet.
     #[error("not implemented: {0}")]
     NotImplemented(String),
-    /// A request refused with the HTTP status and message the API must give
-    /// (the 2.x pgconf messages).
-    #[error("{message}")]
-    Rejected {
-        /// HTTP status.
-        status: u16,
-        /// Message.
-        message: String,
-    },
+    /// A value of the request is not acceptable; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    /// What the request names does not exist (a file, a version).
+    #[error("{0}")]
+    NotFound(String),
+    /// PostgreSQL refused a change the request asked for (`ALTER SYSTEM`).
+    #[error("{0}")]
+    PostgresRefused(String),
+    /// The work failed for a reason the operator can act on; the message
+    /// says it.
+    #[error("{0}")]
+    Failed(String),
     /// Something else is running that excludes this request.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -14,13 +14,6 @@ use crate::ipc::messages::WorkerError;
 use crate::workers::probe::pool::Conn;
 use crate::workers::probe::ProbeHost;
 
-fn rejected(status: u16, message: impl Into<String>) -> WorkerError {
-    WorkerError::Rejected {
-        status,
-        message: message.into(),
-    }
-}
-
 /// One row of pg_settings with what the files say.
 struct Setting {
     row: Map<String, Value>,
@@ -208,7 +201,7 @@ enum Change {
 }
 
 fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError> {
-    let invalid = || rejected(406, format!("{name}: Invalid setting."));
+    let invalid = || WorkerError::Invalid(format!("{name}: Invalid setting."));
     if value.contains('\0') {
         return Err(invalid());
     }
@@ -235,13 +228,13 @@ fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError>
         }
         "bool" => conv::normalize_bool(value)
             .map(|b| Change::Set(b.to_string()))
-            .ok_or_else(|| rejected(406, format!("Invalid setting: {}.", value.to_lowercase()))),
+            .ok_or_else(|| WorkerError::Invalid(format!("Invalid setting: {}.", value.to_lowercase()))),
         "enum" => {
             let v = conv::strip_outer_quotes(value);
             if s.enumvals.iter().any(|e| e == v) {
                 Ok(Change::Set(v.to_string()))
             } else {
-                Err(rejected(406, format!("Invalid setting: {v}.")))
+                Err(WorkerError::Invalid(format!("Invalid setting: {v}.")))
             }
         }
         _ => Ok(if value.is_empty() {
@@ -266,7 +259,7 @@ fn changed(s: &Setting, change: &Change) -> bool {
 fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value, WorkerError> {
     let items = items
         .as_array()
-        .ok_or_else(|| rejected(406, "Parameter 'settings' is malformed."))?;
+        .ok_or_else(|| WorkerError::Invalid("Parameter 'settings' is malformed.".into()))?;
     let mut applied = vec![];
     let mut notes = vec![];
     let pg = |e: postgres::Error| WorkerError::Postgres(crate::workers::probe::pool::describe(&e));
@@ -278,7 +271,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             return Ok(partial(
                 applied,
                 notes,
-                Some((406, "setting item malformed.".to_string())),
+                Some(WorkerError::Invalid("setting item malformed.".into())),
             ));
         };
         let found = load(conn, filter, None, Some(name)).map_err(pg)?;
@@ -286,14 +279,14 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             return Ok(partial(
                 applied,
                 notes,
-                Some((406, format!("Parameter {name} can't be checked."))),
+                Some(WorkerError::Invalid(format!(
+                    "Parameter {name} can't be checked."
+                ))),
             ));
         };
         let change = match validate(&s, name, value) {
             Ok(c) => c,
-            Err(WorkerError::Rejected { status, message }) => {
-                return Ok(partial(applied, notes, Some((status, message))))
-            }
+            Err(e @ WorkerError::Invalid(_)) => return Ok(partial(applied, notes, Some(e))),
             Err(e) => return Err(e),
         };
         let force = item.get("force").and_then(Value::as_str) == Some("true");
@@ -325,7 +318,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             return Ok(partial(
                 applied,
                 notes,
-                Some((408, format!("{name}: {msg}"))),
+                Some(WorkerError::PostgresRefused(format!("{name}: {msg}"))),
             ));
         }
         let previous = s.setting_raw.clone().unwrap_or_default();
@@ -357,11 +350,13 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
 
 /// An update's outcome: what was applied (and its notifications) even when a
 /// later item failed.
-fn partial(applied: Vec<Value>, notes: Vec<String>, failure: Option<(u16, String)>) -> Value {
+/// `failure` is the error the request gets once the applied part is
+/// recorded (its kind, mapped to HTTP by the http worker).
+fn partial(applied: Vec<Value>, notes: Vec<String>, failure: Option<WorkerError>) -> Value {
     json!({
         "settings": applied,
         "notifications": notes,
-        "failure": failure.map(|(status, message)| json!({ "status": status, "message": message })),
+        "failure": failure,
     })
 }
 
@@ -376,9 +371,9 @@ fn file_setting(conn: &mut Conn, which: &str) -> Result<PathBuf, postgres::Error
 fn version_checked(v: &str) -> Result<(), WorkerError> {
     files::check_version(v).map_err(|valid_shape| {
         if valid_shape {
-            rejected(406, "Bad version format, should be 'YYYY-MM-DDTHH:mm:ss'")
+            WorkerError::Invalid("Bad version format, should be 'YYYY-MM-DDTHH:mm:ss'".into())
         } else {
-            rejected(406, "Parameter 'version' is malformed.")
+            WorkerError::Invalid("Parameter 'version' is malformed.".into())
         }
     })
 }
@@ -388,14 +383,12 @@ fn read_file_or_version(path: &Path, version: Option<&str>) -> Result<String, Wo
         Some(v) => {
             version_checked(v)?;
             std::fs::read_to_string(files::version_path(path, v)).map_err(|_| {
-                rejected(
-                    404,
-                    format!("Version {v} of file {} does not exist.", path.display()),
+                WorkerError::NotFound(format!("Version {v} of file {} does not exist.", path.display()),
                 )
             })
         }
         None => std::fs::read_to_string(path)
-            .map_err(|_| rejected(404, format!("File {} does not exist.", path.display()))),
+            .map_err(|_| WorkerError::NotFound(format!("File {} does not exist.", path.display()))),
     }
 }
 
@@ -446,18 +439,16 @@ pub(super) fn handle(host: &ProbeHost, call: PgconfCall) -> Result<Value, Worker
             PgconfCall::HbaWrite { entries, content, new_version } => {
                 let path = host.with(|c| file_setting(c, "hba_file"))?;
                 let text = match (entries, content) {
-                    (Some(e), _) => hba::write(&e).map_err(|e| rejected(406, e.to_string()))?,
+                    (Some(e), _) => hba::write(&e).map_err(|e| WorkerError::Invalid(e.to_string()))?,
                     (None, Some(c)) => c,
-                    (None, None) => return Err(rejected(406, "Parameter 'content' not sent.")),
+                    (None, None) => return Err(WorkerError::Invalid("Parameter 'content' not sent.".into())),
                 };
                 let mut last = None;
                 if new_version {
                     let v = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
                     let target = files::version_path(&path, &v);
                     files::copy_new(&path, &target).map_err(|e| match e.kind() {
-                        std::io::ErrorKind::AlreadyExists => rejected(
-                            409,
-                            format!("Unable to create a new version, file {} already exists.", target.display()),
+                        std::io::ErrorKind::AlreadyExists => WorkerError::Conflict(format!("Unable to create a new version, file {} already exists.", target.display()),
                         ),
                         _ => io_error(&target, e),
                     })?;
@@ -485,11 +476,11 @@ pub(super) fn handle(host: &ProbeHost, call: PgconfCall) -> Result<Value, Worker
             PgconfCall::HbaVersions => {
                 let path = host.with(|c| file_setting(c, "hba_file"))?;
                 if !path.exists() {
-                    return Err(rejected(404, format!("File {} does not exist.", path.display())));
+                    return Err(WorkerError::NotFound(format!("File {} does not exist.", path.display())));
                 }
                 let versions = files::versions(&path).map_err(|_| {
                     let dir = path.parent().map(|d| d.display().to_string()).unwrap_or_default();
-                    rejected(500, format!("Unable to list content from directory: {dir}"))
+                    WorkerError::Failed(format!("Unable to list content from directory: {dir}"))
                 })?;
                 doc(json!({ "filepath": path.display().to_string(), "versions": versions }))
             }
@@ -498,7 +489,7 @@ pub(super) fn handle(host: &ProbeHost, call: PgconfCall) -> Result<Value, Worker
                 let path = host.with(|c| file_setting(c, "hba_file"))?;
                 let target = files::version_path(&path, &version);
                 std::fs::remove_file(&target)
-                    .map_err(|_| rejected(404, format!("Version {version} of file {} does not exist.", path.display())))?;
+                    .map_err(|_| WorkerError::NotFound(format!("Version {version} of file {} does not exist.", path.display())))?;
                 doc(json!({ "version": version, "deleted": true }))
             }
             PgconfCall::HbaOptions => host.with(|c| {

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::PgconfCall;
+use crate::ipc::messages::WorkerError;
 use crate::workers::http::error::ApiError;
 use crate::workers::http::routes::{decode_segment, Call, Handled, Query, Reply};
 use crate::workers::http::AppState;
@@ -142,14 +143,9 @@ pub fn update(c: Call<'_>) -> Handled<'_> {
             .unwrap_or_default();
         c.state.notify(&c.caller()?.username, notes).await?;
         if let Some(f) = out.get("failure").filter(|f| !f.is_null()) {
-            let status = f["status"].as_u64().unwrap_or(500) as u16;
-            return Err(ApiError::Status(
-                status,
-                f["message"]
-                    .as_str()
-                    .unwrap_or("Internal error.")
-                    .to_string(),
-            ));
+            let e = serde_json::from_value::<WorkerError>(f.clone())
+                .unwrap_or_else(|e| WorkerError::Internal(format!("update failure: {e}")));
+            return Err(ApiError::from_call("probe", Ok(e)));
         }
         Ok(Reply::Json(json!({ "settings": out["settings"].take() })))
     })

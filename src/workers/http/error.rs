@@ -26,7 +26,7 @@ pub enum ApiError {
     /// Resources of the agent are exhausted for now.
     #[error("{0}")]
     Busy(String),
-    /// A status and message chosen by a worker (pgconf's 2.x messages).
+    /// A status and message of the 2.x contract that no other variant has.
     #[error("{1}")]
     Status(u16, String),
     /// Method we never route (PUT, HEAD, PATCH...).
@@ -118,7 +118,11 @@ impl ApiError {
                 ApiError::ServerMessage(m)
             }
             Ok(WorkerError::Timeout(m)) => ApiError::Busy(m),
-            Ok(WorkerError::Rejected { status, message }) => ApiError::Status(status, message),
+            Ok(WorkerError::Invalid(m)) => ApiError::NotAcceptable(m),
+            Ok(WorkerError::NotFound(m)) => ApiError::NotFoundText(m),
+            Ok(WorkerError::Failed(m)) => ApiError::ServerMessage(m),
+            // 2.x answers 408 when PostgreSQL refuses an ALTER SYSTEM.
+            Ok(WorkerError::PostgresRefused(m)) => ApiError::Status(408, m),
             Ok(other) => ApiError::Internal(other.to_string()),
         }
     }
