@@ -20,10 +20,12 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::ipc::messages::WorkerError;
+use crate::workers::http::metrics::Exposition;
 use crate::workers::http::routes::Route;
 use crate::workers::pgctl::PgCtlHost;
 use crate::workers::probe::ProbeHost;
 use crate::workers::scheduler::JobHost;
+use rusqlite::Connection;
 
 /// Declares the plugin modules and [`REGISTRY`] from one list of names.
 macro_rules! registry {
@@ -105,7 +107,18 @@ pub struct Plugin {
     /// Its scheduled jobs, built when the scheduler starts; they run only
     /// while the plugin is loaded.
     pub jobs: fn() -> Vec<Box<dyn Job>>,
+    /// Its `/metrics` families, read from the state database (called for
+    /// every registered plugin, so the exposition keeps its shape).
+    pub metrics: Option<MetricsHook>,
+    /// Its `/health` component (name, document), read from the state
+    /// database; informative, it does not turn the agent's status to failing.
+    pub health: Option<HealthHook>,
 }
+
+/// Adds a plugin's families to `/metrics`.
+pub type MetricsHook = fn(&Connection, &mut Exposition) -> rusqlite::Result<()>;
+/// A plugin's `/health` component, given the configuration and the time.
+pub type HealthHook = fn(&Connection, &Config, f64) -> rusqlite::Result<(&'static str, Value)>;
 
 /// A plugin without jobs.
 pub fn no_jobs() -> Vec<Box<dyn Job>> {

@@ -23,6 +23,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(ActivityWork::default())),
     pgctl: None,
     jobs: super::no_jobs,
+    metrics: None,
+    health: None,
 };
 
 const ROUTES: &[Route] = &[

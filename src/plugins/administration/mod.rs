@@ -24,6 +24,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(VersionWork)),
     pgctl: Some(pgctl::build),
     jobs: super::no_jobs,
+    metrics: None,
+    health: None,
 };
 
 const ROUTES: &[Route] = &[

@@ -24,6 +24,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(DashboardWork)),
     pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
+    metrics: None,
+    health: None,
 };
 
 const fn metric(path: &'static str, id: &'static str) -> Route {

@@ -26,6 +26,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(ExtensionsWork)),
     pgctl: None,
     jobs: super::no_jobs,
+    metrics: None,
+    health: None,
 };
 
 /// Calls of the extensions plugin to the probe worker.

@@ -5,8 +5,10 @@
 //! history. SQL probes run in the probe worker; host probes read /proc.
 
 pub mod deltas;
+mod health;
 pub mod host;
 mod job;
+mod metrics;
 pub mod payload;
 pub mod probe;
 mod routes;
@@ -29,6 +31,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(MonitoringWork)),
     pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
+    metrics: Some(metrics::add),
+    health: Some(health::component),
 };
 
 /// Every probe, as named by the 2.x agent (the one list: configuration

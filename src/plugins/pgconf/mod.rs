@@ -26,6 +26,8 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(PgconfWork)),
     pgctl: None,
     jobs: super::no_jobs,
+    metrics: None,
+    health: None,
 };
 
 const fn route(

@@ -46,38 +46,29 @@ async fn run_checks(app: &AppState) -> (bool, Value) {
     let probe_ok = matches!(probe, Ok(Ok(ProbeReply::Pong)));
     let pgctl_ok = matches!(pgctl, Ok(Ok(PgCtlReply::Pong)));
     let pg_ok = matches!(pg, Ok(Ok(ProbeReply::PgUp)));
-    let (heartbeat, last_success, backlog) = app
+    let config = settings.config.clone();
+    let now = crate::store::sessions::now();
+    // The plugins' components (the monitoring collector) are read with the
+    // heartbeat, in one trip; every registered plugin answers, loaded or
+    // not, so the document keeps its shape.
+    let (heartbeat, plugin_components) = app
         .db
-        .run(|c| {
-            let get = |k: &str| crate::store::meta::get(c, k);
-            Ok((
-                get("scheduler_heartbeat")?,
-                get("collector_last_success")?,
-                crate::plugins::monitoring::store::backlog(c)?,
-            ))
+        .run(move |c| {
+            let heartbeat = crate::store::meta::get(c, "scheduler_heartbeat")?;
+            let mut parts = vec![];
+            for hook in crate::plugins::REGISTRY.iter().filter_map(|p| p.health) {
+                parts.push(hook(c, &config, now)?);
+            }
+            Ok((heartbeat, parts))
         })
         .await
-        .unwrap_or((None, None, 0));
-    let now = crate::store::sessions::now();
+        .unwrap_or((None, vec![]));
     let store_ok = app
         .db
         .run(move |c| crate::store::meta::set(c, "health_write", now))
         .await
         .is_ok();
     let scheduler_ok = heartbeat.is_some_and(|t| now - t < HEARTBEAT_MAX_AGE);
-    let m = &settings.config.monitoring;
-    let collector = match (&m.collector_url, settings.config.has_plugin("monitoring")) {
-        (Some(_), true) => {
-            let recent =
-                last_success.is_some_and(|t| now - t < 3.0 * m.scheduler_interval as f64 + 30.0);
-            json!({
-                "status": if recent || backlog <= 1 { "ok" } else { "failing" },
-                "last_success": last_success.map(|t| chrono::DateTime::from_timestamp(t as i64, 0).map(|d| d.to_rfc3339())),
-                "queue": backlog,
-            })
-        }
-        _ => json!({ "status": "disabled", "queue": backlog }),
-    };
     let mut components = Map::new();
     components.insert("supervisor".into(), state(supervisor));
     components.insert("http".into(), state(true));
@@ -85,7 +76,9 @@ async fn run_checks(app: &AppState) -> (bool, Value) {
     components.insert("probe".into(), state(probe_ok));
     components.insert("pgctl".into(), state(pgctl_ok));
     components.insert("postgresql".into(), state(pg_ok));
-    components.insert("collector".into(), collector);
+    for (name, component) in plugin_components {
+        components.insert(name.into(), component);
+    }
     components.insert("store".into(), state(store_ok));
     let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && pg_ok && store_ok;
     (
