@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ini_file::IniFile;
-use super::schema::{self, KEYS};
+use super::schema;
 use super::ConfigError;
 
 /// Where a value came from; shown in errors and in `show-config`.
@@ -108,7 +108,7 @@ impl Layers {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("/"));
         let mut layers = Layers::default();
-        for def in KEYS {
+        for def in schema::keys() {
             if let Some(d) = def.default {
                 layers.set(def.section, def.key, d, Source::Default, &file_dir);
             }
@@ -195,7 +195,7 @@ impl Layers {
             }
         }
         // Keys set in [DEFAULT] cascade into every section, as in Python.
-        for def in KEYS {
+        for def in schema::keys() {
             if let Some(v) = file.get(def.section, def.key) {
                 self.set(
                     def.section,
@@ -225,7 +225,7 @@ impl Layers {
             return;
         };
         let rest = rest.to_lowercase();
-        for def in KEYS {
+        for def in schema::keys() {
             let long = format!("{}_{}", def.section, def.key);
             if rest == long || (def.section == "temboard" && rest == def.key) {
                 self.set(def.section, def.key, value, source, cwd);

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use layers::{CliValues, Layers, Source};
+pub use validate::Values;
 
 /// Default configuration file when neither `--configfile` nor
 /// `TEMBOARD_CONFIGFILE` is given.
@@ -170,41 +171,6 @@ pub struct LoggingSection {
     pub debug: DebugLoggers,
 }
 
-/// `[dashboard]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DashboardSection {
-    /// Seconds between collections.
-    pub scheduler_interval: u64,
-    /// Stored entries.
-    pub history_length: u64,
-}
-
-/// `[monitoring]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonitoringSection {
-    /// `None` = all databases.
-    pub dbnames: Option<Vec<String>>,
-    /// Collector URL; no push when unset.
-    pub collector_url: Option<String>,
-    /// `None` = all probes.
-    pub probes: Option<Vec<String>>,
-    /// Seconds between runs.
-    pub scheduler_interval: u64,
-    /// CA file to verify the collector.
-    pub ssl_ca_cert_file: Option<PathBuf>,
-    /// Payloads kept at most (queue and pull history).
-    pub queue_max_messages: u64,
-    /// Seconds a payload is kept at most.
-    pub queue_max_age: u64,
-}
-
-/// `[administration]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdministrationSection {
-    /// Control command template with `%s`.
-    pub pg_ctl: Option<String>,
-}
-
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -216,14 +182,12 @@ pub struct Config {
     pub postgresql: PostgresqlSection,
     /// `[logging]`.
     pub logging: LoggingSection,
-    /// `[dashboard]`.
-    pub dashboard: DashboardSection,
-    /// `[monitoring]`.
-    pub monitoring: MonitoringSection,
-    /// `[administration]`.
-    pub administration: AdministrationSection,
     /// `[statements]`.
     pub statements: StatementsSection,
+    /// Each plugin's validated section, by plugin name, as its own settings
+    /// type serialized (read with [`Config::section`]).
+    #[serde(flatten)]
+    pub sections: BTreeMap<String, serde_json::Value>,
 }
 
 /// `[statements]` (temBoard 9.x).
@@ -369,6 +333,14 @@ impl Config {
             c.temboard.key = Some("********".into());
         }
         c
+    }
+
+    /// A plugin's section in its own type; `None` when the plugin has none
+    /// (or it does not decode, which validation rules out).
+    pub fn section<T: serde::de::DeserializeOwned>(&self, plugin: &str) -> Option<T> {
+        self.sections
+            .get(plugin)
+            .and_then(|v| T::deserialize(v).ok())
     }
 
     /// Whether a plugin is loaded.

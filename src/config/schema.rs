@@ -17,7 +17,8 @@ pub struct KeyDef {
     pub secret: bool,
 }
 
-const fn k(
+/// A key that is not a secret (for plugins' key tables too).
+pub const fn k(
     section: &'static str,
     key: &'static str,
     default: Option<&'static str>,
@@ -42,9 +43,10 @@ const fn secret(section: &'static str, key: &'static str, allowed: &'static str)
     }
 }
 
-/// Every key the agent reads. Plugin sections are only validated when the
-/// plugin is listed in `[temboard] plugins`, as in 2.x.
-pub const KEYS: &[KeyDef] = &[
+/// The keys of the core sections; each plugin declares its own
+/// ([`crate::plugins::Plugin::keys`]), only validated when the plugin is
+/// listed in `[temboard] plugins`, as in 2.x.
+pub const CORE_KEYS: &[KeyDef] = &[
     k(
         "temboard",
         "port",
@@ -198,66 +200,6 @@ pub const KEYS: &[KeyDef] = &[
         "true, false, or a comma separated list of loggers",
     ),
     k(
-        "dashboard",
-        "scheduler_interval",
-        Some("2"),
-        "whole seconds, 1 or more",
-    ),
-    k(
-        "dashboard",
-        "history_length",
-        Some("150"),
-        "a whole number, 1 or more",
-    ),
-    k(
-        "monitoring",
-        "dbnames",
-        Some("*"),
-        "* or a comma separated list of database names",
-    ),
-    k(
-        "monitoring",
-        "collector_url",
-        None,
-        "an http:// or https:// URL",
-    ),
-    k(
-        "monitoring",
-        "probes",
-        Some("*"),
-        "* or a comma separated list of probe names",
-    ),
-    k(
-        "monitoring",
-        "scheduler_interval",
-        Some("60"),
-        "whole seconds, 1 or more",
-    ),
-    k(
-        "monitoring",
-        "queue_max_messages",
-        Some("1440"),
-        "payloads kept while the collector is away, 1 or more",
-    ),
-    k(
-        "monitoring",
-        "queue_max_age",
-        Some("86400"),
-        "seconds a payload is kept while the collector is away, 60 or more",
-    ),
-    k(
-        "monitoring",
-        "ssl_ca_cert_file",
-        None,
-        "path of an existing PEM file",
-    ),
-    k(
-        "administration",
-        "pg_ctl",
-        None,
-        "a command with one %s replaced by the action",
-    ),
-    k(
         "statements",
         "dbname",
         Some("postgres"),
@@ -270,24 +212,39 @@ pub const KEYS: &[KeyDef] = &[
 /// (the UI then does not offer their pages).
 pub const FUTURE_PLUGINS: &[&str] = &["maintenance", "statements"];
 
-/// Sections that belong to a plugin: their keys only count when it is loaded.
+/// The documented default of a numeric key of `keys` (1 when it has none,
+/// the smallest value any interval or count accepts).
+pub fn default_number(keys: &[KeyDef], key: &str) -> u64 {
+    keys.iter()
+        .find(|d| d.key == key)
+        .and_then(|d| d.default)
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Every key the agent reads: the core's, then each registered plugin's.
+pub fn keys() -> impl Iterator<Item = &'static KeyDef> {
+    CORE_KEYS
+        .iter()
+        .chain(crate::plugins::REGISTRY.iter().flat_map(|p| p.keys.iter()))
+}
+
+/// The plugin a section belongs to: its keys only count when it is loaded.
 pub fn plugin_of(section: &str) -> Option<&'static str> {
-    match section {
-        "dashboard" => Some("dashboard"),
-        "monitoring" => Some("monitoring"),
-        "administration" => Some("administration"),
-        _ => None,
-    }
+    crate::plugins::REGISTRY
+        .iter()
+        .find(|p| p.keys.iter().any(|k| k.section == section))
+        .map(|p| p.name)
 }
 
 /// Finds a key definition.
 pub fn find(section: &str, key: &str) -> Option<&'static KeyDef> {
-    KEYS.iter().find(|d| d.section == section && d.key == key)
+    keys().find(|d| d.section == section && d.key == key)
 }
 
 /// Whether a section exists at all.
 pub fn is_known_section(section: &str) -> bool {
-    KEYS.iter().any(|d| d.section == section)
+    keys().any(|d| d.section == section)
 }
 
 #[cfg(test)]
@@ -296,7 +253,7 @@ mod tests {
     #[test]
     fn every_key_is_documented() {
         let doc = include_str!("../../docs/configuration.md");
-        for def in super::KEYS {
+        for def in super::keys() {
             let section = doc
                 .split(&format!("### [{}]", def.section))
                 .nth(1)

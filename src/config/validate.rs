@@ -7,19 +7,23 @@ use super::layers::{Layers, RawValue};
 use super::schema;
 use super::*;
 
-struct Ctx<'a> {
+/// The raw values being validated, and the errors and warnings found so
+/// far. Plugins read their section through it ([`crate::plugins::Plugin::settings`]).
+pub struct Values<'a> {
     layers: &'a Layers,
     errors: Vec<Invalid>,
     /// Non-fatal remarks, logged once started.
     warnings: Vec<String>,
 }
 
-impl Ctx<'_> {
-    fn raw(&self, section: &str, key: &str) -> Option<&RawValue> {
+impl Values<'_> {
+    /// The raw value of a key, if any layer set it.
+    pub fn raw(&self, section: &str, key: &str) -> Option<&RawValue> {
         self.layers.get(section, key)
     }
 
-    fn fail(&mut self, section: &str, key: &str, reason: String) {
+    /// Records that a key is invalid, with why.
+    pub fn fail(&mut self, section: &str, key: &str, reason: String) {
         let origin = self
             .raw(section, key)
             .map(|r| r.source.clone())
@@ -36,17 +40,20 @@ impl Ctx<'_> {
         schema::find(section, key).map(|d| d.allowed).unwrap_or("")
     }
 
-    fn opt_str(&self, section: &str, key: &str) -> Option<String> {
+    /// A key's text, `None` when unset or empty.
+    pub fn opt_str(&self, section: &str, key: &str) -> Option<String> {
         self.raw(section, key)
             .map(|r| r.value.clone())
             .filter(|v| !v.is_empty())
     }
 
-    fn string(&self, section: &str, key: &str) -> String {
+    /// A key's text (empty when unset).
+    pub fn string(&self, section: &str, key: &str) -> String {
         self.opt_str(section, key).unwrap_or_default()
     }
 
-    fn int(&mut self, section: &str, key: &str, min: u64, max: u64) -> u64 {
+    /// An integer within `min..=max`; out of range or not a number is an error naming the allowed values.
+    pub fn int(&mut self, section: &str, key: &str, min: u64, max: u64) -> u64 {
         let text = self.string(section, key);
         match text.trim().parse::<u64>() {
             Ok(n) if (min..=max).contains(&n) => n,
@@ -61,7 +68,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
+    /// A path, relative ones resolved against the directory of the file that set it.
+    pub fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         let raw = self.raw(section, key)?;
         if raw.value.is_empty() {
             return None;
@@ -74,7 +82,8 @@ impl Ctx<'_> {
         })
     }
 
-    fn existing_file(&mut self, section: &str, key: &str, required: bool) -> Option<PathBuf> {
+    /// A path that must name a readable regular file (required or not).
+    pub fn existing_file(&mut self, section: &str, key: &str, required: bool) -> Option<PathBuf> {
         let Some(p) = self.path(section, key) else {
             if required {
                 self.fail(section, key, "missing: a file path is required".into());
@@ -98,7 +107,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn bool(&mut self, section: &str, key: &str) -> bool {
+    /// A boolean (`1/yes/true/on`, `0/no/false/off`).
+    pub fn bool(&mut self, section: &str, key: &str) -> bool {
         let text = self.string(section, key).to_lowercase();
         match parse_bool(&text) {
             Some(b) => b,
@@ -113,7 +123,8 @@ impl Ctx<'_> {
         }
     }
 
-    fn list_or_all(
+    /// `*` (all: `None`) or a comma separated list, each item in `known` when given.
+    pub fn list_or_all(
         &mut self,
         section: &str,
         key: &str,
@@ -174,7 +185,7 @@ fn facility_code(name: &str) -> Option<u8> {
     })
 }
 
-fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
+fn plugins(ctx: &mut Values<'_>) -> Vec<String> {
     let text = ctx.string("temboard", "plugins");
     let trimmed = text.trim();
     let names: Vec<String> = if trimmed.starts_with('[') {
@@ -186,7 +197,7 @@ fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
                     "plugins",
                     format!(
                         "not a JSON list of strings ({e}): expected {}",
-                        Ctx::allowed("temboard", "plugins")
+                        Values::allowed("temboard", "plugins")
                     ),
                 );
                 return vec![];
@@ -222,7 +233,7 @@ fn plugins(ctx: &mut Ctx<'_>) -> Vec<String> {
 }
 
 /// Whether a key was left at its default (not set anywhere).
-fn defaulted(ctx: &Ctx<'_>, section: &str, key: &str) -> bool {
+fn defaulted(ctx: &Values<'_>, section: &str, key: &str) -> bool {
     matches!(
         ctx.raw(section, key).map(|r| &r.source),
         Some(Source::Default) | None
@@ -233,7 +244,7 @@ fn defaulted(ctx: &Ctx<'_>, section: &str, key: &str) -> bool {
 /// at least one must work. A key left at its default is on when its file
 /// exists (a 9.x setup writes `signing-public.pem` beside the
 /// configuration); a key set explicitly must name a usable file.
-fn authentication(c: &mut Ctx<'_>) -> (Option<PathBuf>, Option<PathBuf>) {
+fn authentication(c: &mut Values<'_>) -> (Option<PathBuf>, Option<PathBuf>) {
     let signing = match c.path("temboard", "signing_public_key") {
         Some(p) if defaulted(c, "temboard", "signing_public_key") && !p.exists() => None,
         Some(p) => match std::fs::read_to_string(&p) {
@@ -277,7 +288,7 @@ fn authentication(c: &mut Ctx<'_>) -> (Option<PathBuf>, Option<PathBuf>) {
 }
 
 /// `[temboard] ui_url`: an http(s) URL with a host.
-fn ui_url(c: &mut Ctx<'_>) -> Option<String> {
+fn ui_url(c: &mut Values<'_>) -> Option<String> {
     let url = c.opt_str("temboard", "ui_url")?;
     let rest = url
         .strip_prefix("https://")
@@ -297,7 +308,7 @@ fn ui_url(c: &mut Ctx<'_>) -> Option<String> {
     }
 }
 
-fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
+fn certificate(ctx: &mut Values<'_>, cert: Option<&Path>, key: Option<&Path>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     if let Some(cert) = cert {
@@ -346,16 +357,8 @@ fn certificate(ctx: &mut Ctx<'_>, cert: Option<&Path>, key: Option<&Path>) {
     }
 }
 
-/// Validates every key; returns all errors together.
-pub(super) fn typed(
-    layers: &Layers,
-    configfile: PathBuf,
-) -> Result<(Config, Vec<String>), ConfigError> {
-    let mut c = Ctx {
-        layers,
-        errors: vec![],
-        warnings: vec![],
-    };
+/// `[temboard]`.
+fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
     let port = c.int("temboard", "port", 1, 65535) as u16;
     let address_text = c.string("temboard", "address");
     let address = match address_text.trim().parse::<IpAddr>() {
@@ -369,11 +372,11 @@ pub(super) fn typed(
             IpAddr::from([0, 0, 0, 0])
         }
     };
-    let (users, signing_public_key) = authentication(&mut c);
-    let plugins = plugins(&mut c);
+    let (users, signing_public_key) = authentication(c);
+    let plugins = plugins(c);
     let cert = c.existing_file("temboard", "ssl_cert_file", true);
     let key = c.existing_file("temboard", "ssl_key_file", true);
-    certificate(&mut c, cert.as_deref(), key.as_deref());
+    certificate(c, cert.as_deref(), key.as_deref());
     let ssl_ca_cert_file = c.existing_file("temboard", "ssl_ca_cert_file", false);
     let home = c.path("temboard", "home").unwrap_or_default();
     let user = c.opt_str("temboard", "user");
@@ -386,12 +389,12 @@ pub(super) fn typed(
     } else if let Err(e) = crate::privileges::worker_identity(user.as_deref(), &home) {
         c.fail("temboard", "home", e);
     }
-    let temboard = TemboardSection {
+    TemboardSection {
         port,
         address,
         users,
         signing_public_key,
-        ui_url: ui_url(&mut c),
+        ui_url: ui_url(c),
         plugins,
         ssl_cert_file: cert.unwrap_or_default(),
         ssl_key_file: key.unwrap_or_default(),
@@ -406,8 +409,11 @@ pub(super) fn typed(
         max_connections_per_client: c.int("temboard", "max_connections_per_client", 1, 1_000_000),
         pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
         daemonize: c.bool("temboard", "daemonize"),
-    };
+    }
+}
 
+/// `[postgresql]`.
+fn postgresql_section(c: &mut Values<'_>) -> PostgresqlSection {
     let host = c.string("postgresql", "host");
     if host.starts_with('/') && !Path::new(&host).is_dir() {
         c.fail(
@@ -422,15 +428,18 @@ pub(super) fn typed(
             "empty: expected a socket directory or a host name".into(),
         );
     }
-    let postgresql = PostgresqlSection {
+    PostgresqlSection {
         host,
         port: c.int("postgresql", "port", 1, 65535) as u16,
         user: c.string("postgresql", "user"),
         password: c.opt_str("postgresql", "password"),
         dbname: c.string("postgresql", "dbname"),
         instance: c.string("postgresql", "instance"),
-    };
+    }
+}
 
+/// `[logging]`.
+fn logging_section(c: &mut Values<'_>) -> LoggingSection {
     let method = match c.string("logging", "method").to_lowercase().as_str() {
         "stderr" => LogMethod::Stderr,
         "syslog" => LogMethod::Syslog,
@@ -475,52 +484,37 @@ pub(super) fn typed(
         ),
     };
     let destination = c.path("logging", "destination").unwrap_or_default();
-    let logging = LoggingSection {
+    LoggingSection {
         method,
         facility,
         destination,
         level,
         debug,
-    };
+    }
+}
 
-    let dashboard = DashboardSection {
-        scheduler_interval: c.int("dashboard", "scheduler_interval", 1, 86_400),
-        history_length: c.int("dashboard", "history_length", 1, 1_000_000),
+/// Validates every key; returns all errors together.
+pub(super) fn typed(
+    layers: &Layers,
+    configfile: PathBuf,
+) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut c = Values {
+        layers,
+        errors: vec![],
+        warnings: vec![],
     };
-    let collector_url = c.opt_str("monitoring", "collector_url");
-    if let Some(u) = &collector_url {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            c.fail(
-                "monitoring",
-                "collector_url",
-                format!("invalid URL '{u}': expected an http:// or https:// URL"),
-            );
+    let temboard = temboard_section(&mut c);
+    let postgresql = postgresql_section(&mut c);
+    let logging = logging_section(&mut c);
+
+    // Each registered plugin validates its own section; its errors count
+    // only when it is loaded (2.x rule, below).
+    let mut sections = BTreeMap::new();
+    for p in crate::plugins::REGISTRY {
+        if let Some(settings) = p.settings {
+            sections.insert(p.name.to_string(), settings(&mut c));
         }
     }
-    let monitoring = MonitoringSection {
-        dbnames: c.list_or_all("monitoring", "dbnames", None),
-        collector_url,
-        probes: c.list_or_all(
-            "monitoring",
-            "probes",
-            Some(crate::plugins::monitoring::PROBES),
-        ),
-        scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
-        ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
-        queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
-        queue_max_age: c.int("monitoring", "queue_max_age", 60, 366 * 86_400),
-    };
-    let pg_ctl = c.opt_str("administration", "pg_ctl");
-    if let Some(t) = &pg_ctl {
-        if t.matches("%s").count() > 1 {
-            c.fail(
-                "administration",
-                "pg_ctl",
-                format!("'{t}' has more than one %s"),
-            );
-        }
-    }
-    let administration = AdministrationSection { pg_ctl };
 
     // Plugin sections only count when the plugin is loaded (2.x rule).
     let loaded = temboard.plugins.clone();
@@ -540,10 +534,8 @@ pub(super) fn typed(
             temboard,
             postgresql,
             logging,
-            dashboard,
-            monitoring,
-            administration,
             statements,
+            sections,
         },
         c.warnings,
     ))

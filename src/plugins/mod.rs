@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::schema::KeyDef;
+use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
 use crate::workers::http::metrics::Exposition;
 use crate::workers::http::routes::Route;
@@ -107,6 +108,15 @@ pub struct Plugin {
     /// Its scheduled jobs, built when the scheduler starts; they run only
     /// while the plugin is loaded.
     pub jobs: fn() -> Vec<Box<dyn Job>>,
+    /// Its configuration keys (section, name, default, what is allowed);
+    /// shown in docs and `show-config`, settable by file and environment.
+    pub keys: &'static [KeyDef],
+    /// Validates its section into its settings type, serialized; read back
+    /// with `Config::section`. Errors count only while it is loaded.
+    pub settings: Option<fn(&mut Values<'_>) -> Value>,
+    /// Its state database schema, in order, numbered per plugin in
+    /// `plugin_schema`; applied by `store::open` for every registered plugin.
+    pub migrations: &'static [&'static str],
     /// Its `/metrics` families, read from the state database (called for
     /// every registered plugin, so the exposition keeps its shape).
     pub metrics: Option<MetricsHook>,
@@ -119,6 +129,11 @@ pub struct Plugin {
 pub type MetricsHook = fn(&Connection, &mut Exposition) -> rusqlite::Result<()>;
 /// A plugin's `/health` component, given the configuration and the time.
 pub type HealthHook = fn(&Connection, &Config, f64) -> rusqlite::Result<(&'static str, Value)>;
+
+/// A plugin's validated section as stored in the configuration.
+pub fn section_value<T: Serialize>(settings: &T) -> Value {
+    serde_json::to_value(settings).unwrap_or(Value::Null)
+}
 
 /// A plugin without jobs.
 pub fn no_jobs() -> Vec<Box<dyn Job>> {
@@ -169,8 +184,7 @@ mod tests {
             .filter(|p| p.default)
             .map(|p| p.name)
             .collect();
-        let default_key = crate::config::schema::KEYS
-            .iter()
+        let default_key = crate::config::schema::keys()
             .find(|k| k.section == "temboard" && k.key == "plugins")
             .and_then(|k| k.default)
             .unwrap_or("");

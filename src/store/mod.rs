@@ -74,25 +74,11 @@ const MIGRATIONS: &[&str] = &[
         started_at TEXT NOT NULL,
         ended_at TEXT
      );",
-    // 3: dashboard history.
-    "CREATE TABLE dashboard_history (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        collected_at REAL NOT NULL,
-        data TEXT NOT NULL
-     );",
-    // 4: monitoring: delta state and the payload queue (also the pull history).
-    "CREATE TABLE monitoring_deltas (
-        key TEXT PRIMARY KEY,
-        measure_time REAL NOT NULL,
-        measure TEXT NOT NULL
-     );
-     CREATE TABLE monitoring_payloads (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        collected_at REAL NOT NULL,
-        payload TEXT NOT NULL,
-        sent_at REAL
-     );
-     CREATE INDEX monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;",
+    // 3: the dashboard history, now the dashboard plugin's own migration
+    // (kept as a step so existing databases keep their numbering).
+    "SELECT 1;",
+    // 4: the monitoring tables, now the monitoring plugin's own migration.
+    "SELECT 1;",
     // 5: API tokens (only their SHA-256 is kept).
     "CREATE TABLE api_tokens (
         name TEXT PRIMARY KEY,
@@ -213,6 +199,31 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             [idx as i64 + 1],
         )?;
     }
+    // Each registered plugin's tables, numbered per plugin. Applied whether
+    // the plugin is loaded or not: listing it later needs no migration, and
+    // the core's hooks (metrics, health) may read them.
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS plugin_schema (
+            plugin TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
+            PRIMARY KEY (plugin, version))",
+    )?;
+    for p in crate::plugins::REGISTRY {
+        let done: i64 = tx.query_row(
+            "SELECT coalesce(max(version), 0) FROM plugin_schema WHERE plugin = ?1",
+            [p.name],
+            |r| r.get(0),
+        )?;
+        if done > p.migrations.len() as i64 {
+            return Err(MigrateError::TooNew(done));
+        }
+        for (idx, sql) in p.migrations.iter().enumerate().skip(done as usize) {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO plugin_schema (plugin, version, applied_at) VALUES (?1, ?2, datetime('now'))",
+                rusqlite::params![p.name, idx as i64 + 1],
+            )?;
+        }
+    }
     tx.commit()?;
     Ok(())
 }
@@ -221,6 +232,63 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn plugin_tables_exist_on_fresh_and_older_databases() {
+        // Fresh: the plugins' migrations create their tables.
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(dir.path()).unwrap();
+        for table in [
+            "dashboard_history",
+            "monitoring_payloads",
+            "monitoring_deltas",
+        ] {
+            let n: i64 = c
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{table}");
+        }
+        drop(c);
+        // Older: made when core steps 3 and 4 created them; its data stays.
+        let old = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(path(old.path())).unwrap();
+            c.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL);
+                 CREATE TABLE dashboard_history (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    collected_at REAL NOT NULL, data TEXT NOT NULL);
+                 INSERT INTO dashboard_history (collected_at, data) VALUES (1, '{\"kept\": true}');",
+            )
+            .unwrap();
+            for (i, sql) in MIGRATIONS.iter().enumerate() {
+                if i != 2 {
+                    c.execute_batch(sql).unwrap();
+                }
+                c.execute(
+                    "INSERT INTO schema_version VALUES (?1, 'then')",
+                    [i as i64 + 1],
+                )
+                .unwrap();
+            }
+        }
+        let c = open(old.path()).unwrap();
+        let data: String = c
+            .query_row("SELECT data FROM dashboard_history", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(data, "{\"kept\": true}");
+        let v: i64 = c
+            .query_row(
+                "SELECT version FROM plugin_schema WHERE plugin = 'dashboard'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, 1);
+    }
 
     #[test]
     fn creates_migrates_and_reopens() {

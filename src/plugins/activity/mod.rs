@@ -23,6 +23,9 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(ActivityWork::default())),
     pgctl: None,
     jobs: super::no_jobs,
+    keys: &[],
+    settings: None,
+    migrations: &[],
     metrics: None,
     health: None,
 };

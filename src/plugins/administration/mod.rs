@@ -3,6 +3,7 @@
 //! command, and the operations that record each action. The command runs in
 //! the pg_ctl worker, the only process allowed to run programs.
 
+pub mod config;
 mod pgctl;
 mod routes;
 
@@ -24,6 +25,9 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(VersionWork)),
     pgctl: Some(pgctl::build),
     jobs: super::no_jobs,
+    keys: config::KEYS,
+    settings: Some(config::validate),
+    migrations: &[],
     metrics: None,
     health: None,
 };

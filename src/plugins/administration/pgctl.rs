@@ -66,12 +66,8 @@ fn wait_for(host: &PgCtlHost, want_up: bool) -> bool {
 
 fn control(host: &PgCtlHost, action: Action, username: &str) -> Result<ControlDone, WorkerError> {
     let action = action.as_str();
-    let template = host
-        .settings()
-        .config
-        .administration
+    let template = super::config::settings(&host.settings().config)
         .pg_ctl
-        .clone()
         .ok_or_else(|| {
             WorkerError::NotConfigured(
                 "PostgreSQL control is not configured: set [administration] pg_ctl".into(),

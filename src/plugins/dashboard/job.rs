@@ -24,7 +24,7 @@ impl Job for Collect {
     }
 
     fn every(&self, config: &Config) -> Duration {
-        Duration::from_secs(config.dashboard.scheduler_interval)
+        Duration::from_secs(super::config::settings(config).scheduler_interval)
     }
 
     fn run(&mut self, jobs: &mut JobHost) {
@@ -41,7 +41,7 @@ impl Job for Collect {
             Ok(pg) => {
                 set.extend(pg);
                 let value = serde_json::Value::Object(set);
-                store::push(jobs.db(), &value, settings.config.dashboard.history_length)
+                store::push(jobs.db(), &value, super::config::settings(&settings.config).history_length)
                     .map_err(|e| format!("cannot store it: {e}"))
             }
             Err(e) => Err(e),

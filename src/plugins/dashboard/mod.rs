@@ -2,6 +2,7 @@
 //! every `[dashboard] scheduler_interval` by the scheduler into a bounded
 //! history, and live single-metric routes.
 
+pub mod config;
 pub mod host;
 mod job;
 pub mod probe;
@@ -24,6 +25,9 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(DashboardWork)),
     pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
+    keys: config::KEYS,
+    settings: Some(config::validate),
+    migrations: store::MIGRATIONS,
     metrics: None,
     health: None,
 };

@@ -138,7 +138,7 @@ pub fn history(c: Call<'_>) -> Handled<'_> {
 /// `GET /dashboard/config`.
 pub fn config(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
-        let d = &c.state.ctx.settings().config.dashboard;
+        let d = super::config::settings(&c.state.ctx.settings().config);
         Ok(Reply::Json(json!({
             "scheduler_interval": d.scheduler_interval,
             "history_length": d.history_length,

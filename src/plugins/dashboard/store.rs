@@ -4,6 +4,14 @@
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 
+/// The plugin's schema, in order (`IF NOT EXISTS`: databases created before
+/// plugins had migrations already hold the table, from core step 3).
+pub const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS dashboard_history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collected_at REAL NOT NULL,
+    data TEXT NOT NULL
+ );"];
+
 /// Stores one collected set and trims the history.
 pub fn push(conn: &mut Connection, data: &Value, history_length: u64) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

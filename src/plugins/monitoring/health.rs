@@ -16,7 +16,7 @@ pub fn component(
 ) -> rusqlite::Result<(&'static str, Value)> {
     let last_success = crate::store::meta::get(c, "collector_last_success")?;
     let backlog = super::store::backlog(c)?;
-    let m = &config.monitoring;
+    let m = &super::config::settings(config);
     let value = match (&m.collector_url, config.has_plugin("monitoring")) {
         (Some(_), true) => {
             let recent =

@@ -45,7 +45,7 @@ impl Job for Collect {
     }
 
     fn every(&self, config: &Config) -> Duration {
-        Duration::from_secs(config.monitoring.scheduler_interval)
+        Duration::from_secs(super::config::settings(config).scheduler_interval)
     }
 
     fn run(&mut self, jobs: &mut JobHost) {
@@ -53,7 +53,8 @@ impl Job for Collect {
         let config = &settings.config;
         let started = Instant::now();
         let probes = payload::probe_list(config);
-        let dbnames = config.monitoring.dbnames.clone();
+        let section = super::config::settings(config);
+        let dbnames = section.dbnames.clone();
         let sql: Vec<String> = probes
             .iter()
             .filter(|p| !HOST_PROBES.contains(&p.as_str()))
@@ -100,8 +101,8 @@ impl Job for Collect {
         let hostname = jobs.hostname();
         let doc = payload::build(config, &hostname, instance, data);
         let keep = store::Retention {
-            max_rows: config.monitoring.queue_max_messages as i64,
-            max_age: config.monitoring.queue_max_age as f64,
+            max_rows: section.queue_max_messages as i64,
+            max_age: section.queue_max_age as f64,
         };
         let text = doc.to_string();
         match store::push(jobs.db(), &text, now, keep) {

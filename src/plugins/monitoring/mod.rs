@@ -4,6 +4,7 @@
 //! thread; routes to run one probe now, read the configuration and pull the
 //! history. SQL probes run in the probe worker; host probes read /proc.
 
+pub mod config;
 pub mod deltas;
 mod health;
 pub mod host;
@@ -31,6 +32,9 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(MonitoringWork)),
     pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
+    keys: config::KEYS,
+    settings: Some(config::validate),
+    migrations: store::MIGRATIONS,
     metrics: Some(metrics::add),
     health: Some(health::component),
 };

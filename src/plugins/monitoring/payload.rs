@@ -7,8 +7,8 @@ use crate::config::Config;
 
 /// Probes to run: `[monitoring] probes` or all of them.
 pub fn probe_list(config: &Config) -> Vec<String> {
-    match &config.monitoring.probes {
-        Some(list) => list.clone(),
+    match super::config::settings(config).probes {
+        Some(list) => list,
         None => super::PROBES
             .iter()
             .map(|s| s.to_string())

@@ -32,7 +32,7 @@ async fn run_probe(state: &AppState, name: &'static str) -> Result<Value, ApiErr
     } else {
         let call = MonitoringCall::Run {
             probes: vec![name.to_string()],
-            dbnames: config.monitoring.dbnames.clone(),
+            dbnames: super::config::settings(&config).dbnames,
         };
         match state.call(call).await? {
             Value::Object(mut m) => match m.remove(name) {
@@ -67,7 +67,7 @@ pub fn config(c: Call<'_>) -> Handled<'_> {
 }
 
 fn config_of(config: &crate::config::Config) -> Value {
-    let m = &config.monitoring;
+    let m = &super::config::settings(config);
     json!({
         "dbnames": m.dbnames.clone().map(Value::from).unwrap_or_else(|| json!("*")),
         "probes": payload::probe_list(config),

@@ -70,7 +70,7 @@ pub fn run(ctx: WorkerCtx, wake: Receiver<()>) {
         }
         retry_at = None;
         let settings = ctx.settings();
-        let m = &settings.config.monitoring;
+        let m = &super::config::settings(&settings.config);
         let Some(url) = m.collector_url.clone() else {
             continue;
         };

@@ -5,6 +5,22 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+/// The plugin's schema, in order: delta state and the payload queue (also
+/// the pull history). `IF NOT EXISTS`: databases created before plugins had
+/// migrations already hold them, from core step 4.
+pub const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS monitoring_deltas (
+    key TEXT PRIMARY KEY,
+    measure_time REAL NOT NULL,
+    measure TEXT NOT NULL
+ );
+ CREATE TABLE IF NOT EXISTS monitoring_payloads (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    collected_at REAL NOT NULL,
+    payload TEXT NOT NULL,
+    sent_at REAL
+ );
+ CREATE INDEX IF NOT EXISTS monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;"];
+
 /// Retention of the queue.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {

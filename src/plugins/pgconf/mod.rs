@@ -26,6 +26,9 @@ pub static PLUGIN: Plugin = Plugin {
     probe: Some(|| Box::new(PgconfWork)),
     pgctl: None,
     jobs: super::no_jobs,
+    keys: &[],
+    settings: None,
+    migrations: &[],
     metrics: None,
     health: None,
 };

@@ -1,0 +1,118 @@
+//! `[monitoring]`: the keys, their defaults and their validation.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::schema::{k, KeyDef};
+use crate::config::{Config, Values};
+
+/// The keys of `[monitoring]`.
+pub const KEYS: &[KeyDef] = &[
+    k(
+        "monitoring",
+        "dbnames",
+        Some("*"),
+        "* or a comma separated list of database names",
+    ),
+    k(
+        "monitoring",
+        "collector_url",
+        None,
+        "an http:// or https:// URL",
+    ),
+    k(
+        "monitoring",
+        "probes",
+        Some("*"),
+        "* or a comma separated list of probe names",
+    ),
+    k(
+        "monitoring",
+        "scheduler_interval",
+        Some("60"),
+        "whole seconds, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "queue_max_messages",
+        Some("1440"),
+        "payloads kept while the collector is away, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "queue_max_age",
+        Some("86400"),
+        "seconds a payload is kept while the collector is away, 60 or more",
+    ),
+    k(
+        "monitoring",
+        "ssl_ca_cert_file",
+        None,
+        "path of an existing PEM file",
+    ),
+];
+
+/// The validated `[monitoring]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `None` = all databases.
+    pub dbnames: Option<Vec<String>>,
+    /// Collector URL; no push when unset.
+    pub collector_url: Option<String>,
+    /// `None` = all probes.
+    pub probes: Option<Vec<String>>,
+    /// Seconds between runs.
+    pub scheduler_interval: u64,
+    /// CA file to verify the collector.
+    pub ssl_ca_cert_file: Option<PathBuf>,
+    /// Payloads kept at most (queue and pull history).
+    pub queue_max_messages: u64,
+    /// Seconds a payload is kept at most.
+    pub queue_max_age: u64,
+}
+
+impl Default for Settings {
+    /// The documented defaults.
+    fn default() -> Self {
+        let default = |key| crate::config::schema::default_number(KEYS, key);
+        Settings {
+            dbnames: None,
+            collector_url: None,
+            probes: None,
+            scheduler_interval: default("scheduler_interval"),
+            ssl_ca_cert_file: None,
+            queue_max_messages: default("queue_max_messages"),
+            queue_max_age: default("queue_max_age"),
+        }
+    }
+}
+
+/// Validates the section (the plugin's `settings` hook).
+pub fn validate(c: &mut Values<'_>) -> Value {
+    let collector_url = c.opt_str("monitoring", "collector_url");
+    if let Some(u) = &collector_url {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            c.fail(
+                "monitoring",
+                "collector_url",
+                format!("invalid URL '{u}': expected an http:// or https:// URL"),
+            );
+        }
+    }
+    crate::plugins::section_value(&Settings {
+        dbnames: c.list_or_all("monitoring", "dbnames", None),
+        collector_url,
+        probes: c.list_or_all("monitoring", "probes", Some(super::PROBES)),
+        scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
+        ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
+        queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
+        queue_max_age: c.int("monitoring", "queue_max_age", 60, 366 * 86_400),
+    })
+}
+
+/// The section in force.
+pub fn settings(config: &Config) -> Settings {
+    config.section("monitoring").unwrap_or_default()
+}
