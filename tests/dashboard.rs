@@ -75,26 +75,47 @@ fn history_fills_and_stays_bounded() {
     let pg = PgCluster::start();
     let agent = agent_with_dashboard(Some(&pg), 1, 3);
     let s = agent.login("alice", "alice");
+    let stamps = |h: &[Value]| -> Vec<f64> {
+        h.iter()
+            .map(|s| s["databases"]["timestamp"].as_f64().unwrap())
+            .collect()
+    };
+    let mut first = vec![];
     assert!(
-        eventually(Duration::from_secs(3), || !history(&agent, &s).is_empty()),
-        "no entry within 2 intervals"
+        eventually(Duration::from_secs(10), || {
+            first = history(&agent, &s);
+            !first.is_empty()
+        }),
+        "no entry within 10 s"
     );
-    std::thread::sleep(Duration::from_secs(3 + 5));
-    let h = history(&agent, &s);
-    assert_eq!(h.len(), 3, "history_length + 5 intervals later");
+    let t0 = stamps(&first)[0];
+    // Bounded: while collections go on, never more than history_length
+    // kept; and the first entry is dropped once a fourth set is stored.
+    let mut h = vec![];
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            h = history(&agent, &s);
+            assert!(h.len() <= 3, "over history_length: {}", h.len());
+            h.len() == 3 && stamps(&h)[0] > t0
+        }),
+        "the oldest set was never dropped"
+    );
     for set in &h {
         assert_full_set(set, false);
     }
-    let t: Vec<f64> = h
-        .iter()
-        .map(|s| s["databases"]["timestamp"].as_f64().unwrap())
-        .collect();
+    let t = stamps(&h);
     assert!(t.windows(2).all(|w| w[0] < w[1]), "oldest first: {t:?}");
+    // /dashboard answers the newest set: at least as new as the newest of a
+    // history read just before, no newer than the newest of one just after.
     let last = agent.get_with_session("/dashboard", &s).json();
+    let after = stamps(&history(&agent, &s));
     assert_full_set(&last, true);
-    assert_eq!(
-        last["databases"]["timestamp"],
-        h.last().unwrap()["databases"]["timestamp"]
+    let shown = last["databases"]["timestamp"].as_f64().unwrap();
+    let newest_before = *t.last().unwrap();
+    let newest_after = after.last().copied().unwrap_or(f64::MAX);
+    assert!(
+        newest_before <= shown && shown <= newest_after,
+        "/dashboard shows {shown}; history had {t:?}, then {after:?}"
     );
     assert_eq!(last["notifications"][0]["message"], "Login");
     // The answer is reused for 100 ms at most, and never across a write of
