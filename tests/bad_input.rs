@@ -820,3 +820,21 @@ fn slow_clients_are_cut_and_do_not_delay_others() {
     }
     assert_eq!(agent.get("/status").unwrap().status, 200);
 }
+
+/// A body over the limit gets its 413 every time, even when the client sends
+/// all of it before reading (as Python's requests does): the agent answers,
+/// then discards the rest before closing (lingering close) instead of
+/// resetting the connection over unread data.
+#[test]
+fn an_oversized_body_always_gets_its_413() {
+    let agent = Agent::start(AgentFiles::new(None));
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    for round in 0..20 {
+        let r = agent
+            .request("POST", "/login", &[], Some(&big))
+            .unwrap_or_else(|e| panic!("round {round}: no answer: {e}"));
+        assert_eq!(r.status, 413, "round {round}");
+        let error = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains("too large"), "round {round}: {error}");
+    }
+}

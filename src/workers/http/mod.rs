@@ -485,11 +485,14 @@ async fn serve_http<T>(
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // The request future is boxed so the connection can be driven without
+    // shutting its IO down (poll_without_shutdown needs it Unpin): the
+    // lingering close below needs the IO back.
     let service = hyper::service::service_fn(move |req| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(pipeline::handle(req, peer, state).await) }
+        Box::pin(async move { Ok::<_, Infallible>(pipeline::handle(req, peer, state).await) })
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let mut conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .keep_alive(true)
@@ -497,16 +500,56 @@ async fn serve_http<T>(
             TokioIo::new(json_errors::JsonErrors::new(io, SERVER_HEADER)),
             service,
         );
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!("connection with {peer}: {e}");
+    let done = tokio::select! {
+        r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
+        _ = stop.changed() => {
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
+        }
+    };
+    match done {
+        Ok(()) if *stop.borrow() => {}
+        Ok(()) => {
+            let io = conn.into_parts().io.into_inner();
+            tokio::select! {
+                _ = linger(io) => {}
+                // A stopping worker does not wait for lingering clients.
+                _ = stop.changed() => {}
             }
         }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+        Err(e) => tracing::debug!("connection with {peer}: {e}"),
+    }
+}
+
+/// Longest a closing connection keeps discarding what the client sends.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Closes the way nginx's lingering close does: the answer is complete
+/// (TLS close_notify, then FIN), then what the client still sends is read
+/// and discarded — for [`LINGER_TIME`] and [`LINGER_BYTES`] at most — until it
+/// closes too. Closing with unread data would make the kernel send a reset,
+/// which can destroy the answer (a 413 to an oversized body) before the
+/// client reads it.
+async fn linger<T>(mut io: T)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    if tokio::time::timeout_at(deadline, io.shutdown())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut left = LINGER_BYTES;
+    let mut buf = vec![0u8; 16 * 1024];
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
         }
     }
 }
