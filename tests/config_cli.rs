@@ -246,3 +246,38 @@ fn precedence_file_confd_environment_command_line() {
     let agent = Agent::start_on(f, p3, &[], &env);
     assert_eq!(agent.get("/status").unwrap().status, 200);
 }
+
+/// A typo is hard to miss: the warning names the file and line and the key
+/// meant, and `show-config` exits 2 so a provisioning script stops.
+#[test]
+fn typos_are_named_with_their_line_and_fail_show_config() {
+    let f = AgentFiles::new(None);
+    let mut text = std::fs::read_to_string(f.conf()).unwrap();
+    text = text.replace("[temboard]\n", "[temboard]\nadress = 127.0.0.2\n");
+    text.push_str("\n[temboad]\nport = 1\n");
+    std::fs::write(f.conf(), &text).unwrap();
+    let key_line = line_of(&f, "adress = 127.0.0.2");
+    let section_line = line_of(&f, "[temboad]");
+    let out = Command::new(AGENT)
+        .arg("-c")
+        .arg(f.conf())
+        .arg("show-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "warnings exit 2");
+    let conf = f.conf().display().to_string();
+    assert_has(
+        &String::from_utf8_lossy(&out.stderr),
+        &[
+            &format!(
+                "{conf}, line {key_line}: unknown key 'adress' in section [temboard] ignored; did you mean 'address'?"
+            ),
+            &format!(
+                "{conf}, line {section_line}: unknown section [temboad] ignored; did you mean [temboard]?"
+            ),
+        ],
+    );
+    // The configuration itself is still shown.
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["config"]["temboard"]["address"], "127.0.0.1");
+}

@@ -223,7 +223,13 @@ fn show_config(request: &config::LoadRequest) -> i32 {
             match serde_json::to_string_pretty(&out) {
                 Ok(text) => {
                     println!("{text}");
-                    0
+                    // Warnings (a misspelt key, an unknown section) fail
+                    // provisioning scripts: the value meant is not in force.
+                    if loaded.warnings.is_empty() {
+                        0
+                    } else {
+                        2
+                    }
                 }
                 Err(e) => {
                     eprintln!("temboard-agent: {e}");

@@ -31,6 +31,8 @@ pub struct IniFile {
     pub path: PathBuf,
     /// Sections in file order are not needed; sorted maps keep output stable.
     pub sections: BTreeMap<String, BTreeMap<String, FileValue>>,
+    /// 1-based line of each section header (for warnings).
+    pub section_lines: BTreeMap<String, usize>,
 }
 
 /// Why a file could not be read; the message names the file and line.
@@ -71,6 +73,7 @@ impl IniFile {
         let shown = path.display().to_string();
         let located = locate(&shown, text)?;
         let lines = located.keys;
+        let section_lines = located.sections.into_iter().collect();
         // The crate tests for a section header before it tests for a
         // continuation line, so an indented continuation starting with `[`
         // (e.g. a JSON plugin list on its own line) would become a section.
@@ -116,6 +119,7 @@ impl IniFile {
         Ok(IniFile {
             path: path.to_path_buf(),
             sections,
+            section_lines,
         })
     }
 
@@ -176,6 +180,8 @@ fn mask_brackets(text: &str, lines: &[usize]) -> String {
 struct Located {
     /// Line of each (section, key).
     keys: HashMap<(String, String), usize>,
+    /// Line of each section header.
+    sections: HashMap<String, usize>,
     /// 0-based indexes of continuation lines whose text starts with `[`.
     bracket_continuations: Vec<usize>,
 }
@@ -247,6 +253,7 @@ fn locate(path: &str, text: &str) -> Result<Located, IniError> {
     }
     Ok(Located {
         keys: found,
+        sections: seen_sections,
         bracket_continuations,
     })
 }

@@ -14,6 +14,21 @@ use super::ini_file::IniFile;
 use super::schema;
 use super::ConfigError;
 
+/// `; did you mean X?` naming the known name closest to a misspelt one, when
+/// one is close enough to be a typo (`adress` → `address`), else nothing.
+fn did_you_mean<'a>(
+    typed: &str,
+    known: impl Iterator<Item = &'a str>,
+    show: impl Fn(&str) -> String,
+) -> String {
+    known
+        .map(|k| (strsim::jaro_winkler(typed, k), k))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("; did you mean {}?", show(k)))
+        .unwrap_or_default()
+}
+
 /// Where a value came from; shown in errors and in `show-config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -178,18 +193,25 @@ impl Layers {
                 continue;
             }
             if !schema::is_known_section(section) {
+                let line = file.section_lines.get(section).copied().unwrap_or(0);
+                let sections: Vec<&str> = schema::keys().map(|d| d.section).collect();
                 self.warnings.push(format!(
-                    "{}: unknown section [{section}] ignored",
-                    file.path.display()
+                    "{}, line {line}: unknown section [{section}] ignored{}",
+                    file.path.display(),
+                    did_you_mean(section, sections.iter().copied(), |s| format!("[{s}]"))
                 ));
                 continue;
             }
             for key in keys.keys() {
                 if schema::find(section, key).is_none() {
                     let line = keys.get(key).map(|v| v.line).unwrap_or(0);
+                    let known = schema::keys()
+                        .filter(|d| d.section == section)
+                        .map(|d| d.key);
                     self.warnings.push(format!(
-                        "{}, line {line}: unknown key '{key}' in section [{section}] ignored",
-                        file.path.display()
+                        "{}, line {line}: unknown key '{key}' in section [{section}] ignored{}",
+                        file.path.display(),
+                        did_you_mean(key, known, |k| format!("'{k}'"))
                     ));
                 }
             }
@@ -242,6 +264,23 @@ impl Layers {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn misspelt_names_get_a_suggestion_and_unrelated_ones_none() {
+        let keys = ["address", "port", "plugins", "home"];
+        assert_eq!(
+            super::did_you_mean("adress", keys.into_iter(), |k| format!("'{k}'")),
+            "; did you mean 'address'?"
+        );
+        assert_eq!(
+            super::did_you_mean("plugin", keys.into_iter(), |k| format!("'{k}'")),
+            "; did you mean 'plugins'?"
+        );
+        assert_eq!(
+            super::did_you_mean("zzz", keys.into_iter(), |k| k.to_string()),
+            ""
+        );
+    }
+
     use super::*;
 
     #[test]
