@@ -147,12 +147,21 @@ impl Sink {
     /// log rotation on SIGHUP).
     pub fn reconfigure(&self, settings: &LoggingSection) {
         let (output, problem) = open_output(settings);
+        let mut supervisor = false;
         if let Ok(mut st) = self.state.lock() {
             st.settings = settings.clone();
             st.output = output;
+            supervisor = st.role == "supervisor";
         }
+        // The destination is the same for every process: the supervisor
+        // says it once; the workers, which meet the same problem, only at
+        // DEBUG (five identical warnings were noise).
         if let Some(p) = problem {
-            tracing::warn!("{p}");
+            if supervisor {
+                tracing::warn!("{p}");
+            } else {
+                tracing::debug!("{p}");
+            }
         }
     }
 

@@ -165,7 +165,11 @@ fn invalid_configurations_are_refused_with_a_clear_message() {
     assert!(!out.status.success());
     assert_has(
         &String::from_utf8_lossy(&out.stderr),
-        &["/nonexistent/agent.conf does not exist"],
+        &[
+            "/nonexistent/agent.conf does not exist",
+            "-c FILE",
+            "temboard-agent setup",
+        ],
     );
 }
 

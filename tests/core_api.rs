@@ -362,6 +362,17 @@ fn discover_matches_postgresql_and_fails_cleanly_when_it_is_down() {
         "{}",
         error_of(&r)
     );
+    // Where it was tried goes to the log, not to an anonymous client.
+    assert!(!error_of(&r).contains("tried"), "{}", error_of(&r));
+    let socket = format!(
+        "tried socket {}/.s.PGSQL.{}",
+        pg.socket_dir().display(),
+        pg.port
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || agent.log().contains(&socket)),
+        "no log line naming {socket}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(20));
     assert_eq!(agent.get("/status").unwrap().status, 200);
 

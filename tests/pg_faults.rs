@@ -261,3 +261,68 @@ fn postgresql_restarts_and_terminated_backends_under_load() {
     eprintln!("peak agent connections: {peak} (cap {CAP})");
     assert!((1..=CAP).contains(&peak), "peak {peak}, cap {CAP}");
 }
+
+/// A lasting condition is logged once when it starts and once when it ends
+/// (with a count), from one process: here an unusable syslog socket and a
+/// PostgreSQL that stops for several collections.
+#[test]
+fn lasting_failures_are_logged_when_they_start_and_end_not_every_cycle() {
+    let mut pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("logging", "method", "syslog");
+    files.set("logging", "destination", "/nonexistent/dev-log");
+    // INFO: the workers say the fallback at DEBUG only.
+    files.set("logging", "level", "INFO");
+    files.set("monitoring", "scheduler_interval", "1");
+    files.set("dashboard", "scheduler_interval", "1");
+    files.write();
+    let agent = Agent::start(files);
+    let s = agent.login("alice", "alice");
+    let count = |needle: &str| agent.log().matches(needle).count();
+    assert_eq!(
+        count("cannot log to syslog socket /nonexistent/dev-log"),
+        1,
+        "one fallback warning for five processes:\n{}",
+        agent.log()
+    );
+    let collected = || {
+        agent
+            .get_with_session("/monitoring/history?limit=1000", &s)
+            .json()
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    pg.stop();
+    assert!(
+        eventually(Duration::from_secs(30), || count(
+            "cannot connect to PostgreSQL"
+        ) > 0),
+        "the failure was not logged:\n{}",
+        agent.log()
+    );
+    let before = collected();
+    assert!(
+        eventually(Duration::from_secs(60), || collected() >= before + 3),
+        "no collections without PostgreSQL"
+    );
+    // Three collections and more later: each condition said once.
+    assert_eq!(count("cannot connect to PostgreSQL"), 1, "{}", agent.log());
+    assert_eq!(count("dashboard collection failed"), 1, "{}", agent.log());
+    assert!(count("PostgreSQL is not reachable") <= 1, "{}", agent.log());
+    assert_eq!(
+        count("probe sessions failed"),
+        0,
+        "PostgreSQL down is the pool's to say, not each probe's:\n{}",
+        agent.log()
+    );
+    pg.start_again();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            count("connected to PostgreSQL again after") == 1
+                && count("dashboard collection works again") == 1
+        }),
+        "the end of the failure was not logged:\n{}",
+        agent.log()
+    );
+}

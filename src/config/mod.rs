@@ -27,7 +27,7 @@ pub const DEFAULT_CONFIGFILE: &str = "/etc/temboard-agent/temboard-agent.conf";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The main configuration file does not exist.
-    #[error("configuration file {path} does not exist")]
+    #[error("configuration file {path} does not exist: pass another one with -c FILE (or TEMBOARD_CONFIGFILE), or create this one with `temboard-agent setup` (see `temboard-agent setup --help`)")]
     MissingFile {
         /// Path as resolved.
         path: String,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::{deltas, payload, store, MonitoringCall, HOST_PROBES};
 use crate::config::Config;
@@ -18,6 +18,9 @@ use crate::workers::scheduler::JobHost;
 pub struct Collect {
     /// Wakes the sender after each collection (`None` until it started).
     wake_sender: Option<crossbeam_channel::Sender<()>>,
+    /// Collections in a row without the SQL probes (logged when the run
+    /// starts and ends, not at every collection).
+    sql_failures: u64,
 }
 
 impl Collect {
@@ -65,9 +68,21 @@ impl Job for Collect {
             dbnames: dbnames.clone(),
         };
         let mut sql_rows = match jobs.call(call, Duration::from_secs(120)) {
-            Ok(Value::Object(m)) => m,
+            Ok(Value::Object(m)) => {
+                if self.sql_failures > 0 {
+                    info!(
+                        "monitoring SQL probes available again after {} collection(s) without them",
+                        self.sql_failures
+                    );
+                    self.sql_failures = 0;
+                }
+                m
+            }
             other => {
-                warn!("monitoring SQL probes unavailable: {other:?}");
+                if self.sql_failures == 0 {
+                    warn!("monitoring SQL probes unavailable: {other:?}; collecting host probes only until they answer");
+                }
+                self.sql_failures += 1;
                 serde_json::Map::new()
             }
         };

@@ -29,7 +29,7 @@ pub static PLUGIN: Plugin = Plugin {
     name: "monitoring",
     default: true,
     routes: ROUTES,
-    probe: Some(|| Box::new(MonitoringWork)),
+    probe: Some(|| Box::new(MonitoringWork::default())),
     pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
     keys: config::KEYS,
@@ -130,7 +130,34 @@ impl PluginCall for MonitoringCall {
     type Reply = Value;
 }
 
-struct MonitoringWork;
+/// Failed runs in a row of each SQL probe: a failure is logged when it
+/// starts and when it ends (with the count), not at every collection.
+#[derive(Default)]
+struct MonitoringWork {
+    failing: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl MonitoringWork {
+    fn record(&self, probe: &str, outcome: Result<(), &WorkerError>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            // PostgreSQL down is the pool's to log (once), not each probe's.
+            Err(WorkerError::PostgresUnavailable(_)) => {}
+            Err(e) => {
+                let n = failing.entry(probe.to_string()).or_default();
+                if *n == 0 {
+                    tracing::warn!("probe {probe} failed: {e}; logged again when it works");
+                }
+                *n += 1;
+            }
+            Ok(()) => {
+                if let Some(n) = failing.remove(probe) {
+                    tracing::info!("probe {probe} works again after {n} failed run(s)");
+                }
+            }
+        }
+    }
+}
 
 impl Work<ProbeHost> for MonitoringWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
@@ -144,9 +171,12 @@ impl Work<ProbeHost> for MonitoringWork {
                 {
                     // One failing probe (a lock timeout, say) does not hide the others.
                     let rows = match host.with(|c| probe::run(c, p, port, dbnames.as_deref())) {
-                        Ok(rows) => rows,
+                        Ok(rows) => {
+                            self.record(p, Ok(()));
+                            rows
+                        }
                         Err(e) => {
-                            tracing::warn!("probe {p} failed: {e}");
+                            self.record(p, Err(&e));
                             vec![]
                         }
                     };

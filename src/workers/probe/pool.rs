@@ -74,6 +74,26 @@ pub fn describe(e: &postgres::Error) -> String {
     }
 }
 
+/// A failed connection, with where it was tried: the operator sees at once
+/// a wrong socket directory or port.
+pub fn tried(pg: &PostgresqlSection, e: &postgres::Error) -> String {
+    let place = if pg.host.starts_with('/') {
+        format!(
+            "socket {}/.s.PGSQL.{}",
+            pg.host.trim_end_matches('/'),
+            pg.port
+        )
+    } else {
+        format!("host {} port {}", pg.host, pg.port)
+    };
+    format!(
+        "{} (tried {place}, user {}, database {})",
+        describe(e),
+        pg.user,
+        pg.dbname
+    )
+}
+
 /// Whether an error means the connection is gone (server restart, our
 /// backend terminated), as opposed to a failed statement.
 fn connection_lost(e: &postgres::Error) -> bool {
@@ -105,9 +125,34 @@ struct State {
 pub struct Pool {
     state: Mutex<State>,
     freed: Condvar,
+    /// Connection failures in a row (logged when they start and end).
+    failures: Mutex<u64>,
 }
 
 impl Pool {
+    /// Logs the first failure of a run, with where it was tried (the API and
+    /// the scheduler say only that PostgreSQL is unreachable: an anonymous
+    /// client must not learn the socket path or role).
+    fn connect_failed(&self, params: &PostgresqlSection, e: &postgres::Error) {
+        let mut n = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if *n == 0 {
+            warn!("cannot connect to PostgreSQL: {}", tried(params, e));
+        }
+        *n += 1;
+    }
+
+    /// Logs the end of a run of failures, with its count.
+    fn connect_succeeded(&self) {
+        let mut n = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if *n > 0 {
+            tracing::info!(
+                "connected to PostgreSQL again after {} failed attempt(s)",
+                *n
+            );
+            *n = 0;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -173,9 +218,10 @@ impl Pool {
     }
 
     fn connect(&self, params: &PostgresqlSection) -> Result<Conn, WorkerError> {
-        let mut client = pg_config(params)
-            .connect(NoTls)
-            .map_err(|e| WorkerError::PostgresUnavailable(describe(&e)))?;
+        let mut client = pg_config(params).connect(NoTls).map_err(|e| {
+            self.connect_failed(params, &e);
+            WorkerError::PostgresUnavailable(describe(&e))
+        })?;
         let row = client
             .query_one(
                 "SELECT pg_backend_pid(), current_setting('server_version_num')::int",
@@ -193,6 +239,7 @@ impl Pool {
             conn.backend_pid
         );
         self.lock().own_pids.insert(conn.backend_pid);
+        self.connect_succeeded();
         Ok(conn)
     }
 
