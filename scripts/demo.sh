@@ -17,9 +17,13 @@ if [ -z "$pgbin" ] || [ ! -x "$pgbin/initdb" ]; then
   exit 1
 fi
 
-echo "==> building temboard-agent"
-(cd "$here" && cargo build --quiet --bin temboard-agent)
-agent="$here/target/debug/temboard-agent"
+# Every binary: the README's tools (temboard-agent-token, -adduser, ...) work
+# against the demo too. The first build compiles ~250 crates: about 2 minutes
+# on 2 cores (cargo shows its progress); later runs take seconds.
+echo "==> building the agent and its tools (first build: about 2 minutes on 2 cores)"
+(cd "$here" && cargo build --bins)
+bin="$here/target/debug"
+agent="$bin/temboard-agent"
 
 free_port() {
   local p=$1
@@ -106,6 +110,11 @@ cat <<MSG
   password:     $password
   config:       $demo/etc/temboard-agent.conf
   PostgreSQL:   psql -h $demo/pg -p $pgport -U postgres
+  tools:        $bin/temboard-agent-token -c $demo/etc/temboard-agent.conf create grafana --read-only
+                $bin/temboard-agent-adduser -c $demo/etc/temboard-agent.conf
+                ($bin holds temboard-agent and every temboard-agent-* tool)
+  note:         a wrong user or password answers 404 "Invalid username/password."
+                (the 2.x contract), not 401
 
   Ctrl-C stops the agent and PostgreSQL and removes $demo.
 

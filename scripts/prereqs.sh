@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need on a fresh Debian machine with Rust:
-# PostgreSQL server binaries and python3 (golden config test). Safe to re-run.
+# Installs what the demo and the tests need on a fresh Debian machine with Rust,
+# only what is missing, and says what before installing it:
+#   apt: postgresql (server binaries), python3 (golden config test), util-linux
+#        (runuser), python3-pip when a PyPI package is needed;
+#   PyPI: openapi-spec-validator (OpenAPI test), temboard-agent==9.0.1 (the real
+#        9.x signing toolkit, for the interoperability test).
+# Safe to re-run.
 set -euo pipefail
 
 need=()
@@ -12,12 +17,13 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing: ${need[*]}; install them (sudo apt-get install -y ${need[*]})" >&2
     exit 1
   fi
-  echo "==> installing ${need[*]}"
+  echo "==> installing with apt: ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # The OpenAPI test validates /openapi.json with openapi-spec-validator (PyPI).
 if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
+  echo "==> installing openapi-spec-validator from PyPI (validates /openapi.json in the tests)"
   python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-pip >/dev/null; }
   python3 -m pip install --quiet openapi-spec-validator 2>/dev/null \
     || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
