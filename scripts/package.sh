@@ -22,7 +22,14 @@ if [ "${1:-}" = "--install" ]; then
   apt-get install -y -qq "$(realpath "$deb")" >/dev/null
   /usr/bin/temboard-agent --version
   /usr/bin/temboard-agent-password alice:alice >/dev/null
-  systemd-analyze verify /lib/systemd/system/temboard-agent@.service 2>/dev/null || true
+  # The installed unit must verify cleanly (it names the installed binary).
+  if ! out=$(systemd-analyze verify /lib/systemd/system/temboard-agent@.service 2>&1) || [ -n "$out" ]; then
+    echo "systemd-analyze verify failed:" >&2
+    echo "$out" >&2
+    apt-get remove -y -qq temboard-agent >/dev/null
+    exit 1
+  fi
+  echo "unit verified: ok"
   apt-get remove -y -qq temboard-agent >/dev/null
   echo "installed, ran and removed: ok"
 fi

@@ -706,6 +706,14 @@ fn ten_thousand_malformed_requests_get_json_errors() {
     let sent: u64 = total.values().sum();
     eprintln!("{sent} malformed requests; (family, status 0 = closed) -> count: {total:?}");
     assert!(sent >= 10_000);
+    // Every case gets an answer: a connection the agent closes says so
+    // (`Connection: close`), so none is found closed when reused.
+    let closed: u64 = total
+        .iter()
+        .filter(|((_, status), _)| *status == 0)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(closed, 0, "closed without an answer: {total:?}");
     assert!(
         failures.is_empty(),
         "responses without our JSON error body, or server errors:\n{}",

@@ -12,6 +12,7 @@ const ROLES: [&str; 4] = ["http", "scheduler", "probe", "pgctl"];
 
 #[test]
 fn status_titles_and_clean_sigterm() {
+    ci_runs_as_root();
     let pg = PgCluster::start();
     let mut agent = Agent::start(AgentFiles::new(Some(&pg)));
     let r = agent.get("/status").unwrap();

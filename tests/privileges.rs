@@ -84,6 +84,7 @@ fn check_tree(dir: &Path, bad: &mut Vec<String>) {
 
 #[test]
 fn workers_are_unprivileged_and_hold_no_password() {
+    ci_runs_as_root();
     let pg = PgCluster::start();
     let files = AgentFiles::new(Some(&pg));
     if is_root() {

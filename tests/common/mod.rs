@@ -23,6 +23,15 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// For tests whose privilege checks only run as root: CI runs as root, so
+/// there a non-root run would silently skip them; it fails instead.
+pub fn ci_runs_as_root() {
+    assert!(
+        is_root() || std::env::var_os("CI").is_none(),
+        "CI must run this test as root: its uid, gid and capability checks need it"
+    );
+}
+
 /// The command prefix to run something as the `postgres` OS user when root.
 fn as_postgres(cmd: &str) -> Command {
     if is_root() {

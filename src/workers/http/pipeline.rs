@@ -56,7 +56,16 @@ pub async fn handle(
         super::access_log::target(req.uri()),
         req.version()
     );
-    let resp = match process(req, peer.ip(), &state, received).await {
+    // A body left unread means hyper closes the connection after the
+    // answer: say so (`Connection: close`), or a keep-alive client sends its
+    // next request on a connection that is going away.
+    let has_body = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
+    let mut consumed = false;
+    let mut resp = match process(req, peer.ip(), &state, received, &mut consumed).await {
         Ok(Out::Reply(Reply::Json(v))) => json_response(&state, StatusCode::OK, &v),
         Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(&state, code, &v),
         Ok(Out::V9(a)) => {
@@ -96,6 +105,10 @@ pub async fn handle(
         Ok(Out::Options) => options_response(&state),
         Err(e) => error_response(&state, &e),
     };
+    if has_body && !consumed {
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(mut counts) = state.requests.lock() {
         *counts
             .entry((label.to_string(), resp.status().as_u16()))
@@ -114,6 +127,7 @@ async fn process(
     peer: IpAddr,
     state: &Arc<AppState>,
     received: Instant,
+    consumed: &mut bool,
 ) -> Result<Out, ApiError> {
     match *req.method() {
         Method::OPTIONS => return Ok(Out::Options),
@@ -124,7 +138,9 @@ async fn process(
         // temBoard 9.x: answered in its own contract.
         let (parts, body) = req.into_parts();
         let raw = if parts.method == Method::POST {
-            Some(read_body(&parts.headers, body).await?)
+            let b = read_body(&parts.headers, body).await?;
+            *consumed = true;
+            Some(b)
         } else {
             None
         };
@@ -147,7 +163,9 @@ async fn process(
     let (parts, body) = req.into_parts();
     let query = routes::parse_query(parts.uri.query());
     let raw = if parts.method == Method::POST {
-        Some(read_body(&parts.headers, body).await?)
+        let b = read_body(&parts.headers, body).await?;
+        *consumed = true;
+        Some(b)
     } else {
         None
     };
