@@ -507,10 +507,20 @@ fn killed_pgctl_worker_never_leaves_an_operation_in_progress() {
         op["reason"].as_str().unwrap().starts_with("interrupted"),
         "{op}"
     );
-    // And the next action runs.
+    // And the next action runs, on the restarted worker, to its end.
     assert!(eventually(Duration::from_secs(5), || agent
         .worker_pid("pgctl")
         .is_some_and(|p| p != pid)));
+    let next = agent.post_json(
+        "/administration/control",
+        &json!({"action": "reload"}),
+        Some(&s),
+    );
+    assert_eq!(next.status, 200, "{}", String::from_utf8_lossy(&next.body));
+    let id = next.json()["operation"].as_str().unwrap().to_string();
+    let op = &operations(&agent, &s)[0];
+    assert_eq!(op["id"], id.as_str(), "{op}");
+    assert_eq!(op["state"], "DONE", "{op}");
 }
 
 #[test]

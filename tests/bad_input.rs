@@ -781,8 +781,9 @@ fn slow_clients_are_cut_and_do_not_delay_others() {
     let limit = Duration::from_secs(30);
     let cut: Vec<Option<Duration>> = std::thread::scope(|scope| {
         let mut handles = Vec::new();
-        // Inside TLS: a request head, one byte per second.
-        for _ in 0..6 {
+        // 100 slow clients held at once. Inside TLS: a request head, one
+        // byte per second.
+        for _ in 0..50 {
             let cert = cert.clone();
             handles.push(scope.spawn(move || {
                 let mut c = KeepAlive::connect(port, &cert).unwrap();
@@ -798,24 +799,33 @@ fn slow_clients_are_cut_and_do_not_delay_others() {
             }));
         }
         // Below TLS: a handshake that never completes.
-        for _ in 0..6 {
+        for _ in 0..50 {
             handles.push(scope.spawn(move || {
                 let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
                 tcp.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
                 trickle(&mut tcp, &[0x16, 0x03, 0x01, 0x02, 0x00].repeat(20), limit)
             }));
         }
-        // Meanwhile everyone else is served at once.
+        // Meanwhile everyone else is served at once: each request, new
+        // connection and TLS handshake included, within a generous 1 s.
         std::thread::sleep(Duration::from_secs(1));
         let mut served = 0;
+        let mut slowest = Duration::ZERO;
         let until = Instant::now() + Duration::from_secs(8);
         while Instant::now() < until {
+            let t0 = Instant::now();
             let r = agent.get("/status").expect("a fast client must be served");
+            slowest = slowest.max(t0.elapsed());
             assert_eq!(r.status, 200);
             served += 1;
             std::thread::sleep(Duration::from_millis(50));
         }
+        eprintln!("{served} requests beside 100 slow clients, slowest {slowest:?}");
         assert!(served > 0);
+        assert!(
+            slowest <= Duration::from_secs(1),
+            "a fast client waited {slowest:?} beside 100 slow ones"
+        );
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (i, c) in cut.iter().enumerate() {

@@ -157,7 +157,8 @@ fn started_with_postgresql_down_then_up() {
     eprintln!("PostgreSQL down: {seen:?}");
     assert!(seen.bad.is_empty(), "{:?}", seen.bad);
     assert_eq!(seen.statuses.get(&200), None, "{seen:?}");
-    // The errors say what is wrong.
+    // The errors say what is wrong (and there are some to read).
+    assert!(!seen.errors.is_empty(), "no error seen: {seen:?}");
     assert!(
         seen.errors
             .keys()

@@ -522,14 +522,27 @@ fn hba_write_survives_a_killed_worker() {
         "host  all  all 127.0.0.1/32 trust \r\n".repeat(20_000)
     );
     let original = std::fs::read_to_string(hba_path(&pg)).unwrap();
-    for round in 0..6 {
-        let content = if round % 2 == 0 { &a } else { &b };
+    let tmp_files = || {
+        std::fs::read_dir(pg.data())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .count()
+    };
+    // Rounds go on until kills have landed in the middle of a write (a
+    // killed writer leaves its temporary file behind), so the check below
+    // is known to have met the case it is about.
+    let mut interrupted = 0;
+    let mut round = 0u64;
+    while interrupted < 2 && round < 40 {
+        let content = if round.is_multiple_of(2) { &a } else { &b };
         let (port, cert, s2, body) = (
             agent.port,
             agent.files.cert_pem(),
             s.clone(),
             json!({"content": content}).to_string(),
         );
+        let tmp_before = tmp_files();
         let writer = std::thread::spawn(move || {
             https_request(
                 port,
@@ -540,14 +553,21 @@ fn hba_write_survives_a_killed_worker() {
                 Some(body.as_bytes()),
             )
         });
-        std::thread::sleep(Duration::from_millis(5 + 7 * round));
-        if let Some(pid) = agent.worker_pid("probe") {
+        // The kill is sent the moment the writer's temporary file appears
+        // (watched, not timed): it lands inside the write, between the
+        // temporary file's creation and its rename, whenever it can.
+        let pid = agent.worker_pid("probe");
+        while !writer.is_finished() && tmp_files() <= tmp_before {}
+        if let Some(pid) = pid {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
         let _ = writer.join();
+        if tmp_files() > tmp_before {
+            interrupted += 1;
+        }
         let now = std::fs::read_to_string(hba_path(&pg)).unwrap();
         assert!(
             now == a || now == b || now == original,
@@ -557,7 +577,17 @@ fn hba_write_survives_a_killed_worker() {
         assert!(eventually(Duration::from_secs(5), || agent
             .worker_pid("probe")
             .is_some()));
+        // Past the restart policy's healthy_after (2 s), so the next kill
+        // is not counted as a crash loop (whose backoff would outgrow the
+        // wait above).
+        std::thread::sleep(Duration::from_millis(2100));
+        round += 1;
     }
+    assert!(
+        interrupted >= 1,
+        "no kill landed during a write in {round} rounds"
+    );
+    eprintln!("{interrupted} writes interrupted by a kill in {round} rounds");
     // Temporary files of killed writers are cleared by the next write.
     let r = agent.post_json("/pgconf/hba/raw", &json!({"content": a}), Some(&s));
     assert_eq!(r.status, 200);

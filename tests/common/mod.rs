@@ -749,7 +749,16 @@ impl Agent {
     /// Panics if the agent's log shows a secret: the seeded PostgreSQL
     /// password or a session id handed out.
     pub fn assert_no_secret_in_log(&self) {
-        let log = self.log();
+        // stderr, plus the log file when the agent logs to one (its stderr
+        // is then nearly empty and would prove nothing).
+        let mut log = self.log();
+        let logging = self.files.values.get("logging");
+        if logging.and_then(|l| l.get("method")).map(String::as_str) == Some("file") {
+            if let Some(dest) = logging.and_then(|l| l.get("destination")) {
+                let path = self.files.etc().join(dest);
+                log.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+            }
+        }
         assert!(
             !log.contains(SEED_PASSWORD),
             "the PostgreSQL password is in the log:\n{log}"

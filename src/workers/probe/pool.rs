@@ -94,6 +94,32 @@ pub fn tried(pg: &PostgresqlSection, e: &postgres::Error) -> String {
     )
 }
 
+/// What a pooled call does after one attempt: the retry rule, apart from
+/// the I/O so it can be tested on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// It worked: answer.
+    Done,
+    /// The connection was lost on the first attempt: once more, on a new
+    /// connection (a restart or a terminated backend is not the caller's
+    /// failure, and the statement may not have run).
+    Retry,
+    /// Lost again: PostgreSQL is unavailable.
+    Unavailable,
+    /// The statement failed on a live connection: no retry (it would fail
+    /// the same way, or do its work twice).
+    Failed,
+}
+
+fn after(ok: bool, connection_lost: bool, attempt: u32) -> After {
+    match (ok, connection_lost, attempt) {
+        (true, _, _) => After::Done,
+        (false, true, 0) => After::Retry,
+        (false, true, _) => After::Unavailable,
+        (false, false, _) => After::Failed,
+    }
+}
+
 /// Whether an error means the connection is gone (server restart, our
 /// backend terminated), as opposed to a failed statement.
 fn connection_lost(e: &postgres::Error) -> bool {
@@ -319,20 +345,38 @@ impl Pool {
             let closed =
                 conn.client.is_closed() || result.as_ref().err().is_some_and(connection_lost);
             self.give_back(conn, closed);
-            match result {
-                Ok(v) => return Ok(v),
-                Err(e) if closed && attempt == 0 => {
+            let step = after(result.is_ok(), closed, attempt);
+            match (result, step) {
+                (Ok(v), _) => return Ok(v),
+                (Err(e), After::Retry) => {
                     warn!(
                         "PostgreSQL connection lost ({}); retrying on a new one",
                         describe(&e)
                     );
                 }
-                Err(e) if closed => return Err(WorkerError::PostgresUnavailable(describe(&e))),
-                Err(e) => return Err(WorkerError::Postgres(describe(&e))),
+                (Err(e), After::Unavailable) => {
+                    return Err(WorkerError::PostgresUnavailable(describe(&e)))
+                }
+                (Err(e), _) => return Err(WorkerError::Postgres(describe(&e))),
             }
         }
         Err(WorkerError::PostgresUnavailable(
             "connection lost twice".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{after, After};
+
+    #[test]
+    fn a_lost_connection_is_retried_once_and_a_failed_statement_never() {
+        assert_eq!(after(true, false, 0), After::Done);
+        assert_eq!(after(true, true, 1), After::Done);
+        assert_eq!(after(false, true, 0), After::Retry);
+        assert_eq!(after(false, true, 1), After::Unavailable);
+        assert_eq!(after(false, false, 0), After::Failed);
+        assert_eq!(after(false, false, 1), After::Failed);
     }
 }
