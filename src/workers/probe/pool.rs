@@ -94,6 +94,50 @@ pub fn tried(pg: &PostgresqlSection, e: &postgres::Error) -> String {
     )
 }
 
+/// Longest a freed slot waits for its backend to exit.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
+
+/// Closes a connection and, when PostgreSQL runs on this host (a socket
+/// directory), waits for its backend process to exit (at most
+/// [`EXIT_WAIT`]) before the caller reuses the slot.
+///
+/// Why: closing only sends Terminate; the backend leaves the server's
+/// process array a moment later. Opening the replacement at once would, for
+/// that moment, give the agent one connection more than its share of
+/// `max_connections` on the server's side. The exit is awaited on a pidfd
+/// (an event, not a polling loop); a backend that is not visible here
+/// (another PID namespace) is not waited for.
+fn close(conn: Conn) {
+    let pid = conn.backend_pid;
+    let local = conn.params.host.starts_with('/');
+    drop(conn);
+    if local {
+        wait_exit(pid, EXIT_WAIT);
+    }
+}
+
+fn wait_exit(pid: i32, limit: Duration) {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open(pid, 0) returns a new descriptor we then own, or -1
+    // (the process is gone, or not visible from here).
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let Ok(raw) = i32::try_from(raw) else {
+        return;
+    };
+    if raw < 0 {
+        return;
+    }
+    // SAFETY: `raw` is a descriptor pidfd_open just created for us.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let ms = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    // Readable when the process has exited.
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+}
+
 /// What a pooled call does after one attempt: the retry rule, apart from
 /// the I/O so it can be tested on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,21 +241,31 @@ impl Pool {
     /// connection the idle ones are likely dead too: a server restart or a
     /// `pg_terminate_backend` sweep takes them all, so they are dropped).
     fn checkout(&self, params: &PostgresqlSection, fresh: bool) -> Result<Conn, WorkerError> {
-        let mut st = self.lock();
         if fresh {
-            let stale: Vec<Conn> = st.idle.drain(..).collect();
-            st.open -= stale.len();
-            for c in &stale {
-                st.own_pids.remove(&c.backend_pid);
-            }
+            let stale: Vec<Conn> = {
+                let mut st = self.lock();
+                let stale: Vec<Conn> = st.idle.drain(..).collect();
+                for c in &stale {
+                    st.own_pids.remove(&c.backend_pid);
+                }
+                stale
+            };
+            let n = stale.len();
+            stale.into_iter().for_each(close);
+            self.lock().open -= n;
+            self.freed.notify_all();
         }
+        let mut st = self.lock();
         loop {
             while let Some(c) = st.idle.pop() {
                 if &c.params == params && !c.client.is_closed() {
                     return Ok(c);
                 }
-                st.open -= 1;
                 st.own_pids.remove(&c.backend_pid);
+                drop(st);
+                close(c);
+                st = self.lock();
+                st.open -= 1;
             }
             if st.open < MAX_CONNECTIONS {
                 st.open += 1;
@@ -272,12 +326,14 @@ impl Pool {
     fn give_back(&self, conn: Conn, broken: bool) {
         let mut st = self.lock();
         if broken || conn.client.is_closed() {
-            st.open -= 1;
             st.own_pids.remove(&conn.backend_pid);
+            drop(st);
+            // The slot is free once the backend is gone (see close).
+            close(conn);
+            self.lock().open -= 1;
         } else {
             st.idle.push(conn);
         }
-        drop(st);
         self.freed.notify_one();
     }
 
@@ -294,20 +350,23 @@ impl Pool {
         params: &PostgresqlSection,
         f: impl FnOnce(&mut Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
-        {
+        let evicted = {
             let mut st = self.lock();
             loop {
                 if st.open < MAX_CONNECTIONS {
                     st.open += 1;
-                    break;
+                    break None;
                 }
                 if let Some(c) = st.idle.pop() {
-                    // Its slot is ours; the connection closes when dropped.
+                    // Its slot is ours once its backend is gone.
                     st.own_pids.remove(&c.backend_pid);
-                    break;
+                    break Some(c);
                 }
                 st = self.wait_for_room(st)?;
             }
+        };
+        if let Some(c) = evicted {
+            close(c);
         }
         let mut conn = self.connect(params).inspect_err(|_| {
             self.lock().open -= 1;
