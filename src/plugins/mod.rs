@@ -130,6 +130,24 @@ pub type MetricsHook = fn(&Connection, &mut Exposition) -> rusqlite::Result<()>;
 /// A plugin's `/health` component, given the configuration and the time.
 pub type HealthHook = fn(&Connection, &Config, f64) -> rusqlite::Result<(&'static str, Value)>;
 
+impl Plugin {
+    /// A plugin that declares nothing: plugins start from it and name only
+    /// what they have (`Plugin { name, routes, probe, ..Plugin::NOTHING }`).
+    pub const NOTHING: Plugin = Plugin {
+        name: "",
+        default: false,
+        routes: &[],
+        probe: None,
+        pgctl: None,
+        jobs: no_jobs,
+        keys: &[],
+        settings: None,
+        migrations: &[],
+        metrics: None,
+        health: None,
+    };
+}
+
 /// A plugin's validated section as stored in the configuration.
 pub fn section_value<T: Serialize>(settings: &T) -> Value {
     serde_json::to_value(settings).unwrap_or(Value::Null)

@@ -21,13 +21,7 @@ pub static PLUGIN: Plugin = Plugin {
     default: true,
     routes: ROUTES,
     probe: Some(|| Box::new(ActivityWork::default())),
-    pgctl: None,
-    jobs: super::no_jobs,
-    keys: &[],
-    settings: None,
-    migrations: &[],
-    metrics: None,
-    health: None,
+    ..Plugin::NOTHING
 };
 
 const ROUTES: &[Route] = &[

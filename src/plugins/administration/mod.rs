@@ -24,12 +24,9 @@ pub static PLUGIN: Plugin = Plugin {
     routes: ROUTES,
     probe: Some(|| Box::new(VersionWork)),
     pgctl: Some(pgctl::build),
-    jobs: super::no_jobs,
     keys: config::KEYS,
     settings: Some(config::validate),
-    migrations: &[],
-    metrics: None,
-    health: None,
+    ..Plugin::NOTHING
 };
 
 const ROUTES: &[Route] = &[

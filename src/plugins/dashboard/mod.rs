@@ -23,13 +23,11 @@ pub static PLUGIN: Plugin = Plugin {
     default: true,
     routes: ROUTES,
     probe: Some(|| Box::new(DashboardWork)),
-    pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
     keys: config::KEYS,
     settings: Some(config::validate),
     migrations: store::MIGRATIONS,
-    metrics: None,
-    health: None,
+    ..Plugin::NOTHING
 };
 
 const fn metric(path: &'static str, id: &'static str) -> Route {

@@ -21,16 +21,9 @@ use crate::workers::probe::ProbeHost;
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
     name: "extensions",
-    default: false,
     routes: &[Route::keyed("extensions", "/extensions", "Extensions", list)],
     probe: Some(|| Box::new(ExtensionsWork)),
-    pgctl: None,
-    jobs: super::no_jobs,
-    keys: &[],
-    settings: None,
-    migrations: &[],
-    metrics: None,
-    health: None,
+    ..Plugin::NOTHING
 };
 
 /// Calls of the extensions plugin to the probe worker.

@@ -30,13 +30,13 @@ pub static PLUGIN: Plugin = Plugin {
     default: true,
     routes: ROUTES,
     probe: Some(|| Box::new(MonitoringWork::default())),
-    pgctl: None,
     jobs: || vec![Box::new(job::Collect::default())],
     keys: config::KEYS,
     settings: Some(config::validate),
     migrations: store::MIGRATIONS,
     metrics: Some(metrics::add),
     health: Some(health::component),
+    ..Plugin::NOTHING
 };
 
 /// Every probe, as named by the 2.x agent (the one list: configuration

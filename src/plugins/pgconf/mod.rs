@@ -24,13 +24,7 @@ pub static PLUGIN: Plugin = Plugin {
     default: true,
     routes: ROUTES,
     probe: Some(|| Box::new(PgconfWork)),
-    pgctl: None,
-    jobs: super::no_jobs,
-    keys: &[],
-    settings: None,
-    migrations: &[],
-    metrics: None,
-    health: None,
+    ..Plugin::NOTHING
 };
 
 const fn route(

@@ -138,6 +138,29 @@ impl std::fmt::Debug for Route {
 }
 
 impl Route {
+    /// A route with the default deadline and no credentials hint.
+    const fn base(
+        plugin: Option<&'static str>,
+        method: &'static str,
+        path: &'static str,
+        session: bool,
+        key: bool,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            session,
+            key,
+            plugin,
+            id,
+            deadline: DEADLINE,
+            credentials_hint: None,
+            handler,
+        }
+    }
+
     /// A route of `plugin` that needs a session or token.
     pub const fn new(
         plugin: &'static str,
@@ -146,17 +169,7 @@ impl Route {
         id: &'static str,
         handler: HandlerFn,
     ) -> Route {
-        Route {
-            method,
-            path,
-            session: true,
-            key: false,
-            plugin: Some(plugin),
-            id,
-            deadline: DEADLINE,
-            credentials_hint: None,
-            handler,
-        }
+        Route::base(Some(plugin), method, path, true, false, id, handler)
     }
 
     /// A `GET` route of `plugin` that also accepts the agent key.
@@ -166,10 +179,7 @@ impl Route {
         id: &'static str,
         handler: HandlerFn,
     ) -> Route {
-        Route {
-            key: true,
-            ..Route::new(plugin, "GET", path, id, handler)
-        }
+        Route::base(Some(plugin), "GET", path, true, true, id, handler)
     }
 
     /// The same route with another deadline.
@@ -186,17 +196,7 @@ impl Route {
         id: &'static str,
         handler: HandlerFn,
     ) -> Route {
-        Route {
-            method,
-            path,
-            session,
-            key,
-            plugin: None,
-            id,
-            deadline: DEADLINE,
-            credentials_hint: None,
-            handler,
-        }
+        Route::base(None, method, path, session, key, id, handler)
     }
 }
 
