@@ -47,6 +47,15 @@ pub(super) fn read_signing_key(config: &Config) -> Result<Option<String>, Superv
 }
 
 impl Supervisor {
+    /// A refused reload: logged, shown by `/agent/self`, and systemd told
+    /// the agent serves on as before.
+    fn refuse_reload(&mut self, logged: String, shown: String) {
+        error!("reload refused, keeping the current configuration:{logged}");
+        self.last_reload_error = Some(shown);
+        self.publish();
+        self.notifier.send("READY=1");
+    }
+
     pub(super) fn reload(&mut self) {
         info!(
             "SIGHUP: reloading configuration from {}",
@@ -55,13 +64,7 @@ impl Supervisor {
         self.notifier.send("RELOADING=1");
         let loaded = match config::load(&self.opts.request) {
             Ok(l) => l,
-            Err(e) => {
-                error!("reload refused, keeping the current configuration:\n{e}");
-                self.last_reload_error = Some(e.to_string());
-                self.publish();
-                self.notifier.send("READY=1");
-                return;
-            }
+            Err(e) => return self.refuse_reload(format!("\n{e}"), e.to_string()),
         };
         for w in &loaded.warnings {
             warn!("{w}");
@@ -87,13 +90,7 @@ impl Supervisor {
         let material = read_tls(&new).and_then(|t| read_signing_key(&new).map(|k| (t, k)));
         let (tls, signing_key_pem) = match material {
             Ok(m) => m,
-            Err(e) => {
-                error!("reload refused, keeping the current configuration: {e}");
-                self.last_reload_error = Some(e.to_string());
-                self.publish();
-                self.notifier.send("READY=1");
-                return;
-            }
+            Err(e) => return self.refuse_reload(format!(" {e}"), e.to_string()),
         };
         let tls_changed = tls != self.tls;
         // Everything checked: swap.

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::pgctl::CALL_TIMEOUT;
 use super::{Action, ControlCall, VersionCall};
 use crate::store::operations;
+use crate::workers::http::core::string_param;
 use crate::workers::http::error::ApiError;
 use crate::workers::http::routes::{Call, Handled, Reply};
 
@@ -23,14 +24,8 @@ pub fn pg_version(c: Call<'_>) -> Handled<'_> {
 /// `POST /administration/control` with `{"action": "start"|"stop"|"restart"|"reload"}`.
 pub fn control(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
-        let action = c
-            .body
-            .get("action")
-            .ok_or_else(|| ApiError::not_sent("action"))?;
-        let action = action
-            .as_str()
-            .and_then(Action::parse)
-            .ok_or_else(|| ApiError::malformed("action"))?;
+        let action = string_param(&c.body, "action", |a| Action::parse(a).is_some())?;
+        let action = Action::parse(action).ok_or_else(|| ApiError::malformed("action"))?;
         let call = ControlCall::Control {
             action,
             username: c.caller()?.username.clone(),

@@ -61,6 +61,12 @@ pub const PROBES: &[&str] = &[
 /// Probes computed from the host rather than PostgreSQL.
 pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memory", "loadavg"];
 
+/// Whether a probe runs in PostgreSQL (every probe not read from the host):
+/// derived from the two lists, so a new probe cannot be left out of either.
+pub fn is_sql_probe(name: &str) -> bool {
+    PROBES.contains(&name) && !HOST_PROBES.contains(&name)
+}
+
 /// Agent time as 2.x writes it in host probes: `YYYY-MM-DD HH:MM:SS +0000` (UTC).
 pub fn agent_datetime() -> String {
     chrono::Utc::now()
@@ -167,7 +173,7 @@ impl Work<ProbeHost> for MonitoringWork {
                 let mut out = serde_json::Map::new();
                 for p in probes
                     .iter()
-                    .filter(|p| probe::SQL_PROBES.contains(&p.as_str()))
+                    .filter(|p| is_sql_probe(p))
                 {
                     // One failing probe (a lock timeout, say) does not hide the others.
                     let rows = match host.with(|c| probe::run(c, p, port, dbnames.as_deref())) {
@@ -204,8 +210,8 @@ mod tests {
             let path = format!("/monitoring/probe/{p}");
             assert!(ROUTES.iter().any(|r| r.path == path), "{path} not routed");
             assert!(
-                HOST_PROBES.contains(p) || probe::SQL_PROBES.contains(p),
-                "{p} is neither a host nor an SQL probe"
+                HOST_PROBES.contains(p) || probe::has_sql(p),
+                "{p} is neither a host probe nor has SQL"
             );
         }
         let routed = ROUTES

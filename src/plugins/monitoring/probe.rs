@@ -10,19 +10,6 @@ use serde_json::{json, Map, Value};
 
 use crate::workers::probe::pool::Conn;
 
-/// Names of the probes run here.
-pub const SQL_PROBES: [&str; 9] = [
-    "sessions",
-    "xacts",
-    "locks",
-    "blocks",
-    "bgwriter",
-    "db_size",
-    "tblspc_size",
-    "wal_files",
-    "replication",
-];
-
 /// A row as JSON, each column by its PostgreSQL type (ints, floats, bools,
 /// text; anything else as text).
 pub fn row_json(row: &Row) -> Map<String, Value> {
@@ -59,6 +46,12 @@ const LOCK_MODES: [(&str, &str); 8] = [
     ("exclusive", "ExclusiveLock"),
     ("access_exclusive", "AccessExclusiveLock"),
 ];
+
+/// Whether the probe has SQL for a current PostgreSQL (test support).
+#[cfg(test)]
+pub fn has_sql(probe: &str) -> bool {
+    sql(probe, 150_000).is_some()
+}
 
 fn sql(probe: &str, version: i32) -> Option<String> {
     let now = "current_timestamp::text AS datetime";

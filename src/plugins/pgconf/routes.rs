@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::PgconfCall;
 use crate::ipc::messages::WorkerError;
+use crate::workers::http::core::string_param;
 use crate::workers::http::error::ApiError;
 use crate::workers::http::routes::{decode_segment, Call, Handled, Query, Reply};
 use crate::workers::http::AppState;
@@ -169,13 +170,7 @@ async fn hba_write(c: Call<'_>, raw: bool) -> Result<Reply, ApiError> {
     let body = &c.body;
     let new_version = body.get("new_version") == Some(&Value::Bool(true));
     let pg_call = if raw {
-        let content = body
-            .get("content")
-            .ok_or_else(|| ApiError::not_sent("content"))?;
-        let content = content
-            .as_str()
-            .ok_or_else(|| ApiError::malformed("content"))?
-            .to_string();
+        let content = string_param(body, "content", |_| true)?.to_string();
         PgconfCall::HbaWrite {
             entries: None,
             content: Some(content),
@@ -224,14 +219,7 @@ pub fn hba_delete(c: Call<'_>) -> Handled<'_> {
 /// PostgreSQL role is as much an audit fact as pg_hba.conf.
 pub fn ident_post(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
-        let content = c
-            .body
-            .get("content")
-            .ok_or_else(|| ApiError::not_sent("content"))?;
-        let content = content
-            .as_str()
-            .ok_or_else(|| ApiError::malformed("content"))?
-            .to_string();
+        let content = string_param(&c.body, "content", |_| true)?.to_string();
         let out = call(c.state, PgconfCall::IdentWrite { content }).await?;
         c.state
             .notify(&c.caller()?.username, vec!["Ident file updated".into()])

@@ -24,8 +24,10 @@ pub struct Caller {
     pub username: String,
 }
 
-/// A string parameter of a JSON body checked like 2.x `validate_parameters`.
-fn string_param<'a>(
+/// A string parameter of a JSON body checked like 2.x `validate_parameters`:
+/// `Parameter 'X' not sent.` when absent, `... is malformed.` when not a
+/// string or refused by `valid`.
+pub fn string_param<'a>(
     body: &'a Value,
     key: &str,
     valid: fn(&str) -> bool,
