@@ -47,9 +47,10 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let received = Instant::now();
     // Route pattern, not the raw path, so label cardinality stays bounded.
-    let label = routes::lookup(req.method(), req.uri().path(), |_| true)
-        .map(|(r, _)| r.path)
-        .unwrap_or("unmatched");
+    // One lookup serves the label and the routing (whether the route's
+    // plugin is loaded is checked in process).
+    let found = routes::lookup(req.method(), req.uri().path(), |_| true);
+    let label = found.as_ref().map(|(r, _)| r.path).unwrap_or("unmatched");
     let line = format!(
         "{} {} {:?}",
         req.method(),
@@ -65,7 +66,7 @@ pub async fn handle(
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     let mut consumed = false;
-    let mut resp = match process(req, peer.ip(), &state, received, &mut consumed).await {
+    let mut resp = match process(req, found, peer.ip(), &state, received, &mut consumed).await {
         Ok(Out::Reply(Reply::Json(v))) => json_response(&state, StatusCode::OK, &v),
         Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(&state, code, &v),
         Ok(Out::V9(a)) => {
@@ -124,6 +125,7 @@ pub async fn handle(
 
 async fn process(
     req: Request<Incoming>,
+    found: Option<(&'static routes::Route, Vec<String>)>,
     peer: IpAddr,
     state: &Arc<AppState>,
     received: Instant,
@@ -156,10 +158,9 @@ async fn process(
         };
     }
     let settings = state.ctx.settings();
-    let (route, params) = routes::lookup(req.method(), req.uri().path(), |p| {
-        settings.config.has_plugin(p)
-    })
-    .ok_or(ApiError::NotFound)?;
+    let (route, params) = found
+        .filter(|(r, _)| r.plugin.is_none_or(|p| settings.config.has_plugin(p)))
+        .ok_or(ApiError::NotFound)?;
     let (parts, body) = req.into_parts();
     let query = routes::parse_query(parts.uri.query());
     let raw = if parts.method == Method::POST {
