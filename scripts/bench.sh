@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prints performance figures of the agent on this machine (release build):
-# binary size, time from launch to the first 200 on /status, memory (RSS,
-# PSS, private) of every process and CPU over an idle period, requests/s and
-# p50/p99 at concurrency 1 and 16 (keep-alive) for /status, /profile,
-# /activity, /dashboard, POST /login and /metrics, /status with a new TLS
+# binary size, time from launch to the first 200 on /status, memory (PSS and
+# private first, RSS as a detail) of every process and CPU over an idle
+# period, requests/s and p50/p99 at concurrency 1 and 16 (keep-alive) for
+# /status, /profile, /activity, /dashboard, POST /login and /metrics, /status
+# beside Debian's nginx answering the same body over TLS, /status with a new TLS
 # connection per request, 10,000 idle TLS connections, /activity with 10, 100
 # and 1,000 backends, one monitoring collection on 1, 100 and 1,000
 # databases, and the criterion micro-benchmarks (IPC codec, hba, units,
@@ -167,16 +168,16 @@ def rollup(pid):
             out[f[0][:-1]] = int(f[1])
     return out
 total = total_pss = total_private = total_anon = 0
-print(f"memory after {idle} s idle (RSS = anonymous pages + the pages of the binary and libc a process")
-print(f"has mapped, counted again in each process; every process unmaps its start-up code, see")
-print(f"docs/performance.md; PSS divides shared pages among their processes; private = this process's own):")
+print(f"memory after {idle} s idle: PSS is what the agent costs the host (shared pages divided among")
+print(f"the processes that map them), private is what stopping it gives back at once; RSS, a detail,")
+print(f"counts the binary's and libc's shared pages again in every process (docs/performance.md):")
 for pid, name in procs:
     m = rollup(pid)
     r, pss, anon = m.get("Rss", 0), m.get("Pss", 0), m.get("Anonymous", 0)
     private = m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)
     total += r; total_pss += pss; total_private += private; total_anon += anon
-    print(f"  {name:<28} RSS {r/1024:6.1f} MiB (anonymous {anon/1024:4.1f})   PSS {pss/1024:5.1f} MiB   private {private/1024:5.1f} MiB")
-print(f"  {'total':<28} RSS {total/1024:6.1f} MiB (anonymous {total_anon/1024:4.1f})   PSS {total_pss/1024:5.1f} MiB   private {total_private/1024:5.1f} MiB")
+    print(f"  {name:<28} PSS {pss/1024:5.1f} MiB   private {private/1024:5.1f} MiB   (RSS {r/1024:5.1f}, anonymous {anon/1024:4.1f})")
+print(f"  {'total':<28} PSS {total_pss/1024:5.1f} MiB   private {total_private/1024:5.1f} MiB   (RSS {total/1024:5.1f}, anonymous {total_anon/1024:4.1f})")
 open(os.path.join(os.path.dirname(conf), "agent.pid"), "w").write(str(p.pid))
 PY
 agentpid=$(cat "$work/agent.pid")
@@ -223,6 +224,80 @@ for c in 1 16; do
   wrk_line "POST /login (success)" "$c" "$t" -s "$work/login.lua" "https://localhost:$port/login"
   wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
 done
+
+# The practical limit for a tiny HTTPS answer on this machine: Debian's nginx
+# answering the same JSON body as our /status, over TLS with the same
+# certificate and key, as many worker processes as cores. Runs alternate
+# (agent, nginx, ...) so a change in the machine's load hits both; medians.
+echo
+if ! command -v nginx >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 || true
+  systemctl stop nginx >/dev/null 2>&1 || true
+fi
+if command -v nginx >/dev/null 2>&1; then
+  ngx=$work/nginx
+  mkdir -p "$ngx"
+  ngxport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  body=$(python3 - "$port" "$work/server.pem" <<'PY'
+import http.client, ssl, sys
+c = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=ssl.create_default_context(cafile=sys.argv[2]))
+c.request("GET", "/status")
+b = c.getresponse().read().decode()
+assert not any(ch in b for ch in "'$\\"), "the /status body cannot go into an nginx string as it is"
+print(b)
+PY
+)
+  user_line=""
+  [ "$(id -u)" = 0 ] && user_line="user root;"
+  cat > "$ngx/nginx.conf" <<NGX
+$user_line
+worker_processes $(nproc);
+pid $ngx/nginx.pid;
+error_log $ngx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $ngx/body;
+  proxy_temp_path $ngx/proxy;
+  fastcgi_temp_path $ngx/fastcgi;
+  uwsgi_temp_path $ngx/uwsgi;
+  scgi_temp_path $ngx/scgi;
+  server {
+    listen 127.0.0.1:$ngxport ssl;
+    ssl_certificate $work/server.pem;
+    ssl_certificate_key $work/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 100000000;
+    location = /status { default_type application/json; return 200 '$body'; }
+  }
+}
+NGX
+  nginx -c "$ngx/nginx.conf" -e "$ngx/error.log"
+  for _ in $(seq 50); do [ -s "$ngx/nginx.pid" ] && break; sleep 0.1; done
+  echo "GET /status beside Debian's nginx $(nginx -v 2>&1 | sed 's#.*/##') answering the same body over TLS with the same"
+  echo "certificate ($(nproc) worker processes; 3 alternating runs of ${duration} s each, medians):"
+  rps_of() { awk '{for (i = 1; i <= NF; i++) if ($i == "req/s") print $(i - 1)}'; }
+  for spec in "16 2 keep-alive" "16 1 new-connection"; do
+    read -r conc threads kind <<<"$spec"
+    extra=()
+    [ "$kind" = new-connection ] && extra=(-H "Connection: close")
+    agent_runs=() nginx_runs=()
+    for _ in 1 2 3; do
+      agent_runs+=("$(wrk_line "agent" "$conc" "$threads" "${extra[@]}" "https://localhost:$port/status" | rps_of)")
+      nginx_runs+=("$(wrk_line "nginx" "$conc" "$threads" "${extra[@]}" "https://localhost:$ngxport/status" | rps_of)")
+    done
+    python3 - "$kind" "$conc" "${agent_runs[*]}" "${nginx_runs[*]}" <<'PY'
+import statistics, sys
+kind, conc, a, n = sys.argv[1], sys.argv[2], [float(x) for x in sys.argv[3].split()], [float(x) for x in sys.argv[4].split()]
+ma, mn = statistics.median(a), statistics.median(n)
+print(f"  {kind:<15} c={conc}: agent {ma:>10,.0f} req/s  nginx {mn:>10,.0f} req/s  ratio {ma / mn:.2f}x"
+      f"   (runs: agent {' '.join(f'{x:,.0f}' for x in a)}; nginx {' '.join(f'{x:,.0f}' for x in n)})")
+PY
+  done
+  kill -QUIT "$(cat "$ngx/nginx.pid")" 2>/dev/null || true
+else
+  echo "nginx is not installed (apt-get install nginx-light): no comparison with the practical limit"
+fi
 echo
 echo "a new TCP + TLS 1.3 connection for every request (wrk with Connection: close, resuming"
 echo "sessions with the agent's tickets). wrk's OpenSSL spends ~3x the agent's CPU on each"

@@ -188,7 +188,10 @@ fn print_routes() {
     use temboard_agent::workers::http::{routes, v9};
     let head = |last: &str| println!("{:<7} {:<48} {:<15} {last}", "METHOD", "PATH", "PLUGIN");
     head("2.x AUTH");
-    for r in routes::all() {
+    for r in routes::all()
+        .into_iter()
+        .filter(|r| r.contract == routes::Contract::V2)
+    {
         let auth = match (r.session, r.key) {
             (true, true) => "session/token/key",
             (true, false) => "session/token",
@@ -206,6 +209,17 @@ fn print_routes() {
     head("9.x SIGNED");
     for (method, path, signed) in v9::ROUTES {
         println!("{method:<7} {path:<48} {:<15} {signed}", "core");
+    }
+    for r in routes::all()
+        .into_iter()
+        .filter(|r| r.contract == routes::Contract::V9)
+    {
+        println!(
+            "{:<7} {:<48} {:<15} yes",
+            r.method,
+            r.path,
+            r.plugin.unwrap_or("core")
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 //! generated certificate. Everything is stopped and removed on drop.
 #![allow(dead_code)]
 
+pub mod signed;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,6 +1,8 @@
-//! Activity plugin (facts 7): the backends, those waiting for a lock and
-//! those blocking others, with per-process metrics read from /proc, and
-//! backend termination. Queries and /proc sampling run in the probe worker.
+//! Activity plugin (2.x facts 7, 9.x facts 4): the backends, those waiting
+//! for a lock and those blocking others, with per-process metrics read from
+//! /proc, and backend termination; for signed requests also the 9.x
+//! sessions and locks listings. Queries and /proc sampling run in the probe
+//! worker.
 
 pub mod probe;
 pub mod procstat;
@@ -13,7 +15,7 @@ use super::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
 use crate::workers::http::routes::Route;
 use crate::workers::probe::ProbeHost;
-use probe::Listing;
+use probe::{Listing, Shape};
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -45,6 +47,42 @@ const ROUTES: &[Route] = &[
         "ActivityKill",
         routes::kill,
     ),
+    Route::signed("activity", "GET", "/activity", "Activity9", routes::all9),
+    Route::signed(
+        "activity",
+        "GET",
+        "/activity/waiting",
+        "ActivityWaiting9",
+        routes::waiting9,
+    ),
+    Route::signed(
+        "activity",
+        "GET",
+        "/activity/blocking",
+        "ActivityBlocking9",
+        routes::blocking9,
+    ),
+    Route::signed(
+        "activity",
+        "GET",
+        "/activity/sessions",
+        "ActivitySessions9",
+        routes::sessions9,
+    ),
+    Route::signed(
+        "activity",
+        "GET",
+        "/activity/locks",
+        "ActivityLocks9",
+        routes::locks9,
+    ),
+    Route::signed(
+        "activity",
+        "POST",
+        "/activity/kill",
+        "ActivityKill9",
+        routes::kill,
+    ),
 ];
 
 /// Calls of the activity plugin to the probe worker.
@@ -55,6 +93,12 @@ pub enum ActivityCall {
     List {
         /// Which listing.
         which: Listing,
+        /// Whose row shape (2.x when absent).
+        #[serde(default)]
+        shape: Shape,
+        /// At most this many rows (9.x `?limit=`; none for 2.x).
+        #[serde(default)]
+        limit: Option<i64>,
     },
     /// `pg_terminate_backend` of each pid.
     Terminate {
@@ -69,6 +113,14 @@ pub enum ActivityCall {
 pub enum ActivityReply {
     /// The rows of a listing.
     Rows {
+        /// Rows.
+        rows: Vec<Value>,
+    },
+    /// A 9.x listing: its `columns` (they depend on the server version for
+    /// locks) and rows.
+    Table {
+        /// Column names.
+        columns: Vec<String>,
         /// Rows.
         rows: Vec<Value>,
     },
@@ -102,13 +154,34 @@ impl Default for ActivityWork {
 }
 
 impl ActivityWork {
-    fn listing(&self, host: &ProbeHost, which: Listing) -> Result<ActivityReply, WorkerError> {
+    fn listing(
+        &self,
+        host: &ProbeHost,
+        which: Listing,
+        shape: Shape,
+        limit: Option<i64>,
+    ) -> Result<ActivityReply, WorkerError> {
         let own = host.own_pids();
-        let rows = host.with(|c| probe::list(c, which, &own))?;
+        let (rows, version) = host.with(|c| {
+            if matches!(which, Listing::Sessions | Listing::Locks) && c.version_num < 90600 {
+                return Ok(Err(WorkerError::Failed(
+                    "this listing needs pg_blocking_pids(): PostgreSQL 9.6 or later".into(),
+                )));
+            }
+            probe::list(c, which, shape, limit, &own).map(|rows| Ok((rows, c.version_num)))
+        })??;
         let pids: Vec<i32> = rows.iter().map(|(p, _)| *p).collect();
-        let metrics = self
-            .sampler
-            .metrics(&self.host, &pids, which == Listing::All);
+        let metrics = match which {
+            Listing::All | Listing::Waiting | Listing::Blocking => {
+                self.sampler
+                    .metrics(&self.host, &pids, which == Listing::All && limit.is_none())
+            }
+            Listing::Sessions => pids
+                .iter()
+                .map(|p| (*p, procstat::cumulative(&self.host, *p)))
+                .collect(),
+            Listing::Locks => Default::default(),
+        };
         let rows = rows
             .into_iter()
             .map(|(pid, mut m): (i32, Map<String, Value>)| {
@@ -118,14 +191,27 @@ impl ActivityWork {
                 Value::Object(m)
             })
             .collect();
-        Ok(ActivityReply::Rows { rows })
+        Ok(match shape {
+            Shape::V2 => ActivityReply::Rows { rows },
+            Shape::V9 => ActivityReply::Table {
+                columns: probe::columns(which, version)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                rows,
+            },
+        })
     }
 }
 
 impl Work<ProbeHost> for ActivityWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
         super::typed(call, |c: ActivityCall| match c {
-            ActivityCall::List { which } => self.listing(host, which),
+            ActivityCall::List {
+                which,
+                shape,
+                limit,
+            } => self.listing(host, which, shape, limit),
             ActivityCall::Terminate { pids } => host
                 .with(|c| probe::terminate(c, &pids))
                 .map(|backends| ActivityReply::Terminated { backends }),

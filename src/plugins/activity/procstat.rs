@@ -156,6 +156,27 @@ pub fn metrics(host: &Host, before: &Sample, after: &Sample) -> Value {
     json!({ "cpu": cpu, "memory": memory, "read_s": read_s, "write_s": write_s, "iow": iow })
 }
 
+/// The cumulative figures of one backend (9.x `/activity/sessions`):
+/// `cpu_time` (clock ticks), `memory` (RSS bytes), `proc_state`,
+/// `proc_read`/`proc_write` (bytes); null when /proc cannot be read. One
+/// reading, no pause.
+pub fn cumulative(host: &Host, pid: i32) -> Value {
+    let s = sample(pid);
+    let (cpu_time, memory, state) = match s.stat {
+        Some(st) => (
+            json!(st.ticks),
+            json!((st.rss_pages as f64 * host.page_size) as u64),
+            json!(st.state.to_string()),
+        ),
+        None => (Value::Null, Value::Null, Value::Null),
+    };
+    let (read, write) = match s.io {
+        Some((r, w)) => (json!(r), json!(w)),
+        None => (Value::Null, Value::Null),
+    };
+    json!({"cpu_time": cpu_time, "memory": memory, "proc_state": state, "proc_read": read, "proc_write": write})
+}
+
 /// Keeps the last sample of each backend between requests.
 #[derive(Debug, Default)]
 pub struct Sampler {

@@ -1,16 +1,22 @@
-//! Activity routes: this worker only validates and answers; PostgreSQL work
-//! goes to the probe worker.
+//! Activity routes of both contracts: this worker only validates and
+//! answers; PostgreSQL work goes to the probe worker. `POST /activity/kill`
+//! has one shape in 2.x and 9.x, so one handler serves both.
 
 use serde_json::{json, Value};
 
-use super::probe::Listing;
+use super::probe::{Listing, Shape};
 use super::{ActivityCall, ActivityReply};
 use crate::workers::http::error::ApiError;
 use crate::workers::http::routes::{Call, Handled, Reply};
 use crate::workers::http::AppState;
 
 async fn listing(state: &AppState, which: Listing) -> Result<Reply, ApiError> {
-    match state.call(ActivityCall::List { which }).await? {
+    let call = ActivityCall::List {
+        which,
+        shape: Shape::V2,
+        limit: None,
+    };
+    match state.call(call).await? {
         ActivityReply::Rows { rows } => Ok(Reply::Json(json!({ "rows": rows }))),
         other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
     }
@@ -29,6 +35,61 @@ pub fn waiting(c: Call<'_>) -> Handled<'_> {
 /// `GET /activity/blocking`.
 pub fn blocking(c: Call<'_>) -> Handled<'_> {
     Box::pin(listing(c.state, Listing::Blocking))
+}
+
+/// 9.x default of `?limit=`.
+pub const DEFAULT_LIMIT: i64 = 300;
+
+/// `?limit=N` of the 9.x listings: digits only (406 where 9.0.1 answered
+/// 500, facts 14.12), [`DEFAULT_LIMIT`] when absent.
+fn limit(c: &Call<'_>) -> Result<i64, ApiError> {
+    match c.param("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            v.parse().map_err(|_| ApiError::malformed("limit"))
+        }
+        Some(_) => Err(ApiError::malformed("limit")),
+    }
+}
+
+/// A 9.x listing: `{"rows": [...], "columns": [...]}`.
+async fn listing9(c: &Call<'_>, which: Listing) -> Result<Reply, ApiError> {
+    let call = ActivityCall::List {
+        which,
+        shape: Shape::V9,
+        limit: Some(limit(c)?),
+    };
+    match c.state.call(call).await? {
+        ActivityReply::Table { columns, rows } => {
+            Ok(Reply::Json(json!({ "rows": rows, "columns": columns })))
+        }
+        other => Err(ApiError::Internal(format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// 9.x `GET /activity`.
+pub fn all9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { listing9(&c, Listing::All).await })
+}
+
+/// 9.x `GET /activity/waiting`.
+pub fn waiting9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { listing9(&c, Listing::Waiting).await })
+}
+
+/// 9.x `GET /activity/blocking`.
+pub fn blocking9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { listing9(&c, Listing::Blocking).await })
+}
+
+/// 9.x `GET /activity/sessions`.
+pub fn sessions9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { listing9(&c, Listing::Sessions).await })
+}
+
+/// 9.x `GET /activity/locks`.
+pub fn locks9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { listing9(&c, Listing::Locks).await })
 }
 
 /// Distinct pids one `POST /activity/kill` may name: far more than a DBA

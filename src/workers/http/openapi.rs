@@ -4,11 +4,13 @@
 
 use serde_json::{json, Map, Value};
 
-use super::routes::{all, Call, Handled, Reply, Route};
+use super::routes::{all, Call, Contract, Handled, Reply, Route};
 
 fn operation(r: &Route) -> Value {
     let mut security = vec![];
-    if r.session {
+    if r.contract == Contract::V9 {
+        security.push(json!({ "temboardSignature": [] }));
+    } else if r.session {
         security.push(json!({ "session": [] }));
         security.push(json!({ "token": [] }));
     }
@@ -20,7 +22,7 @@ fn operation(r: &Route) -> Value {
         .path
         .split('/')
         .filter(|s| s.starts_with('{') && s.ends_with('}'))
-        .map(|s| json!({ "name": &s[1..s.len() - 1], "in": "path", "required": true, "schema": { "type": "string" } }))
+        .map(|s| json!({ "name": s[1..s.len() - 1].trim_end_matches('*'), "in": "path", "required": true, "schema": { "type": "string" } }))
         .collect();
     let mut op = json!({
         "operationId": r.id,
@@ -41,12 +43,32 @@ fn operation(r: &Route) -> Value {
     op
 }
 
-/// The OpenAPI 3 document of every route.
+/// The OpenAPI 3 document of every route. A (method, path) served in both
+/// contracts is one operation whose security lists both ways in (its 9.x
+/// shape is named in the description).
 pub fn document() -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for r in all() {
-        let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
-        entry[r.method.to_lowercase()] = operation(r);
+        let entry = paths
+            .entry(r.path.replace("*}", "}"))
+            .or_insert_with(|| json!({}));
+        let method = r.method.to_lowercase();
+        let op = operation(r);
+        match entry.get_mut(&method) {
+            Some(existing) => {
+                if let (Some(list), Some(more)) = (
+                    existing["security"].as_array_mut(),
+                    op["security"].as_array(),
+                ) {
+                    list.extend(more.iter().cloned());
+                }
+                existing["description"] = json!(format!(
+                    "Also served to signed temBoard 9.x requests, in the 9.x shape (operation {}).",
+                    r.id
+                ));
+            }
+            None => entry[method] = op,
+        }
     }
     json!({
         "openapi": "3.0.3",
@@ -62,7 +84,8 @@ pub fn document() -> Value {
                 "session": { "type": "apiKey", "in": "header", "name": "X-Session" },
                 "token": { "type": "http", "scheme": "bearer" },
                 "agentKey": { "type": "apiKey", "in": "header", "name": "X-TemBoard-Agent-Key" },
-                "agentKeyQuery": { "type": "apiKey", "in": "query", "name": "key" }
+                "agentKeyQuery": { "type": "apiKey", "in": "query", "name": "key" },
+                "temboardSignature": { "type": "apiKey", "in": "header", "name": "X-TemBoard-Signature", "description": "temBoard 8.x-10.x: RSASSA-PSS SHA-256 signature of the canonical request (with X-TemBoard-Date, X-TemBoard-User, X-TemBoard-Request-Id); see docs/api.md" }
             }
         }
     })
@@ -115,15 +138,16 @@ mod tests {
         for (path, ops) in paths {
             for method in ops.as_object().unwrap().keys() {
                 assert!(
-                    all()
-                        .iter()
-                        .any(|r| r.path == path && r.method.to_lowercase() == *method),
+                    all().iter().any(|r| r.path.replace("*}", "}") == *path
+                        && r.method.to_lowercase() == *method),
                     "{method} {path} described but not routed"
                 );
                 described += 1;
             }
         }
-        assert_eq!(described, all().len(), "every route described once");
+        let distinct: std::collections::HashSet<_> =
+            all().iter().map(|r| (r.method, r.path)).collect();
+        assert_eq!(described, distinct.len(), "every route described once");
         assert_eq!(doc["openapi"], "3.0.3");
     }
 }

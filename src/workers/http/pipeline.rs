@@ -151,6 +151,37 @@ async fn process(
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        let settings = state.ctx.settings();
+        let loaded = |p: &str| settings.config.has_plugin(p);
+        if let Some((route, params)) =
+            super::v9::plugin_route(&parts.method, parts.uri.path(), loaded)?
+        {
+            let signed = super::v9::verify(
+                state,
+                &parts.method,
+                target,
+                &parts.headers,
+                raw.as_deref().unwrap_or(&[]),
+            )
+            .await?;
+            let call = routes::Call {
+                route,
+                state,
+                peer,
+                caller: Some(Caller {
+                    session: String::new(),
+                    username: signed.user,
+                }),
+                body: super::v9::json_body(&parts.headers, raw)?,
+                path: params,
+                query: routes::parse_query(parts.uri.query()),
+                received,
+            };
+            return match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
+                Ok(r) => r.map(Out::Reply),
+                Err(_) => Err(ApiError::Timeout),
+            };
+        }
         let run = super::v9::process(state, &parts.method, target, &parts.headers, raw);
         return match tokio::time::timeout(Duration::from_secs(30), run).await {
             Ok(r) => r.map(Out::V9),

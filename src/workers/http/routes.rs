@@ -103,6 +103,16 @@ pub type Handled<'a> = Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Se
 /// A route's handler.
 pub type HandlerFn = for<'a> fn(Call<'a>) -> Handled<'a>;
 
+/// The temBoard contract a route answers in: one binary serves both UIs,
+/// and a request is answered in the contract of how it authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contract {
+    /// temBoard 2.x: sessions, API tokens, the agent key; 2.x shapes.
+    V2,
+    /// temBoard 8.x–10.x: RSA-signed requests; 9.x shapes and error strings.
+    V9,
+}
+
 /// Default time a handler may take before the request gets a 504.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -120,6 +130,8 @@ pub struct Route {
     pub key: bool,
     /// Plugin the route belongs to (routed only when loaded).
     pub plugin: Option<&'static str>,
+    /// Which contract: a 9.x route is reached only by signed requests.
+    pub contract: Contract,
     /// OpenAPI operation id.
     pub id: &'static str,
     /// Time the handler may take before the request gets a 504.
@@ -154,6 +166,7 @@ impl Route {
             session,
             key,
             plugin,
+            contract: Contract::V2,
             id,
             deadline: DEADLINE,
             credentials_hint: None,
@@ -180,6 +193,20 @@ impl Route {
         handler: HandlerFn,
     ) -> Route {
         Route::base(Some(plugin), "GET", path, true, true, id, handler)
+    }
+
+    /// A 9.x route of `plugin`: signed requests only, answered in 9.x shapes.
+    pub const fn signed(
+        plugin: &'static str,
+        method: &'static str,
+        path: &'static str,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            contract: Contract::V9,
+            ..Route::base(Some(plugin), method, path, true, false, id, handler)
+        }
     }
 
     /// The same route with another deadline.
@@ -259,14 +286,16 @@ pub const CORE_ROUTES: &[Route] = &[
 
 /// Every route of the agent: core first, then each registered plugin's.
 pub fn all() -> Vec<&'static Route> {
-    CORE_ROUTES
-        .iter()
-        .chain(
-            crate::plugins::REGISTRY
-                .iter()
-                .flat_map(|p| p.routes.iter()),
-        )
-        .collect()
+    every().collect()
+}
+
+/// The routes without collecting them (lookup runs once per request).
+fn every() -> impl Iterator<Item = &'static Route> {
+    CORE_ROUTES.iter().chain(
+        crate::plugins::REGISTRY
+            .iter()
+            .flat_map(|p| p.routes.iter()),
+    )
 }
 
 fn matches(pattern: &str, path: &str, params: &mut Vec<String>) -> bool {
@@ -275,6 +304,17 @@ fn matches(pattern: &str, path: &str, params: &mut Vec<String>) -> bool {
     loop {
         match (p.next(), r.next()) {
             (None, None) => return true,
+            // `{name*}`: the rest of the path, slashes included (9.x
+            // `<name:path>`, e.g. a pgconf category `Resource Usage / Memory`).
+            (Some(seg), Some(got)) if seg.starts_with('{') && seg.ends_with("*}") => {
+                let rest: Vec<&str> = std::iter::once(got).chain(r.by_ref()).collect();
+                let rest = rest.join("/");
+                if rest.is_empty() || p.next().is_some() {
+                    return false;
+                }
+                params.push(rest);
+                return true;
+            }
             (Some(seg), Some(got)) if seg.starts_with('{') && seg.ends_with('}') => {
                 if got.is_empty() {
                     return false;
@@ -287,27 +327,38 @@ fn matches(pattern: &str, path: &str, params: &mut Vec<String>) -> bool {
     }
 }
 
-/// Finds the route of a request and its path parameters; `loaded` says
+/// Finds the 2.x route of a request and its path parameters; `loaded` says
 /// whether a plugin is loaded.
 pub fn lookup(
     method: &Method,
     path: &str,
     loaded: impl Fn(&str) -> bool,
 ) -> Option<(&'static Route, Vec<String>)> {
-    CORE_ROUTES
-        .iter()
-        .chain(
-            crate::plugins::REGISTRY
-                .iter()
-                .flat_map(|p| p.routes.iter()),
-        )
-        .find_map(|r| {
-            if r.method != method.as_str() || !r.plugin.is_none_or(&loaded) {
-                return None;
-            }
-            let mut params = vec![];
-            matches(r.path, path, &mut params).then_some((r, params))
-        })
+    lookup_in(Contract::V2, method, path, loaded)
+}
+
+/// Finds the route of a request in one contract's table.
+pub fn lookup_in(
+    contract: Contract,
+    method: &Method,
+    path: &str,
+    loaded: impl Fn(&str) -> bool,
+) -> Option<(&'static Route, Vec<String>)> {
+    every().find_map(|r| {
+        if r.contract != contract || r.method != method.as_str() || !r.plugin.is_none_or(&loaded) {
+            return None;
+        }
+        let mut params = vec![];
+        matches(r.path, path, &mut params).then_some((r, params))
+    })
+}
+
+/// Whether some route of the contract has this path with another method
+/// (9.x answers 405 there, 404 elsewhere).
+pub fn path_known(contract: Contract, path: &str, loaded: impl Fn(&str) -> bool) -> bool {
+    every().any(|r| {
+        r.contract == contract && r.plugin.is_none_or(&loaded) && matches(r.path, path, &mut vec![])
+    })
 }
 
 #[cfg(test)]
@@ -349,7 +400,7 @@ mod tests {
         let mut ids = std::collections::HashSet::new();
         for r in all() {
             assert!(
-                seen.insert((r.method, r.path)),
+                seen.insert((r.contract, r.method, r.path)),
                 "duplicate route {} {}",
                 r.method,
                 r.path

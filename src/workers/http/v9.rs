@@ -9,10 +9,11 @@
 //! the key file (it may be readable by root only) and hands the PEM over
 //! with the worker's settings, so a reload swaps it only when it parses.
 //!
-//! Served so far (facts 9.x section 3): `GET /discover` (signature optional,
+//! Served here (facts 9.x section 3): `GET /discover` (signature optional,
 //! `signature_status`), `POST /discover`, `GET /status`, `GET
-//! /notifications`. Other 9.x routes answer `404 Not found: '<path>'` until
-//! their plugins speak 9.x.
+//! /notifications`. Plugin routes of the 9.x contract are in each plugin's
+//! table ([`Route::signed`]): found by [`plugin_route`], verified here, then
+//! run like any route. Unknown paths answer `404 Not found: '<path>'`.
 
 use std::sync::Arc;
 
@@ -23,11 +24,13 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
+use super::routes::{self, Contract, Route};
 use super::AppState;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::signing::{self, PublicKey, Signed};
 
-/// The 9.x routes served so far: (method, path, signed).
+/// The 9.x core routes: (method, path, signed). Plugin routes are in the
+/// plugins' tables ([`Route::signed`]).
 pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/discover", "optional"),
     ("POST", "/discover", "yes"),
@@ -107,7 +110,7 @@ fn header_list(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
 
 /// Checks the signature (facts 2.5 with our stricter rules) and refuses a
 /// request id seen within the window.
-async fn verify(
+pub async fn verify(
     state: &AppState,
     method: &Method,
     target: &str,
@@ -139,6 +142,48 @@ async fn verify(
         return Err(error(409, "Request id already used: replay refused."));
     }
     Ok(signed)
+}
+
+/// The plugin route of a 9.x request and its captures. The path is
+/// percent-decoded once, then matched (facts 1.2, with 14.8: UTF-8 names
+/// decode once); a plugin's bare prefix with a `/` reaches its root route;
+/// a known path with another method is a 405.
+pub fn plugin_route(
+    method: &Method,
+    raw_path: &str,
+    loaded: impl Fn(&str) -> bool + Copy,
+) -> Result<Option<(&'static Route, Vec<String>)>, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| error(400, "Invalid path string. Expected UTF-8"))?;
+    let mut path: &str = &decoded;
+    if path.len() > 1 && path.ends_with('/') && path.matches('/').count() == 2 {
+        path = &path[..path.len() - 1];
+    }
+    if let Some(found) = routes::lookup_in(Contract::V9, method, path, loaded) {
+        return Ok(Some(found));
+    }
+    if routes::path_known(Contract::V9, path, loaded) {
+        return Err(error(405, "Method not allowed."));
+    }
+    Ok(None)
+}
+
+/// The JSON body of a 9.x request: parsed only when the media type is
+/// `application/json` (facts 1.3); malformed JSON is a clear 400 where
+/// 9.0.1 answered a bare 500.
+pub fn json_body(headers: &HeaderMap, raw: Option<Bytes>) -> Result<Value, ApiError> {
+    let json = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    match raw {
+        Some(b) if json && !b.is_empty() => {
+            serde_json::from_slice(&b).map_err(|e| error(400, format!("Invalid JSON body: {e}.")))
+        }
+        _ => Ok(Value::Null),
+    }
 }
 
 /// Answers a 9.x request (after the method check of the pipeline).

@@ -1,0 +1,172 @@
+//! Signed temBoard 9.x requests for the tests: the vectors' key pair, keys
+//! made by openssl, and a signer that builds the canonical text with the
+//! agent's own function and signs with the UI's PSS parameters (the real
+//! 9.0.1 toolkit is exercised separately, by tests/helpers/toolkit_client.py).
+
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use serde_json::Value;
+
+use super::*;
+
+/// The vectors' throwaway RSA-2048 test key pair.
+pub fn test_keys() -> (String, rsa::RsaPrivateKey) {
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/temboard-9x-signing-vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let private =
+        rsa::RsaPrivateKey::from_pkcs8_pem(v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
+    (v["public_key_pem"].as_str().unwrap().to_string(), private)
+}
+
+/// Another key pair, made by openssl (what `temboard generate-key` runs).
+pub fn other_keys(dir: &std::path::Path) -> (String, rsa::RsaPrivateKey) {
+    let key = dir.join("other.key");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success());
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let private = rsa::RsaPrivateKey::from_pkcs8_pem(&pem).unwrap();
+    use rsa::pkcs8::EncodePublicKey;
+    let public = rsa::RsaPublicKey::from(&private)
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap();
+    (public, private)
+}
+
+/// What a signed request carries, before signing.
+pub struct Signed<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub body: Option<&'a [u8]>,
+    pub user: &'a str,
+    pub date: String,
+    pub id: String,
+}
+
+impl<'a> Signed<'a> {
+    pub fn get(target: &'a str) -> Self {
+        Signed {
+            method: "GET",
+            target,
+            body: None,
+            user: "alice",
+            date: chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
+            id: uuid(),
+        }
+    }
+
+    /// The headers, signed with `key` (max PSS salt, as the UI signs).
+    pub fn headers(&self, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
+        let mut h = vec![
+            ("X-TemBoard-Date".to_string(), self.date.clone()),
+            ("X-TemBoard-Request-Id".to_string(), self.id.clone()),
+            ("X-TemBoard-User".to_string(), self.user.to_string()),
+        ];
+        if let Some(b) = self.body {
+            h.push(("Content-Type".into(), "application/json".into()));
+            // KeepAlive adds Content-Length itself; it is signed all the same.
+            let _ = b;
+        }
+        let mut for_text: Vec<(String, Vec<u8>)> = h
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+            .collect();
+        for_text.push(("Host".into(), b"localhost".to_vec()));
+        if let Some(b) = self.body {
+            for_text.push(("Content-Length".into(), b.len().to_string().into_bytes()));
+        }
+        let refs: Vec<(&str, &[u8])> = for_text
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let text = temboard_agent::signing::canonical(&temboard_agent::signing::Request {
+            method: self.method,
+            target: self.target,
+            headers: &refs,
+            body: self.body.unwrap_or(b""),
+        })
+        .unwrap();
+        let bits = rsa::traits::PublicKeyParts::n(key).bits();
+        let max_salt = (bits - 1).div_ceil(8) - 32 - 2;
+        let signer =
+            rsa::pss::BlindedSigningKey::<sha2::Sha256>::new_with_salt_len(key.clone(), max_salt);
+        let sig = signer.sign_with_rng(&mut rsa::rand_core::OsRng, &text);
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(sig.to_bytes());
+        h.push(("X-TemBoard-Signature".into(), format!("v1:{b64}")));
+        h
+    }
+}
+
+/// Header lines of a request: (name, value).
+pub type Lines = Vec<(String, String)>;
+
+pub fn uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).unwrap();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+pub fn send(agent: &Agent, s: &Signed<'_>, headers: &[(String, String)]) -> HttpResponse {
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    agent
+        .request(s.method, s.target, &refs, s.body)
+        .expect("request")
+}
+
+pub fn error(r: &HttpResponse) -> (u16, String) {
+    (
+        r.status,
+        r.json()["error"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+pub fn agent_with_key(pg: Option<&PgCluster>, public_pem: &str) -> Agent {
+    let files = AgentFiles::new(pg);
+    std::fs::write(files.etc().join("signing-public.pem"), public_pem).unwrap();
+    Agent::start(files)
+}
+
+impl<'a> Signed<'a> {
+    /// A signed POST with a JSON body.
+    pub fn post(target: &'a str, body: &'a [u8]) -> Self {
+        Signed {
+            method: "POST",
+            body: Some(body),
+            ..Signed::get(target)
+        }
+    }
+
+    /// Signs with `key` and sends to `agent`.
+    pub fn send(&self, agent: &Agent, key: &rsa::RsaPrivateKey) -> HttpResponse {
+        send(agent, self, &self.headers(key))
+    }
+}
