@@ -225,6 +225,20 @@ for c in 1 16; do
   wrk_line "GET /metrics (agent key)" "$c" "$t" -H "X-TemBoard-Agent-Key: benchkey" "https://localhost:$port/metrics"
 done
 
+# temBoard 9.x: every request signed (distinct ids: a replay is refused), so
+# the requests are signed beforehand by the real toolkit (scripts/presign.py)
+# and wrk sends each once (scripts/signed_wrk.lua).
+echo
+echo "temBoard 9.x signed GET /activity (signed beforehand by the real 9.0.1 toolkit, RSA-4096 UI key,"
+echo "a distinct request id each; compare with the session lines above):"
+for spec in "1 1 2500" "16 2 6000"; do
+  read -r conc threads per_second <<<"$spec"
+  n=$((duration * per_second))
+  python3 scripts/presign.py "$port" "$work/ui-private.pem" GET /activity "$n" "$work/signed-$conc.txt"
+  wrk_line "GET /activity (signed, 9.x shape)" "$conc" "$threads" -s scripts/signed_wrk.lua \
+    "https://localhost:$port/activity" -- "$work/signed-$conc.txt" "$threads" "$port" GET /activity
+done
+
 # The practical limit for a tiny HTTPS answer on this machine: Debian's nginx
 # answering the same JSON body as our /status, over TLS with the same
 # certificate and key, as many worker processes as cores. Runs alternate

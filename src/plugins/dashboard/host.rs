@@ -73,6 +73,22 @@ pub fn parse_memory(meminfo: &str) -> Value {
     json!({ "total": total, "free": pct(free), "active": pct(active), "cached": pct(cached) })
 }
 
+/// The 9.x `memory.*_bytes`: the same three amounts as [`parse_memory`],
+/// in bytes (9.0.1 sent kB under these names, facts 14.22).
+pub fn parse_memory_bytes(meminfo: &str) -> Value {
+    let kb = |key: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (total, free, cached) = (kb("MemTotal:"), kb("MemFree:"), kb("Cached:"));
+    let active = total.saturating_sub(free).saturating_sub(cached);
+    json!({ "free_bytes": free * 1024, "active_bytes": active * 1024, "cached_bytes": cached * 1024 })
+}
+
 /// Memory of the host now.
 pub fn memory() -> Value {
     parse_memory(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())

@@ -38,11 +38,17 @@ impl Job for Collect {
         let hostname = jobs.hostname();
         let mut set = host::host_set(&hostname, cpu);
         let result = match jobs.call(DashboardCall::Collect, Duration::from_secs(15)) {
-            Ok(pg) => {
+            Ok(mut pg) => {
+                let v9 = super::split_v9(&mut pg, &std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
                 set.extend(pg);
                 let value = serde_json::Value::Object(set);
-                store::push(jobs.db(), &value, super::config::settings(&settings.config).history_length)
-                    .map_err(|e| format!("cannot store it: {e}"))
+                store::push(
+                    jobs.db(),
+                    &value,
+                    &v9,
+                    super::config::settings(&settings.config).history_length,
+                )
+                .map_err(|e| format!("cannot store it: {e}"))
             }
             Err(e) => Err(e),
         };

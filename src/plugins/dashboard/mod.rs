@@ -1,6 +1,8 @@
-//! Dashboard plugin (facts 9): the host and PostgreSQL metric set, collected
-//! every `[dashboard] scheduler_interval` by the scheduler into a bounded
-//! history, and live single-metric routes.
+//! Dashboard plugin (2.x facts 9, 9.x facts 5): the host and PostgreSQL
+//! metric set, collected every `[dashboard] scheduler_interval` by the
+//! scheduler into a bounded history, and live single-metric routes (2.x).
+//! One collection feeds both contracts: the 9.x sample is built from the
+//! stored 2.x set and a few figures stored beside it.
 
 pub mod config;
 pub mod host;
@@ -62,7 +64,68 @@ const ROUTES: &[Route] = &[
     metric("/dashboard/hostname", "DashboardMetrichostname"),
     metric("/dashboard/os_version", "DashboardMetricos_version"),
     metric("/dashboard/n_cpu", "DashboardMetricn_cpu"),
+    Route::signed("dashboard", "GET", "/dashboard", "Dashboard9", routes::last9),
+    Route::signed(
+        "dashboard",
+        "GET",
+        "/dashboard/config",
+        "DashboardConfig9",
+        routes::config,
+    ),
+    Route::signed(
+        "dashboard",
+        "GET",
+        "/dashboard/history",
+        "DashboardHistory9",
+        routes::history9,
+    ),
 ];
+
+/// Takes the 9.x-only figures out of a PostgreSQL part (so 2.x answers and
+/// the stored 2.x set stay as they were) and adds the memory in bytes:
+/// `{"total_size_bytes", "memory": {"free_bytes", "active_bytes",
+/// "cached_bytes"}}`.
+pub fn split_v9(pg: &mut serde_json::Map<String, Value>, meminfo: &str) -> Value {
+    let size = pg.remove(probe::TOTAL_SIZE_BYTES).unwrap_or(Value::Null);
+    serde_json::json!({
+        "total_size_bytes": size,
+        "memory": host::parse_memory_bytes(meminfo),
+    })
+}
+
+/// The 9.x sample (facts 5) from a stored 2.x set and its 9.x figures: the
+/// same collection feeds both contracts. `timestamp` is the collection's
+/// (the 2.x `buffers.time`).
+pub fn sample_v9(set: &Value, v9: &Value) -> Value {
+    let d = &set["databases"];
+    let m = &set["memory"];
+    let b = &v9["memory"];
+    serde_json::json!({
+        "buffers": {"nb": set["buffers"]["nb"]},
+        "hitratio": set["hitratio"],
+        "active_backends": {"nb": set["active_backends"]["nb"]},
+        "databases": {
+            "databases": d["databases"],
+            "total_size": d["total_size"],
+            "nb": d["databases"],
+            "total_size_bytes": v9["total_size_bytes"],
+            "total_commit": d["total_commit"],
+            "total_rollback": d["total_rollback"],
+        },
+        "cpu": set["cpu"],
+        "loadaverage": set["loadaverage"],
+        "memory": {
+            "total": m["total"],
+            "free": m["free"],
+            "active": m["active"],
+            "cached": m["cached"],
+            "free_bytes": b["free_bytes"],
+            "active_bytes": b["active_bytes"],
+            "cached_bytes": b["cached_bytes"],
+        },
+        "timestamp": set["buffers"]["time"],
+    })
+}
 
 /// Calls of the dashboard plugin to the probe worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

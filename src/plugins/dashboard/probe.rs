@@ -20,9 +20,16 @@ SELECT
   date_trunc('seconds', now() - pg_postmaster_start_time())::text,
   version(),
   current_setting('data_directory'),
-  current_setting('port')";
+  current_setting('port'),
+  (SELECT sum(pg_database_size(oid)) FROM pg_database WHERE NOT datistemplate)::bigint";
 
-/// The PostgreSQL fields of the dashboard, in their 2.x JSON types.
+/// The key of the 9.x-only database size in bytes, which the 2.x answers
+/// leave out (see [`split_v9`]).
+pub const TOTAL_SIZE_BYTES: &str = "total_size_bytes";
+
+/// The PostgreSQL fields of the dashboard, in their 2.x JSON types, plus
+/// [`TOTAL_SIZE_BYTES`] for the 9.x sample (the same scan of
+/// `pg_database_size`).
 pub fn collect(conn: &mut Conn) -> Result<Value, postgres::Error> {
     let r = conn.client.query_one(SQL, &[])?;
     let now: f64 = r.get(1);
@@ -43,5 +50,6 @@ pub fn collect(conn: &mut Conn) -> Result<Value, postgres::Error> {
         "pg_version": r.get::<_, String>(11),
         "pg_data": r.get::<_, String>(12),
         "pg_port": r.get::<_, String>(13),
+        TOTAL_SIZE_BYTES: r.get::<_, Option<i64>>(14),
     }))
 }

@@ -30,8 +30,11 @@ async fn hostname(state: &AppState) -> String {
 /// one process, so the plugin keeps it here rather than in the host's state.
 static CACHE: Mutex<Option<(u64, Instant, Bytes)>> = Mutex::new(None);
 
+/// The PostgreSQL part in its 2.x shape (the 9.x-only figures dropped).
 async fn pg_part(state: &AppState) -> Result<Map<String, Value>, ApiError> {
-    state.call(DashboardCall::Collect).await
+    let mut pg = state.call(DashboardCall::Collect).await?;
+    pg.remove(super::probe::TOTAL_SIZE_BYTES);
+    Ok(pg)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -135,7 +138,37 @@ pub fn history(c: Call<'_>) -> Handled<'_> {
     })
 }
 
-/// `GET /dashboard/config`.
+/// 9.x `GET /dashboard`: the last sample (`{}` before the first), the 15
+/// newest notifications and the 9.x status object.
+pub fn last9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let state = c.state;
+        let last = state.db.read(|c| history::history_v9(c, true)).await?;
+        let mut sample = match last.first() {
+            Some((set, v9)) => super::sample_v9(set, v9),
+            None => json!({}),
+        };
+        let notes = crate::workers::http::v9::notification_list(state, NOTIFICATIONS).await?;
+        let (status, _) = crate::workers::http::v9::status_document(state).await?;
+        if let Value::Object(m) = &mut sample {
+            m.insert("notifications".into(), notes);
+            m.insert("status".into(), status);
+        }
+        Ok(Reply::Json(sample))
+    })
+}
+
+/// 9.x `GET /dashboard/history`: the stored samples, oldest first.
+pub fn history9(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let rows = c.state.db.read(|c| history::history_v9(c, false)).await?;
+        Ok(Reply::Json(Value::Array(
+            rows.iter().map(|(set, v9)| super::sample_v9(set, v9)).collect(),
+        )))
+    })
+}
+
+/// `GET /dashboard/config` (the same in 2.x and 9.x).
 pub fn config(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
         let d = super::config::settings(&c.state.ctx.settings().config);

@@ -6,18 +6,30 @@ use serde_json::Value;
 
 /// The plugin's schema, in order (`IF NOT EXISTS`: databases created before
 /// plugins had migrations already hold the table, from core step 3).
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS dashboard_history (
+/// Step 2 adds `v9`: the figures only the 9.x sample has (database sizes
+/// and memory in bytes), kept beside the 2.x set so the 2.x answer stays
+/// byte for byte what it was and one collection feeds both contracts.
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS dashboard_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     collected_at REAL NOT NULL,
     data TEXT NOT NULL
- );"];
+ );",
+    "ALTER TABLE dashboard_history ADD COLUMN v9 TEXT;",
+];
 
-/// Stores one collected set and trims the history.
-pub fn push(conn: &mut Connection, data: &Value, history_length: u64) -> rusqlite::Result<()> {
+/// Stores one collected set (and its 9.x-only figures) and trims the
+/// history.
+pub fn push(
+    conn: &mut Connection,
+    data: &Value,
+    v9: &Value,
+    history_length: u64,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "INSERT INTO dashboard_history (collected_at, data) VALUES (?1, ?2)",
-        params![crate::store::sessions::now(), data.to_string()],
+        "INSERT INTO dashboard_history (collected_at, data, v9) VALUES (?1, ?2, ?3)",
+        params![crate::store::sessions::now(), data.to_string(), v9.to_string()],
     )?;
     tx.execute(
         "DELETE FROM dashboard_history WHERE seq <= (SELECT max(seq) FROM dashboard_history) - ?1",
@@ -49,6 +61,22 @@ pub fn last_text(conn: &Connection) -> rusqlite::Result<Option<String>> {
     stmt.query_row([], |r| r.get(0)).optional()
 }
 
+/// Every kept set with its 9.x-only figures (`null` for sets stored before
+/// they were), oldest first; the newest only when `last`.
+pub fn history_v9(conn: &Connection, last: bool) -> rusqlite::Result<Vec<(Value, Value)>> {
+    let sql = if last {
+        "SELECT data, v9 FROM dashboard_history ORDER BY seq DESC LIMIT 1"
+    } else {
+        "SELECT data, v9 FROM dashboard_history ORDER BY seq"
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+    })?;
+    rows.map(|r| r.map(|(d, v)| (parse(d), v.map(parse).unwrap_or(Value::Null))))
+        .collect()
+}
+
 /// Every kept set, oldest first.
 pub fn history(conn: &Connection) -> rusqlite::Result<Vec<Value>> {
     let mut stmt = conn.prepare_cached("SELECT data FROM dashboard_history ORDER BY seq")?;
@@ -67,7 +95,7 @@ mod tests {
         let mut c = crate::store::open(dir.path()).unwrap();
         assert!(last(&c).unwrap().is_none());
         for i in 0..8 {
-            push(&mut c, &json!({ "n": i }), 5).unwrap();
+            push(&mut c, &json!({ "n": i }), &json!({ "m": i }), 5).unwrap();
         }
         let h = history(&c).unwrap();
         assert_eq!(
@@ -77,5 +105,9 @@ mod tests {
             vec![3, 4, 5, 6, 7]
         );
         assert_eq!(last(&c).unwrap().unwrap()["n"], 7);
+        let v9 = history_v9(&c, false).unwrap();
+        assert_eq!(v9.len(), 5);
+        assert_eq!((v9[0].0["n"].clone(), v9[0].1["m"].clone()), (json!(3), json!(3)));
+        assert_eq!(history_v9(&c, true).unwrap()[0].1["m"], 7);
     }
 }

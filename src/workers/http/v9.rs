@@ -243,9 +243,15 @@ fn debug_error(path: &str) -> Result<Answer, ApiError> {
 
 /// `GET /notifications`: newest first, dates in UTC without a zone.
 async fn notifications(state: &AppState) -> Result<Answer, ApiError> {
+    notification_list(state, i64::MAX).await.map(ok)
+}
+
+/// The `limit` newest notifications in the 9.x shape (also embedded in the
+/// 9.x `/dashboard`).
+pub async fn notification_list(state: &AppState, limit: i64) -> Result<Value, ApiError> {
     let list = state
         .db
-        .read(|c| crate::store::notifications::list(c, i64::MAX))
+        .read(move |c| crate::store::notifications::list(c, limit))
         .await?;
     let out: Vec<Value> = list
         .into_iter()
@@ -262,7 +268,7 @@ async fn notifications(state: &AppState) -> Result<Answer, ApiError> {
             json!({"date": utc, "username": n.username, "message": n.message})
         })
         .collect();
-    Ok(ok(Value::Array(out)))
+    Ok(Value::Array(out))
 }
 
 /// The discover document: PostgreSQL facts read now when PostgreSQL
@@ -312,6 +318,17 @@ async fn discover(state: &AppState, signature_status: &str) -> Result<Answer, Ap
 
 /// `GET /status` (9.x): PostgreSQL, agent and system states.
 async fn status(state: &AppState) -> Result<Answer, ApiError> {
+    let (body, tag) = status_document(state).await?;
+    Ok(Answer {
+        status: StatusCode::OK,
+        body,
+        headers: vec![("x-temboard-discover-etag", tag)],
+    })
+}
+
+/// The 9.x status object and the discover ETag (also embedded in the 9.x
+/// `/dashboard`).
+pub async fn status_document(state: &AppState) -> Result<(Value, String), ApiError> {
     let (doc, tag) = state.discover.get(|| current_discover(state)).await?;
     let pg = match state
         .probe
@@ -343,9 +360,8 @@ async fn status(state: &AppState) -> Result<Answer, ApiError> {
     .and_then(|d| chrono::Local.from_local_datetime(&d).earliest())
     .map(|d| d.to_rfc3339());
     let sys = &doc["system"];
-    Ok(Answer {
-        status: StatusCode::OK,
-        body: json!({
+    Ok((
+        json!({
             "postgres": postgres,
             "temboard": {
                 "status": "running",
@@ -362,8 +378,8 @@ async fn status(state: &AppState) -> Result<Answer, ApiError> {
                 "hugepage": sys["hugepage"],
             },
         }),
-        headers: vec![("x-temboard-discover-etag", tag)],
-    })
+        tag,
+    ))
 }
 
 #[cfg(test)]
