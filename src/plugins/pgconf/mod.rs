@@ -1,5 +1,7 @@
-//! PgConf plugin (facts 11): PostgreSQL settings (`ALTER SYSTEM`, pending
-//! reload or restart), pg_hba.conf with versions, pg_ident.conf. Parameter
+//! PgConf plugin (2.x facts 11, 9.x facts 6): PostgreSQL settings (`ALTER
+//! SYSTEM`, pending reload or restart), pg_hba.conf with versions,
+//! pg_ident.conf; for signed requests the 9.x settings routes and the
+//! deprecated `/pgconf/configuration*` ones the UI 9.0.1 calls. Parameter
 //! checks and notifications in the http worker; the files and SQL in the
 //! probe worker, which runs as the cluster owner. The http worker never
 //! writes PostgreSQL's files.
@@ -7,7 +9,9 @@
 pub mod files;
 pub mod hba;
 mod probe;
+pub mod probe9;
 mod routes;
+mod routes9;
 pub mod settings;
 
 use serde::{Deserialize, Serialize};
@@ -66,7 +70,61 @@ const ROUTES: &[Route] = &[
     route("GET", "/pgconf/hba/versions", "HbaVersions", routes::hba_versions),
     route("GET", "/pgconf/pg_ident", "IdentGet", routes::ident_get),
     route("POST", "/pgconf/pg_ident", "IdentPost", routes::ident_post),
+    signed("GET", "/pgconf/settings", "PgconfSettings9", routes9::settings),
+    signed("POST", "/pgconf/settings", "PgconfSet9", routes9::set),
+    signed(
+        "DELETE",
+        "/pgconf/settings/{name}",
+        "PgconfDefault9",
+        routes9::to_default,
+    ),
+    signed(
+        "POST",
+        "/pgconf/settings/{name}/reset",
+        "PgconfReset9",
+        routes9::reset,
+    ),
+    signed("POST", "/pgconf/reload", "PgconfReload9", routes9::reload),
+    signed(
+        "GET",
+        "/pgconf/configuration",
+        "PgconfConfiguration9",
+        routes9::configuration,
+    ),
+    signed(
+        "GET",
+        "/pgconf/configuration/categories",
+        "PgconfCategories9",
+        routes9::categories,
+    ),
+    signed(
+        "GET",
+        "/pgconf/configuration/status",
+        "PgconfStatus9",
+        routes9::status,
+    ),
+    signed(
+        "GET",
+        "/pgconf/configuration/category/{category*}",
+        "PgconfCategory9",
+        routes9::category,
+    ),
+    signed(
+        "POST",
+        "/pgconf/configuration",
+        "PgconfUpdate9",
+        routes9::update,
+    ),
 ];
+
+const fn signed(
+    method: &'static str,
+    path: &'static str,
+    id: &'static str,
+    handler: crate::workers::http::routes::HandlerFn,
+) -> Route {
+    Route::signed("pgconf", method, path, id, handler)
+}
 
 /// Calls of the pgconf plugin, answered by the probe worker (it runs as the
 /// cluster owner and knows where PostgreSQL's files are).
@@ -116,6 +174,8 @@ pub enum PgconfCall {
     },
     /// Values proposed for each column.
     HbaOptions,
+    /// A 9.x call (facts 9.x section 6).
+    V9(probe9::Pgconf9Call),
     /// pg_ident.conf text.
     IdentRead,
     /// Replace pg_ident.conf, keeping `.previous`.

@@ -195,9 +195,13 @@ fn status(list: Vec<Setting>) -> Value {
 }
 
 /// What one item of an update asks, after validation.
-enum Change {
+pub(super) enum Change {
+    /// `ALTER SYSTEM SET name TO value`.
     Set(String),
+    /// `ALTER SYSTEM RESET name`.
     Reset,
+    /// `ALTER SYSTEM SET name TO DEFAULT` (9.x `DELETE /pgconf/settings/<name>`).
+    Default,
 }
 
 fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError> {
@@ -247,7 +251,7 @@ fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError>
 
 fn changed(s: &Setting, change: &Change) -> bool {
     match change {
-        Change::Reset => true,
+        Change::Reset | Change::Default => true,
         Change::Set(v) => match s.vartype.as_str() {
             "integer" => Some(v.as_str()) != s.setting_raw.as_deref(),
             "real" => conv::to_unit(v, s.unit.as_deref()) != s.row["setting"].as_f64(),
@@ -293,26 +297,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         if !changed(&s, &change) && !force {
             continue;
         }
-        let sql: String = match &change {
-            Change::Set(v) => match conv::list_elements(name, v) {
-                // Element by element, each quoted by the server.
-                Some(elements) if !elements.is_empty() => conn.client.query_one(
-                    "SELECT format('ALTER SYSTEM SET %I TO ', $1::text) \
-                     || string_agg(quote_literal(e), ', ' ORDER BY i) \
-                     FROM unnest($2::text[]) WITH ORDINALITY AS t(e, i)",
-                    &[&name, &elements],
-                ),
-                _ => conn.client.query_one(
-                    "SELECT format('ALTER SYSTEM SET %I TO %L', $1::text, $2::text)",
-                    &[&name, v],
-                ),
-            },
-            Change::Reset => conn
-                .client
-                .query_one("SELECT format('ALTER SYSTEM RESET %I', $1::text)", &[&name]),
-        }
-        .map_err(pg)?
-        .get(0);
+        let sql = alter_sql(conn, name, &change).map_err(pg)?;
         if let Err(e) = conn.client.batch_execute(&sql) {
             let msg = crate::workers::probe::pool::describe(&e);
             return Ok(partial(
@@ -327,7 +312,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
                 (v.clone(), json!(conv::to_unit(v, s.unit.as_deref())))
             }
             Change::Set(v) => (v.clone(), json!(v)),
-            Change::Reset => ("None".to_string(), Value::Null),
+            Change::Reset | Change::Default => ("None".to_string(), Value::Null),
         };
         notes.push(if conv::may_hold_secret(name) {
             format!("Setting '{name}' changed (values not recorded: they may hold a secret)")
@@ -346,6 +331,33 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         .map_err(pg)?;
     notes.push("PostgreSQL reload".to_string());
     Ok(partial(applied, notes, None))
+}
+
+/// The `ALTER SYSTEM` statement of one change, the name and value quoted by
+/// the server (`format('%I', '%L')`); list settings element by element.
+pub(super) fn alter_sql(conn: &mut Conn, name: &str, change: &Change) -> Result<String, postgres::Error> {
+    Ok(match change {
+        Change::Set(v) => match conv::list_elements(name, v) {
+            // Element by element, each quoted by the server.
+            Some(elements) if !elements.is_empty() => conn.client.query_one(
+                "SELECT format('ALTER SYSTEM SET %I TO ', $1::text) \
+                 || string_agg(quote_literal(e), ', ' ORDER BY i) \
+                 FROM unnest($2::text[]) WITH ORDINALITY AS t(e, i)",
+                &[&name, &elements],
+            ),
+            _ => conn.client.query_one(
+                "SELECT format('ALTER SYSTEM SET %I TO %L', $1::text, $2::text)",
+                &[&name, v],
+            ),
+        },
+        Change::Default => conn
+            .client
+            .query_one("SELECT format('ALTER SYSTEM SET %I TO DEFAULT', $1::text)", &[&name]),
+        Change::Reset => conn
+            .client
+            .query_one("SELECT format('ALTER SYSTEM RESET %I', $1::text)", &[&name]),
+    }?
+    .get(0))
 }
 
 /// An update's outcome: what was applied (and its notifications) even when a
@@ -518,6 +530,7 @@ pub(super) fn handle(host: &ProbeHost, call: PgconfCall) -> Result<Value, Worker
                     "auth_methods": ["cert", "gss", "ident", "ldap", "md5", "pam", "password", "peer", "radius", "reject", "scram-sha-256", "sspi", "trust"],
                 }))
             }),
+            PgconfCall::V9(call) => super::probe9::handle(host, call),
             PgconfCall::IdentRead => {
                 let path = host.with(|c| file_setting(c, "ident_file"))?;
                 let text = read_file_or_version(&path, None)?;

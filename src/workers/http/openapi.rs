@@ -145,8 +145,10 @@ mod tests {
                 described += 1;
             }
         }
-        let distinct: std::collections::HashSet<_> =
-            all().iter().map(|r| (r.method, r.path)).collect();
+        let distinct: std::collections::HashSet<_> = all()
+            .iter()
+            .map(|r| (r.method, r.path.replace("*}", "}")))
+            .collect();
         assert_eq!(described, distinct.len(), "every route described once");
         assert_eq!(doc["openapi"], "3.0.3");
     }

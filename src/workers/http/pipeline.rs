@@ -94,6 +94,13 @@ pub async fn handle(
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
+        Ok(Out::Reply(Reply::Empty)) => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            base_headers(&state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp
+        }
         Ok(Out::Reply(Reply::Html(page))) => {
             let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
             base_headers(&state, &mut resp);

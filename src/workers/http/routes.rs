@@ -95,6 +95,9 @@ pub enum Reply {
     Html(&'static str),
     /// Prometheus text (`/metrics`).
     Text(String),
+    /// 200 with an empty `text/plain` body: what 9.x answers when a
+    /// handler returns nothing (facts 9.x 1.1: `POST /pgconf/settings`).
+    Empty,
 }
 
 /// A handler's future.
