@@ -48,6 +48,12 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "monitoring",
+        "history_retention",
+        Some("21600"),
+        "seconds a temBoard 9.x history document is kept (GET /monitoring/history, signed), 60 or more",
+    ),
+    k(
+        "monitoring",
         "ssl_ca_cert_file",
         None,
         "path of an existing PEM file",
@@ -71,6 +77,13 @@ pub struct Settings {
     pub queue_max_messages: u64,
     /// Seconds a payload is kept at most.
     pub queue_max_age: u64,
+    /// Seconds a 9.x history document is kept.
+    #[serde(default = "default_history_retention")]
+    pub history_retention: u64,
+}
+
+fn default_history_retention() -> u64 {
+    crate::config::schema::default_number(KEYS, "history_retention")
 }
 
 impl Default for Settings {
@@ -85,6 +98,7 @@ impl Default for Settings {
             ssl_ca_cert_file: None,
             queue_max_messages: default("queue_max_messages"),
             queue_max_age: default("queue_max_age"),
+            history_retention: default("history_retention"),
         }
     }
 }
@@ -109,6 +123,7 @@ pub fn validate(c: &mut Values<'_>) -> Value {
         ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
         queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
         queue_max_age: c.int("monitoring", "queue_max_age", 60, 366 * 86_400),
+        history_retention: c.int("monitoring", "history_retention", 60, 31 * 86_400),
     })
 }
 

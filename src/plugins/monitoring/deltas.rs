@@ -99,6 +99,7 @@ pub fn spec(probe: &str) -> Option<(&'static [&'static str], Option<&'static str
             Some("cpu"),
         ),
         "process" => (&["context_switches", "forks"], None),
+        "temp_files_size_delta" => (&["size"], Some("dbname")),
         _ => return None,
     })
 }

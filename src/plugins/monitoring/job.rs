@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use super::{deltas, payload, store, MonitoringCall, HOST_PROBES};
+use super::{deltas, payload, store, MonitoringCall, HOST_PROBES, V9_ONLY};
 use crate::config::Config;
 use crate::plugins::Job;
 use crate::store::sessions;
@@ -55,6 +55,9 @@ impl Job for Collect {
         let settings = jobs.settings();
         let config = &settings.config;
         let started = Instant::now();
+        let run_start = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            .to_string();
         let probes = payload::probe_list(config);
         let section = super::config::settings(config);
         let dbnames = section.dbnames.clone();
@@ -110,11 +113,43 @@ impl Job for Collect {
             }
             Err(e) => error!("cannot store monitoring deltas: {e}"),
         }
-        let instance = jobs
+        let mut instance = jobs
             .call(MonitoringCall::Instance { dbnames }, Duration::from_secs(60))
             .unwrap_or_else(|_| serde_json::json!({ "available": false }));
+        let v9 = match &mut instance {
+            Value::Object(m) => m.remove("v9").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
         let hostname = jobs.hostname();
-        let doc = payload::build(config, &hostname, instance, data);
+        // The 2.x payload keeps exactly the 2.x probes.
+        let data2: serde_json::Map<String, Value> = data
+            .iter()
+            .filter(|(k, _)| !V9_ONLY.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let doc = payload::build(config, &hostname, instance.clone(), data2);
+        let end = chrono::Utc::now();
+        let doc9 = payload::build9(
+            config,
+            &hostname,
+            doc["hostinfo"].clone(),
+            &instance,
+            &v9,
+            &data,
+            (
+                &run_start,
+                &end.format("%Y-%m-%d %H:%M:%S +0000").to_string(),
+            ),
+        );
+        if let Err(e) = store::push9(
+            jobs.db(),
+            end.timestamp(),
+            &doc9.to_string(),
+            now,
+            section.history_retention,
+        ) {
+            error!("cannot store the monitoring document: {e}");
+        }
         let keep = store::Retention {
             max_rows: section.queue_max_messages as i64,
             max_age: section.queue_max_age as f64,

@@ -164,6 +164,11 @@ fn sql(probe: &str, version: i32) -> Option<String> {
                NULL, NULL, extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
              WHERE pg_is_in_recovery()"
         ),
+        "temp_files_size_delta" => format!(
+            "SELECT {now}, d.datname::text AS dbname, s.temp_bytes::bigint AS size
+             FROM pg_stat_database s JOIN pg_database d ON d.oid = s.datid
+             WHERE d.datallowconn ORDER BY d.datname"
+        ),
         _ => return None,
     })
 }
@@ -199,7 +204,8 @@ pub fn run(
 pub fn instance(conn: &mut Conn, dbnames: Option<&[String]>) -> Result<Value, postgres::Error> {
     let r = conn.client.query_one(
         "SELECT current_setting('server_version'), current_setting('data_directory'), pg_is_in_recovery(),
-                current_setting('max_connections')",
+                current_setting('max_connections'), to_json(pg_postmaster_start_time()) #>> '{}',
+                current_setting('cluster_name'), version()",
         &[],
     )?;
     let server_version: String = r.get(0);
@@ -241,5 +247,11 @@ pub fn instance(conn: &mut Conn, dbnames: Option<&[String]>) -> Result<Value, po
         "tablespaces": tablespaces,
         "dbnames": dbs,
         "sysuser": sysuser,
+        // 9.x only: the job takes it out of the 2.x payload.
+        "v9": {
+            "start_time": r.get::<_, Option<String>>(4),
+            "cluster_name": r.get::<_, String>(5),
+            "version": r.get::<_, String>(6),
+        },
     }))
 }

@@ -19,7 +19,15 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS monitoring_deltas 
     payload TEXT NOT NULL,
     sent_at REAL
  );
- CREATE INDEX IF NOT EXISTS monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;"];
+ CREATE INDEX IF NOT EXISTS monitoring_payloads_unsent ON monitoring_payloads(seq) WHERE sent_at IS NULL;",
+    // Step 2: the temBoard 9.x history (pulled with GET /monitoring/history,
+    // signed): one document per collection, keyed by its own `datetime` in
+    // whole seconds, which is what the UI's `start` is compared with.
+    "CREATE TABLE IF NOT EXISTS monitoring_history9 (
+    datetime INTEGER PRIMARY KEY,
+    collected_at REAL NOT NULL,
+    document TEXT NOT NULL
+ );"];
 
 /// Retention of the queue.
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +118,54 @@ pub fn history(conn: &Connection, after: f64, limit: i64) -> rusqlite::Result<Ve
     rows.collect()
 }
 
+/// Stores a 9.x document (`datetime` = its own, whole seconds; a second
+/// document in the same second replaces the first) and drops those older
+/// than `retention` seconds.
+pub fn push9(
+    conn: &mut Connection,
+    datetime: i64,
+    document: &str,
+    now: f64,
+    retention: u64,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO monitoring_history9 (datetime, collected_at, document) VALUES (?1, ?2, ?3)
+         ON CONFLICT (datetime) DO UPDATE SET collected_at = excluded.collected_at, document = excluded.document",
+        params![datetime, now, document],
+    )?;
+    tx.execute(
+        "DELETE FROM monitoring_history9 WHERE datetime < ?1",
+        [datetime - retention as i64],
+    )?;
+    tx.commit()
+}
+
+/// The 9.x history: without `start`, the newest document only; else every
+/// document whose `datetime` is `start` or later, oldest first, at most
+/// `limit` (0 = no limit). Returns (datetime, document) pairs.
+pub fn history9(
+    conn: &Connection,
+    start: Option<i64>,
+    limit: u64,
+) -> rusqlite::Result<Vec<(i64, String)>> {
+    let limit = if limit == 0 { -1 } else { limit as i64 };
+    let mut stmt = match start {
+        None => conn.prepare_cached(
+            "SELECT datetime, document FROM monitoring_history9 ORDER BY datetime DESC LIMIT 1",
+        )?,
+        Some(_) => conn.prepare_cached(
+            "SELECT datetime, document FROM monitoring_history9 WHERE datetime >= ?1 ORDER BY datetime LIMIT ?2",
+        )?,
+    };
+    let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+    let rows = match start {
+        None => stmt.query_map([], map)?.collect(),
+        Some(s) => stmt.query_map(params![s, limit], map)?.collect(),
+    };
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +197,24 @@ mod tests {
         assert_eq!(push(&mut c, "p5", 2000.0, keep).unwrap(), 3);
         assert_eq!(dropped(&c).unwrap(), 4);
         assert_eq!(history(&c, 0.0, 10).unwrap(), vec!["p5"]);
+    }
+
+    #[test]
+    fn history9_start_limit_and_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = crate::store::open(dir.path()).unwrap();
+        assert!(history9(&c, None, 50).unwrap().is_empty());
+        for t in [1000, 1060, 1120, 1180] {
+            push9(&mut c, t, &format!("d{t}"), t as f64, 150).unwrap();
+        }
+        // 1000 is older than 1180 - 150: gone.
+        let all = history9(&c, Some(0), 0).unwrap();
+        assert_eq!(all.iter().map(|(t, _)| *t).collect::<Vec<_>>(), vec![1060, 1120, 1180]);
+        assert_eq!(history9(&c, None, 50).unwrap(), vec![(1180, "d1180".to_string())]);
+        // start is inclusive; last + 1 s never repeats the last one.
+        assert_eq!(history9(&c, Some(1120), 50).unwrap().len(), 2);
+        assert_eq!(history9(&c, Some(1121), 50).unwrap().len(), 1);
+        assert_eq!(history9(&c, Some(1060), 1).unwrap()[0].0, 1060);
+        assert!(history9(&c, Some(1181), 50).unwrap().is_empty());
     }
 }

@@ -94,6 +94,18 @@ pub async fn handle(
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             resp
         }
+        Ok(Out::Reply(Reply::RawJsonWith(text, headers))) => {
+            let mut resp = Response::new(Full::new(text));
+            base_headers(&state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            for (name, value) in headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            resp
+        }
         Ok(Out::Reply(Reply::Empty)) => {
             let mut resp = Response::new(Full::new(Bytes::new()));
             base_headers(&state, &mut resp);

@@ -91,6 +91,9 @@ pub enum Reply {
     JsonStatus(StatusCode, Value),
     /// JSON text built by the handler (the hot `/dashboard`).
     RawJson(Bytes),
+    /// JSON text with extra headers (9.x `/monitoring/history` and its
+    /// `X-TemBoard-Discover-ETag`).
+    RawJsonWith(Bytes, Vec<(&'static str, String)>),
     /// An HTML page (`/docs`).
     Html(&'static str),
     /// Prometheus text (`/metrics`).

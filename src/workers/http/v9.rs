@@ -304,6 +304,13 @@ async fn current_discover(state: &AppState) -> Result<(Value, String), ApiError>
     Ok((doc, tag))
 }
 
+/// The discover document's ETag (9.x sends it as
+/// `X-TemBoard-Discover-ETag` so the UI refetches `/discover` on a change).
+pub async fn discover_etag(state: &AppState) -> Result<String, ApiError> {
+    let (_, tag) = state.discover.get(|| current_discover(state)).await?;
+    Ok(tag)
+}
+
 async fn discover(state: &AppState, signature_status: &str) -> Result<Answer, ApiError> {
     let (mut doc, tag) = state.discover.get(|| current_discover(state)).await?;
     if let Value::Object(m) = &mut doc {

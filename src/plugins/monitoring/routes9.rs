@@ -1,0 +1,90 @@
+//! Monitoring routes of the 9.x contract (facts 9.x 7.2–7.3): the UI pulls
+//! the stored documents with `GET /monitoring/history`, and reads the
+//! configuration. Documents are answered as stored (JSON text), never
+//! parsed again.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::workers::http::error::ApiError;
+use crate::workers::http::routes::{Call, Handled, Reply};
+
+/// Documents answered when `limit` is not given (9.x default).
+const DEFAULT_LIMIT: u64 = 50;
+
+/// `start=YYYY-MM-DDTHH:MM:SSZ` (UTC) as epoch seconds: 406 `Parameter
+/// 'start' is malformed.` when not of that form, `Invalid timestamp` when
+/// the form is right but the date impossible; the epoch is a valid start
+/// (9.0.1 ignored it, facts 14.28).
+fn start(c: &Call<'_>) -> Result<Option<i64>, ApiError> {
+    let Some(s) = c.param("start") else {
+        return Ok(None);
+    };
+    let b = s.as_bytes();
+    let shape = b.len() == 20
+        && b.iter().enumerate().all(|(i, ch)| match i {
+            4 | 7 => *ch == b'-',
+            10 => *ch == b'T',
+            13 | 16 => *ch == b':',
+            19 => *ch == b'Z',
+            _ => ch.is_ascii_digit(),
+        });
+    if !shape {
+        return Err(ApiError::malformed("start"));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
+        .map(|d| Some(d.and_utc().timestamp()))
+        .map_err(|_| ApiError::NotAcceptable("Invalid timestamp".into()))
+}
+
+fn limit(c: &Call<'_>) -> Result<u64, ApiError> {
+    match c.param("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
+            l.parse().map_err(|_| ApiError::malformed("limit"))
+        }
+        Some(_) => Err(ApiError::malformed("limit")),
+    }
+}
+
+/// `GET /monitoring/history[?start=…][&limit=N]`: without `start`, the
+/// newest document only; with it, the documents whose `datetime` is
+/// `start` or later, oldest first, at most `limit` (50; 0 = all kept).
+/// Delta records of a first measure are never stored, so none reaches the
+/// UI without `measure_interval`.
+pub fn history(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let (start, limit) = (start(&c)?, limit(&c)?);
+        let docs = c
+            .state
+            .db
+            .read(move |db| super::store::history9(db, start, limit))
+            .await?;
+        let mut body = String::with_capacity(2 + docs.iter().map(|(_, d)| d.len() + 1).sum::<usize>());
+        body.push('[');
+        for (i, (_, d)) in docs.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(d);
+        }
+        body.push(']');
+        let tag = crate::workers::http::v9::discover_etag(c.state).await?;
+        Ok(Reply::RawJsonWith(
+            Bytes::from(body),
+            vec![("x-temboard-discover-etag", tag)],
+        ))
+    })
+}
+
+/// `GET /monitoring/config`: `{"dbnames": [...], "scheduler_interval"}`
+/// (`["*"]` for every database).
+pub fn config(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let m = super::config::settings(&c.state.ctx.settings().config);
+        Ok(Reply::Json(json!({
+            "dbnames": m.dbnames.clone().unwrap_or_else(|| vec!["*".to_string()]),
+            "scheduler_interval": m.scheduler_interval,
+        })))
+    })
+}

@@ -1,0 +1,248 @@
+//! Pull monitoring in the temBoard 9.x contract (issue #19, facts 9.x 7.1
+//! to 7.3) against the real binary and PostgreSQL, from signed requests:
+//! the stored documents (shape, delta records of a first measure dropped,
+//! the run's ISO `datetime` on every record), `GET /monitoring/history`
+//! with its `start`/`limit` semantics and ETag header, `/monitoring/config`,
+//! and the 2.x payload of the same collection unchanged.
+
+mod common;
+
+use std::time::Duration;
+
+use common::signed::*;
+use common::*;
+use serde_json::{json, Value};
+
+const DELTA_PROBES: [&str; 7] = [
+    "xacts",
+    "blocks",
+    "bgwriter",
+    "cpu",
+    "process",
+    "wal_files",
+    "temp_files_size_delta",
+];
+
+fn is_iso_micro(s: &str) -> bool {
+    // 2026-11-29T20:11:39.951281+00:00
+    s.len() == 32
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        && s.ends_with("+00:00")
+        && s.as_bytes()[19] == b'.'
+}
+
+fn start_of(doc: &Value) -> String {
+    let dt = chrono::NaiveDateTime::parse_from_str(
+        doc["datetime"].as_str().unwrap(),
+        "%Y-%m-%d %H:%M:%S +0000",
+    )
+    .unwrap_or_else(|e| panic!("datetime {}: {e}", doc["datetime"]));
+    dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[test]
+fn monitoring_history_is_pulled_in_the_9x_contract() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("monitoring", "scheduler_interval", "1");
+    files.set("temboard", "key", "s3cr3tk3y");
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    let agent = Agent::start(files);
+    let get = |target: &str| Signed::get(target).send(&agent, &key);
+
+    // Three collections at least.
+    let mut all = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let r = get("/monitoring/history?start=1970-01-01T00:00:00Z&limit=0");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            all = r.json();
+            all.as_array().is_some_and(|a| a.len() >= 3)
+        }),
+        "fewer than three documents: {all}"
+    );
+    let docs = all.as_array().unwrap().clone();
+
+    // The document.
+    let first = &docs[0];
+    let mut top: Vec<&String> = first.as_object().unwrap().keys().collect();
+    top.sort();
+    assert_eq!(
+        top,
+        ["data", "datetime", "hostinfo", "instances", "version"]
+    );
+    assert!(first["version"].as_str().unwrap().starts_with("9.0.1"));
+    let h = &first["hostinfo"];
+    for k in [
+        "os",
+        "os_version",
+        "cpu_arch",
+        "hostname",
+        "cpus",
+        "cpu_count",
+        "memory_size",
+        "ip_addresses",
+        "filesystems",
+        "os_flavor",
+    ] {
+        assert!(h.get(k).is_some(), "hostinfo misses {k}: {h}");
+    }
+    assert_eq!(
+        h["cpus"].as_array().unwrap().len() as u64,
+        h["cpu_count"].as_u64().unwrap()
+    );
+    assert!(h["cpus"][0]["processor"].is_string());
+    assert!(h["ip_addresses"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("127.0.0.1")));
+    let i = &first["instances"][0];
+    assert_eq!(i["available"], true);
+    assert!(i["port"].is_u64() && i["max_connections"].is_u64(), "{i}");
+    assert!(
+        i["version"].as_str().unwrap().starts_with("PostgreSQL 15"),
+        "{i}"
+    );
+    assert!(i["version_num"].as_u64().unwrap() >= 150000);
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(i["start_time"].as_str().unwrap()).is_ok(),
+        "{i}"
+    );
+    assert_eq!(i["standby"], false);
+    assert!(i["dbnames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["dbname"] == "postgres" && d["size"].is_u64() && d["encoding"] == "UTF8"));
+    assert_eq!(i["instance"], i["local_name"]);
+    let data = &first["data"];
+    assert!(data.get("replication").is_none(), "2.x-only probe in 9.x");
+    // A first measure gives no delta record (none without measure_interval).
+    for p in DELTA_PROBES {
+        assert_eq!(data[p], json!([]), "{p} in the first document");
+    }
+    assert!(!data["sessions"].as_array().unwrap().is_empty());
+
+    // Later documents: deltas with measure_interval, the run's datetime on
+    // every record, no port, no raw `current`.
+    let second = &docs[1];
+    let mut run_start = None;
+    for (probe, rows) in second["data"].as_object().unwrap() {
+        for r in rows.as_array().unwrap() {
+            let dt = r["datetime"].as_str().unwrap_or_default();
+            assert!(is_iso_micro(dt), "{probe}: {r}");
+            assert!(
+                run_start.get_or_insert(dt.to_string()) == dt,
+                "one datetime per run"
+            );
+            assert!(
+                r.get("port").is_none() && r.get("current").is_none(),
+                "{probe}: {r}"
+            );
+        }
+    }
+    for p in ["xacts", "cpu", "temp_files_size_delta"] {
+        let rows = second["data"][p].as_array().unwrap();
+        assert!(!rows.is_empty(), "{p} empty in the second document");
+        assert!(
+            rows.iter().all(|r| r["measure_interval"].is_f64()),
+            "{p}: {rows:?}"
+        );
+    }
+    let temp = &second["data"]["temp_files_size_delta"];
+    assert!(temp
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["dbname"] == "postgres" && r["size"].is_u64()));
+
+    // start / limit semantics, on the documents' own datetime.
+    let newest = get("/monitoring/history");
+    let newest_docs = newest.json();
+    assert_eq!(
+        newest_docs.as_array().unwrap().len(),
+        1,
+        "newest only without start"
+    );
+    let discover = get("/discover");
+    assert_eq!(
+        newest.header("x-temboard-discover-etag"),
+        discover.header("etag"),
+        "the discover ETag rides along"
+    );
+    let from_second = get(&format!("/monitoring/history?start={}", start_of(second))).json();
+    assert_eq!(from_second[0], *second, "start is inclusive");
+    let one = get(&format!(
+        "/monitoring/history?start={}&limit=1",
+        start_of(second)
+    ))
+    .json();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    let after = chrono::NaiveDateTime::parse_from_str(&start_of(second), "%Y-%m-%dT%H:%M:%SZ")
+        .unwrap()
+        + chrono::Duration::seconds(1);
+    let later = get(&format!(
+        "/monitoring/history?start={}",
+        after.format("%Y-%m-%dT%H:%M:%SZ")
+    ))
+    .json();
+    assert!(
+        later
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d != second && d != first),
+        "last + 1 s repeats nothing"
+    );
+
+    // Errors with the 9.x messages.
+    for (target, expected) in [
+        (
+            "/monitoring/history?start=2026-13-01T00:00:00Z",
+            "Invalid timestamp",
+        ),
+        (
+            "/monitoring/history?start=yesterday",
+            "Parameter 'start' is malformed.",
+        ),
+        (
+            "/monitoring/history?limit=-1",
+            "Parameter 'limit' is malformed.",
+        ),
+        (
+            "/monitoring/history?limit=abc",
+            "Parameter 'limit' is malformed.",
+        ),
+    ] {
+        assert_eq!(error(&get(target)), (406, expected.into()), "{target}");
+    }
+
+    // /monitoring/config.
+    assert_eq!(
+        get("/monitoring/config").json(),
+        json!({"dbnames": ["*"], "scheduler_interval": 1})
+    );
+
+    // The 2.x payloads of the same collections keep their probes and fields.
+    let r = agent
+        .request(
+            "GET",
+            "/monitoring/history?start=2000-01-01T00:00:00Z&limit=5",
+            &[("X-TemBoard-Agent-Key", "s3cr3tk3y")],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    for p in r.json().as_array().unwrap() {
+        assert!(
+            p["data"].get("temp_files_size_delta").is_none(),
+            "{}",
+            p["data"]
+        );
+        assert!(p["data"].get("replication").is_some());
+        assert!(p["instances"][0].get("v9").is_none());
+        assert!(p["instances"][0]["max_connections"].is_string());
+    }
+}
