@@ -182,19 +182,10 @@ pub struct Config {
     pub postgresql: PostgresqlSection,
     /// `[logging]`.
     pub logging: LoggingSection,
-    /// `[statements]`.
-    pub statements: StatementsSection,
     /// Each plugin's validated section, by plugin name, as its own settings
     /// type serialized (read with [`Config::section`]).
     #[serde(flatten)]
     pub sections: BTreeMap<String, serde_json::Value>,
-}
-
-/// `[statements]` (temBoard 9.x).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatementsSection {
-    /// Database holding `pg_stat_statements`.
-    pub dbname: String,
 }
 
 impl Config {

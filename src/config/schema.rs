@@ -199,18 +199,12 @@ pub const CORE_KEYS: &[KeyDef] = &[
         Some("false"),
         "true, false, or a comma separated list of loggers",
     ),
-    k(
-        "statements",
-        "dbname",
-        Some("postgres"),
-        "the database holding pg_stat_statements",
-    ),
 ];
 
 /// Plugins of the temBoard 9.x agent this agent does not serve yet: a 9.x
 /// configuration naming them loads, with a warning, and they are left out
 /// (the UI then does not offer their pages).
-pub const FUTURE_PLUGINS: &[&str] = &["maintenance", "statements"];
+pub const FUTURE_PLUGINS: &[&str] = &["maintenance"];
 
 /// The documented default of a numeric key of `keys` (1 when it has none,
 /// the smallest value any interval or count accepts).

@@ -525,16 +525,12 @@ pub(super) fn typed(
     if !c.errors.is_empty() {
         return Err(ConfigError::Invalid(c.errors));
     }
-    let statements = StatementsSection {
-        dbname: c.string("statements", "dbname"),
-    };
     Ok((
         Config {
             configfile,
             temboard,
             postgresql,
             logging,
-            statements,
             sections,
         },
         c.warnings,

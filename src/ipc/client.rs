@@ -77,6 +77,55 @@ impl<C: Serialize, R: DeserializeOwned> AsyncClient<C, R> {
     }
 }
 
+/// A streamed answer being read, on a connection of its own (closed when
+/// dropped: a client that goes away stops the worker's writes).
+pub struct ChunkStream {
+    stream: tokio::net::UnixStream,
+    timeout: Duration,
+}
+
+impl ChunkStream {
+    /// The next chunk, `None` at the end; each waits at most the call's
+    /// timeout.
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, IpcError> {
+        let ms = self.timeout.as_millis() as u64;
+        tokio::time::timeout(self.timeout, super::stream::read_chunk(&mut self.stream))
+            .await
+            .map_err(|_| IpcError::Timeout(ms))?
+    }
+}
+
+impl<C: Serialize, R: DeserializeOwned> AsyncClient<C, R> {
+    /// Sends `call` on a new connection for a streamed answer: the reply
+    /// (which comes with the first chunk), then the chunks. An error reply
+    /// comes as usual.
+    pub async fn stream(
+        &self,
+        call: C,
+        timeout: Duration,
+    ) -> Result<Result<(R, ChunkStream), WorkerError>, IpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let ms = timeout.as_millis() as u64;
+        let mut stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(&self.path))
+            .await
+            .map_err(|_| IpcError::Timeout(ms))??;
+        let exchange = async {
+            write_frame_async(&mut stream, &Request { id, call }).await?;
+            read_frame_async::<Response<R>, _>(&mut stream).await
+        };
+        let resp = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| IpcError::Timeout(ms))??;
+        if resp.id != id {
+            return Err(IpcError::Mismatch {
+                want: id,
+                got: resp.id,
+            });
+        }
+        Ok(resp.result.map(|r| (r, ChunkStream { stream, timeout })))
+    }
+}
+
 /// Blocking client (scheduler, tools).
 pub struct SyncClient<C, R> {
     path: PathBuf,

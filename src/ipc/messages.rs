@@ -232,6 +232,14 @@ pub enum ProbeCall {
         /// The plugin's call as JSON.
         call: serde_json::Value,
     },
+    /// A plugin's call answered as a stream (`Streaming`, then chunks: see
+    /// `ipc::stream`), for answers as large as the data.
+    PluginStream {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's call as JSON.
+        call: serde_json::Value,
+    },
 }
 
 /// Replies of the probe worker.
@@ -263,6 +271,8 @@ pub enum ProbeReply {
         /// The reply.
         value: serde_json::Value,
     },
+    /// Answer to `PluginStream`: the answer follows as chunks.
+    Streaming,
 }
 
 /// Calls to the pg_ctl worker.

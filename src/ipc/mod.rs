@@ -10,6 +10,7 @@ pub mod client;
 pub mod fds;
 pub mod frame;
 pub mod messages;
+pub mod stream;
 
 use serde::{Deserialize, Serialize};
 

@@ -47,6 +47,7 @@ registry! {
     monitoring,
     pgconf,
     extensions,
+    statements,
 }
 
 /// Which worker runs a plugin's call. The http worker is never one: it holds
@@ -76,6 +77,20 @@ pub trait PluginCall: Serialize + DeserializeOwned + Send + 'static {
 pub trait Work<H>: Send + Sync {
     /// Answers one call of the plugin (its [`PluginCall`] enum as JSON).
     fn handle(&self, host: &H, call: Value) -> Result<Value, WorkerError>;
+
+    /// Answers one call as a stream of bytes written to `out`, for answers
+    /// as large as the data: the work writes as it reads, so it never holds
+    /// the whole answer (see `ipc::stream`). Most work has none.
+    fn stream(
+        &self,
+        _host: &H,
+        _call: Value,
+        _out: &mut dyn crate::ipc::stream::Sink,
+    ) -> Result<(), WorkerError> {
+        Err(WorkerError::BadRequest(
+            "this plugin has no streamed answer".into(),
+        ))
+    }
 }
 
 /// A periodic job run by the scheduler worker, one at a time.

@@ -15,19 +15,63 @@ use super::{wait_for_stop, WorkerCtx};
 use crate::ipc::fds::LISTENER_FD;
 use crate::ipc::frame::{read_frame, write_frame};
 use crate::ipc::messages::{Request, Response, WorkerError};
+use crate::ipc::stream::{ChunkWriter, Sink};
 use crate::ipc::IpcError;
 
 /// Most concurrent client connections one IPC server handles.
 const MAX_IPC_CONNECTIONS: usize = 64;
 
+/// Lets a call answer as a stream (see [`crate::ipc::stream`]): the
+/// connection then carries that one answer and is closed.
+pub struct Streaming<'a> {
+    stream: &'a mut std::os::unix::net::UnixStream,
+    id: u64,
+    used: bool,
+}
+
+impl Streaming<'_> {
+    /// Sends `reply` as the reply frame, then what `work` writes as chunks.
+    /// An error before `work` wrote anything is an ordinary error reply
+    /// (returned); after, the answer is cut with the abort marker.
+    pub fn run<R: Serialize>(
+        &mut self,
+        reply: R,
+        work: impl FnOnce(&mut dyn Sink) -> Result<(), WorkerError>,
+    ) -> Result<(), WorkerError> {
+        let head = crate::ipc::frame::encode(&Response {
+            id: self.id,
+            result: Ok::<R, WorkerError>(reply),
+        })
+        .map_err(|e| WorkerError::Internal(e.to_string()))?;
+        let mut w = ChunkWriter::new(&mut *self.stream, head);
+        match work(&mut w) {
+            Ok(()) => {
+                self.used = true;
+                if let Err(e) = w.finish() {
+                    debug!("streamed answer not delivered: {e}");
+                }
+                Ok(())
+            }
+            Err(e) if !w.started() => Err(e),
+            Err(e) => {
+                self.used = true;
+                warn!("streamed answer cut: {e}");
+                let _ = w.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Serves `Request<C>` / `Response<R>` on the inherited UNIX listener, one
 /// thread per client connection, until a stop request. `handle` must be
-/// thread-safe; it is called concurrently.
+/// thread-safe; it is called concurrently. A call it answers through
+/// [`Streaming::run`] gets no reply frame here, and its connection closes.
 pub fn serve_ipc<C, R, H>(ctx: &WorkerCtx, handle: H) -> i32
 where
     C: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
-    H: Fn(C) -> Result<R, WorkerError> + Send + Sync + 'static,
+    H: Fn(C, &mut Streaming<'_>) -> Result<R, WorkerError> + Send + Sync + 'static,
 {
     // SAFETY: fd 4 is this worker's UNIX listener by the fd contract.
     let listener = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
@@ -65,7 +109,15 @@ where
                                     break;
                                 }
                             };
-                            let result = h(req.call);
+                            let mut streaming = Streaming {
+                                stream: &mut stream,
+                                id: req.id,
+                                used: false,
+                            };
+                            let result = h(req.call, &mut streaming);
+                            if streaming.used {
+                                break;
+                            }
                             if write_frame(&mut stream, &Response { id: req.id, result }).is_err() {
                                 break;
                             }

@@ -27,7 +27,7 @@ use crate::ipc::{Role, PROTOCOL};
 
 use ctx::control_loop;
 pub use ctx::{wait_for_stop, Event, WorkerCtx};
-pub use ipc_server::serve_ipc;
+pub use ipc_server::{serve_ipc, Streaming};
 
 /// Entry point of a worker process; returns its exit status.
 pub fn run(role: Role) -> i32 {

@@ -99,6 +99,8 @@ pub struct PgCluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub running: bool,
+    /// More `-c name=value` server options.
+    pub extra: String,
 }
 
 impl PgCluster {
@@ -111,6 +113,11 @@ impl PgCluster {
     }
 
     pub fn start() -> PgCluster {
+        Self::start_with("")
+    }
+
+    /// A cluster started with more server options (`-c name=value ...`).
+    pub fn start_with(extra: &str) -> PgCluster {
         let dir = open_tempdir();
         give_to_postgres(dir.path());
         let out = as_postgres(&pg_bin("initdb"))
@@ -128,6 +135,7 @@ impl PgCluster {
             dir,
             port: free_port(),
             running: false,
+            extra: extra.to_string(),
         };
         pg.start_again();
         pg
@@ -135,9 +143,10 @@ impl PgCluster {
 
     pub fn start_again(&mut self) {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses='' -c fsync=off",
+            "-p {} -k {} -c listen_addresses='' -c fsync=off {}",
             self.port,
-            self.socket_dir().display()
+            self.socket_dir().display(),
+            self.extra
         );
         let out = as_postgres(&pg_bin("pg_ctl"))
             .arg("-D")
@@ -626,6 +635,12 @@ fn read_message(r: &mut impl Read) -> std::io::Result<Message> {
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        return Ok((first, headers, read_chunked(r, body)?));
+    }
     while body.len() < len {
         let n = r.read(&mut chunk)?;
         if n == 0 {
@@ -635,6 +650,45 @@ fn read_message(r: &mut impl Read) -> std::io::Result<Message> {
     }
     body.truncate(len);
     Ok((first, headers, body))
+}
+
+/// Decodes a chunked body (`pending`: what was read past the head); a
+/// stream cut before the last chunk is an error, never a short body.
+fn read_chunked(r: &mut impl Read, mut pending: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut fill = |pending: &mut Vec<u8>, want: usize| -> std::io::Result<()> {
+        while pending.len() < want {
+            let n = r.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "chunked body cut",
+                ));
+            }
+            pending.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    };
+    loop {
+        let line_end = loop {
+            if let Some(p) = pending.windows(2).position(|w| w == b"\r\n") {
+                break p;
+            }
+            let want = pending.len() + 1;
+            fill(&mut pending, want)?;
+        };
+        let size_text = String::from_utf8_lossy(&pending[..line_end]).to_string();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size {size_text:?}")))?;
+        pending.drain(..line_end + 2);
+        if size == 0 {
+            return Ok(body);
+        }
+        fill(&mut pending, size + 2)?;
+        body.extend_from_slice(&pending[..size]);
+        pending.drain(..size + 2);
+    }
 }
 
 pub fn read_response(r: &mut impl Read) -> std::io::Result<HttpResponse> {

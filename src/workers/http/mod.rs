@@ -137,6 +137,35 @@ impl AppState {
         crate::plugins::reply_of::<C>(value).map_err(|e| ApiError::Internal(e.to_string()))
     }
 
+    /// A plugin's call to the probe worker answered as a stream of chunks
+    /// (see `ipc::stream`); `timeout` bounds the wait for each chunk.
+    pub async fn stream<C: PluginCall>(
+        &self,
+        call: C,
+        timeout: Duration,
+    ) -> Result<crate::ipc::client::ChunkStream, error::ApiError> {
+        use error::ApiError;
+        if C::WORKER != Worker::Probe {
+            return Err(ApiError::Internal(
+                "streams come from the probe worker".into(),
+            ));
+        }
+        let plugin = C::PLUGIN.to_string();
+        let call = serde_json::to_value(call).map_err(|e| ApiError::Internal(e.to_string()))?;
+        match self
+            .probe
+            .stream(ProbeCall::PluginStream { plugin, call }, timeout)
+            .await
+            .map_err(|e| ApiError::from_call("probe", Err(e)))?
+            .map_err(|e| ApiError::from_call("probe", Ok(e)))?
+        {
+            (ProbeReply::Streaming, chunks) => Ok(chunks),
+            (other, _) => Err(ApiError::Internal(format!(
+                "unexpected probe reply {other:?}"
+            ))),
+        }
+    }
+
     /// A core call to the probe worker, its failures mapped to API errors.
     pub async fn probe(
         &self,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
@@ -39,12 +40,68 @@ enum Out {
     Options,
 }
 
+/// A response body: whole, or streamed from a worker.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A whole body, boxed.
+fn whole(resp: Response<Full<Bytes>>) -> Response<Body> {
+    resp.map(|b| b.map_err(|never| match never {}).boxed())
+}
+
+/// A body fed by a worker's chunks, through a small channel: hyper pulls a
+/// chunk, the task reads the next from the worker, so a slow client slows
+/// the worker (and its cursor) instead of filling memory.
+struct ChunkBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
+fn streamed(state: &AppState, mut chunks: crate::ipc::client::ChunkStream) -> Response<Body> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        loop {
+            match chunks.next().await {
+                Ok(Some(b)) => {
+                    if tx.send(Ok(b)).await.is_err() {
+                        break; // the client went away: dropping the stream stops the worker
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Mid-answer: the only honest signal left is a cut
+                    // response (the status line is gone already).
+                    tracing::warn!("streamed answer cut: {e}");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    break;
+                }
+            }
+        }
+    });
+    let mut resp = Response::new(ChunkBody(rx).boxed());
+    let h = resp.headers_mut();
+    h.insert(SERVER, state.server_header.clone());
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// Answers one request.
 pub async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     state: Arc<AppState>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let received = Instant::now();
     // Route pattern, not the raw path, so label cardinality stays bounded.
     // One lookup serves the label and the routing (whether the route's
@@ -66,64 +123,10 @@ pub async fn handle(
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     let mut consumed = false;
-    let mut resp = match process(req, found, peer.ip(), &state, received, &mut consumed).await {
-        Ok(Out::Reply(Reply::Json(v))) => json_response(&state, StatusCode::OK, &v),
-        Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(&state, code, &v),
-        Ok(Out::V9(a)) => {
-            let mut resp = json_response(&state, a.status, &a.body);
-            for (name, value) in a.headers {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    resp.headers_mut().insert(name, v);
-                }
-            }
-            resp
-        }
-        Ok(Out::Reply(Reply::Text(text))) => {
-            let mut resp = Response::new(Full::new(Bytes::from(text)));
-            base_headers(&state, &mut resp);
-            resp.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            resp
-        }
-        Ok(Out::Reply(Reply::RawJson(text))) => {
-            let mut resp = Response::new(Full::new(text));
-            base_headers(&state, &mut resp);
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Ok(Out::Reply(Reply::RawJsonWith(text, headers))) => {
-            let mut resp = Response::new(Full::new(text));
-            base_headers(&state, &mut resp);
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            for (name, value) in headers {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    resp.headers_mut().insert(name, v);
-                }
-            }
-            resp
-        }
-        Ok(Out::Reply(Reply::Empty)) => {
-            let mut resp = Response::new(Full::new(Bytes::new()));
-            base_headers(&state, &mut resp);
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            resp
-        }
-        Ok(Out::Reply(Reply::Html(page))) => {
-            let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
-            base_headers(&state, &mut resp);
-            resp.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            resp
-        }
-        Ok(Out::Options) => options_response(&state),
-        Err(e) => error_response(&state, &e),
+    let outcome = process(req, found, peer.ip(), &state, received, &mut consumed).await;
+    let mut resp = match outcome {
+        Ok(Out::Reply(Reply::Stream(chunks))) => streamed(&state, chunks),
+        other => whole(whole_response(&state, other)),
     };
     if has_body && !consumed {
         resp.headers_mut()
@@ -257,6 +260,73 @@ async fn process(
     match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
         Ok(r) => r.map(Out::Reply),
         Err(_) => Err(ApiError::Timeout),
+    }
+}
+
+/// The response of an outcome with a whole body.
+fn whole_response(state: &AppState, outcome: Result<Out, ApiError>) -> Response<Full<Bytes>> {
+    match outcome {
+        Ok(Out::Reply(Reply::Json(v))) => json_response(state, StatusCode::OK, &v),
+        Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(state, code, &v),
+        Ok(Out::V9(a)) => {
+            let mut resp = json_response(state, a.status, &a.body);
+            for (name, value) in a.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            resp
+        }
+        Ok(Out::Reply(Reply::Text(text))) => {
+            let mut resp = Response::new(Full::new(Bytes::from(text)));
+            base_headers(state, &mut resp);
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        Ok(Out::Reply(Reply::RawJson(text))) => {
+            let mut resp = Response::new(Full::new(text));
+            base_headers(state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Ok(Out::Reply(Reply::RawJsonWith(text, headers))) => {
+            let mut resp = Response::new(Full::new(text));
+            base_headers(state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            for (name, value) in headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            resp
+        }
+        Ok(Out::Reply(Reply::Empty)) => {
+            let mut resp = Response::new(Full::new(Bytes::new()));
+            base_headers(state, &mut resp);
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            resp
+        }
+        Ok(Out::Reply(Reply::Html(page))) => {
+            let mut resp = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
+            base_headers(state, &mut resp);
+            resp.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            resp
+        }
+        Ok(Out::Options) => options_response(state),
+        Err(e) => error_response(state, &e),
+        Ok(Out::Reply(Reply::Stream(_))) => error_response(
+            state,
+            &ApiError::Internal("a stream is not a whole body".into()),
+        ),
     }
 }
 

@@ -98,6 +98,9 @@ pub enum Reply {
     Html(&'static str),
     /// Prometheus text (`/metrics`).
     Text(String),
+    /// JSON streamed from the probe worker as it is produced (an answer as
+    /// large as the data: `/statements`).
+    Stream(crate::ipc::client::ChunkStream),
     /// 200 with an empty `text/plain` body: what 9.x answers when a
     /// handler returns nothing (facts 9.x 1.1: `POST /pgconf/settings`).
     Empty,

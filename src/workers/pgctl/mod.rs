@@ -83,7 +83,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         .filter_map(|p| p.pgctl.map(|build| (p.name, build(&host))))
         .collect();
     info!("pg_ctl worker serving");
-    super::serve_ipc(&ctx, move |call: PgCtlCall| match call {
+    super::serve_ipc(&ctx, move |call: PgCtlCall, _| match call {
         PgCtlCall::Ping => Ok(PgCtlReply::Pong),
         PgCtlCall::Plugin { plugin, call } => {
             if !host.settings().config.has_plugin(&plugin) {

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError, WorkerSettings};
 use crate::plugins::{Work, REGISTRY};
 
-use super::WorkerCtx;
+use super::{Streaming, WorkerCtx};
 
 /// What plugins' probe work may use: the settings in force and the bounded
 /// PostgreSQL pool. Only this worker builds one: it is the only process that
@@ -97,7 +97,29 @@ impl Probe {
         self.host.with(|c| f(&mut c.client))
     }
 
-    fn handle(&self, call: ProbeCall) -> Result<ProbeReply, WorkerError> {
+    fn work(&self, plugin: &str) -> Result<&dyn Work<ProbeHost>, WorkerError> {
+        // Only a loaded plugin's work runs, whoever asks.
+        if !self.host.settings().config.has_plugin(plugin) {
+            return Err(WorkerError::BadRequest(format!(
+                "plugin {plugin:?} is not loaded"
+            )));
+        }
+        self.works
+            .iter()
+            .find(|(name, _)| *name == plugin)
+            .map(|(_, w)| w.as_ref())
+            .ok_or_else(|| {
+                WorkerError::BadRequest(format!(
+                    "plugin {plugin:?} has no work in the probe worker"
+                ))
+            })
+    }
+
+    fn handle(
+        &self,
+        call: ProbeCall,
+        streaming: &mut Streaming<'_>,
+    ) -> Result<ProbeReply, WorkerError> {
         match call {
             ProbeCall::Ping => Ok(ProbeReply::Pong),
             ProbeCall::PgCheck => self
@@ -117,24 +139,15 @@ impl Probe {
             }),
             ProbeCall::Discover9 => document(self.with_client(discover::postgres)),
             ProbeCall::Status9 => document(self.with_client(discover::status)),
-            ProbeCall::Plugin { plugin, call } => {
-                // Only a loaded plugin's work runs, whoever asks.
-                if !self.host.settings().config.has_plugin(&plugin) {
-                    return Err(WorkerError::BadRequest(format!(
-                        "plugin {plugin:?} is not loaded"
-                    )));
-                }
-                let (_, work) = self
-                    .works
-                    .iter()
-                    .find(|(name, _)| *name == plugin)
-                    .ok_or_else(|| {
-                        WorkerError::BadRequest(format!(
-                            "plugin {plugin:?} has no work in the probe worker"
-                        ))
-                    })?;
-                work.handle(&self.host, call)
-                    .map(|value| ProbeReply::Plugin { value })
+            ProbeCall::Plugin { plugin, call } => self
+                .work(&plugin)?
+                .handle(&self.host, call)
+                .map(|value| ProbeReply::Plugin { value }),
+            ProbeCall::PluginStream { plugin, call } => {
+                let work = self.work(&plugin)?;
+                streaming
+                    .run(ProbeReply::Streaming, |out| work.stream(&self.host, call, out))
+                    .map(|()| ProbeReply::Streaming)
             }
         }
     }
@@ -154,5 +167,8 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         works,
     });
     info!("probe worker serving");
-    super::serve_ipc(&ctx, move |call: ProbeCall| probe.handle(call))
+    super::serve_ipc(
+        &ctx,
+        move |call: ProbeCall, streaming: &mut Streaming<'_>| probe.handle(call, streaming),
+    )
 }
