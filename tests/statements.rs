@@ -115,7 +115,10 @@ fn ten_thousand_statements_stream_whole_with_bounded_worker_memory() {
     assert_eq!(server.len(), 9_800, "the setup's statements were evicted");
     assert!(rows.len() >= 9_800, "{} rows", rows.len());
     let missing = server.difference(&answered).count();
-    assert_eq!(missing, 0, "{missing} of the server's statements not answered");
+    assert_eq!(
+        missing, 0,
+        "{missing} of the server's statements not answered"
+    );
     assert!(
         answered.iter().any(|q| q.unsigned_abs() > 1 << 53),
         "no queryid beyond 2^53 to prove exactness"

@@ -48,6 +48,24 @@ pub const KEYS: &[KeyDef] = &[
     ),
     k(
         "monitoring",
+        "probe_intervals",
+        Some("heap_bloat:3600, btree_bloat:3600"),
+        "comma separated probe:seconds pairs; other probes run every scheduler_interval",
+    ),
+    k(
+        "monitoring",
+        "statement_timeout",
+        Some("30"),
+        "seconds any probe query may run, 1 or more",
+    ),
+    k(
+        "monitoring",
+        "lock_timeout",
+        Some("5"),
+        "seconds any probe query may wait for a lock, 1 or more",
+    ),
+    k(
+        "monitoring",
         "history_retention",
         Some("21600"),
         "seconds a temBoard 9.x history document is kept (GET /monitoring/history, signed), 60 or more",
@@ -80,6 +98,39 @@ pub struct Settings {
     /// Seconds a 9.x history document is kept.
     #[serde(default = "default_history_retention")]
     pub history_retention: u64,
+    /// Seconds between two runs of a probe, for the probes that do not run
+    /// every `scheduler_interval`.
+    #[serde(default = "default_probe_intervals")]
+    pub probe_intervals: Vec<(String, u64)>,
+    /// `statement_timeout` of every probe query, seconds.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout: u64,
+    /// `lock_timeout` of every probe query, seconds.
+    #[serde(default = "default_lock_timeout")]
+    pub lock_timeout: u64,
+}
+
+fn default_probe_intervals() -> Vec<(String, u64)> {
+    vec![("heap_bloat".into(), 3600), ("btree_bloat".into(), 3600)]
+}
+
+fn default_statement_timeout() -> u64 {
+    crate::config::schema::default_number(KEYS, "statement_timeout")
+}
+
+fn default_lock_timeout() -> u64 {
+    crate::config::schema::default_number(KEYS, "lock_timeout")
+}
+
+impl Settings {
+    /// Seconds between two runs of `probe`.
+    pub fn interval_of(&self, probe: &str) -> u64 {
+        self.probe_intervals
+            .iter()
+            .find(|(p, _)| p == probe)
+            .map(|(_, s)| *s)
+            .unwrap_or(self.scheduler_interval)
+    }
 }
 
 fn default_history_retention() -> u64 {
@@ -99,6 +150,9 @@ impl Default for Settings {
             queue_max_messages: default("queue_max_messages"),
             queue_max_age: default("queue_max_age"),
             history_retention: default("history_retention"),
+            probe_intervals: default_probe_intervals(),
+            statement_timeout: default("statement_timeout"),
+            lock_timeout: default("lock_timeout"),
         }
     }
 }
@@ -124,7 +178,36 @@ pub fn validate(c: &mut Values<'_>) -> Value {
         queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
         queue_max_age: c.int("monitoring", "queue_max_age", 60, 366 * 86_400),
         history_retention: c.int("monitoring", "history_retention", 60, 31 * 86_400),
+        probe_intervals: probe_intervals(c),
+        statement_timeout: c.int("monitoring", "statement_timeout", 1, 86_400),
+        lock_timeout: c.int("monitoring", "lock_timeout", 1, 86_400),
     })
+}
+
+/// `probe_intervals`: `name:seconds` pairs of known probes, seconds from 1
+/// to a day.
+fn probe_intervals(c: &mut Values<'_>) -> Vec<(String, u64)> {
+    let text = c.string("monitoring", "probe_intervals");
+    let mut out = vec![];
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = item.split_once(':').and_then(|(p, s)| {
+            let p = p.trim();
+            let s = s.trim().parse::<u64>().ok().filter(|s| (1..=86_400).contains(s))?;
+            super::PROBES.contains(&p).then(|| (p.to_string(), s))
+        });
+        match parsed {
+            Some(pair) => out.push(pair),
+            None => c.fail(
+                "monitoring",
+                "probe_intervals",
+                format!(
+                    "invalid item '{item}': expected probe:seconds (1 to 86400) with a probe among {}",
+                    super::PROBES.join(", ")
+                ),
+            ),
+        }
+    }
+    out
 }
 
 /// The section in force.

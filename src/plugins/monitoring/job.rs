@@ -2,12 +2,15 @@
 //! kept in SQLite, the payload stored in the durable queue; the sender thread
 //! ([`super::sender`]), started with the first collection, pushes it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use super::{deltas, payload, store, MonitoringCall, HOST_PROBES, V9_ONLY};
+use super::{deltas, payload, store, MonitoringCall, HOST_PROBES, PER_DATABASE, V9_ONLY};
+use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::config::Config;
 use crate::plugins::Job;
 use crate::store::sessions;
@@ -21,9 +24,86 @@ pub struct Collect {
     /// Collections in a row without the SQL probes (logged when the run
     /// starts and ends, not at every collection).
     sql_failures: u64,
+    /// When each probe last ran (for `probe_intervals`).
+    last_run: HashMap<String, Instant>,
+    /// The per-database probes' run, apart from the collection.
+    slow: Arc<Mutex<Slow>>,
 }
 
+/// The state of the per-database probes: at most one run at a time; its
+/// rows wait for the next collection's document.
+#[derive(Default)]
+struct Slow {
+    running: bool,
+    /// (run start, ISO; rows by probe) of a finished run not yet stored.
+    done: Option<(String, serde_json::Map<String, Value>)>,
+}
+
+/// Longest the per-database probes may take in all (each query has its own
+/// `statement_timeout`; this bounds a worker that stopped answering).
+const SLOW_WAIT: Duration = Duration::from_secs(3600);
+
 impl Collect {
+    /// Whether `probe` is due now; records the run if so. A probe is due a
+    /// little early (half a scheduler interval) rather than a whole
+    /// interval late.
+    fn due(&mut self, probe: &str, section: &super::config::Settings) -> bool {
+        let every = Duration::from_secs(section.interval_of(probe));
+        let slack = Duration::from_secs(section.scheduler_interval) / 2;
+        let due = self
+            .last_run
+            .get(probe)
+            .is_none_or(|at| at.elapsed() + slack >= every);
+        if due {
+            self.last_run.insert(probe.to_string(), Instant::now());
+        }
+        due
+    }
+
+    /// Starts the per-database probes in a thread of their own, unless a
+    /// run is still going: a stuck estimate on a big database costs one
+    /// connection and its own samples, never the collection's.
+    fn start_slow(&self, jobs: &JobHost, probes: Vec<String>, dbnames: Option<Vec<String>>) {
+        let mut slow = self.slow.lock().unwrap_or_else(|p| p.into_inner());
+        if slow.running {
+            warn!("per-database probes ({}) still running: this run skipped", probes.join(", "));
+            return;
+        }
+        slow.running = true;
+        drop(slow);
+        let state = Arc::clone(&self.slow);
+        let ctx = jobs.ctx();
+        let spawned = std::thread::Builder::new()
+            .name("per-database".into())
+            .spawn(move || {
+                let settings = ctx.settings();
+                let limits = super::Limits::of(&settings.config);
+                let run_start = chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+                    .to_string();
+                let client: crate::ipc::client::SyncClient<ProbeCall, ProbeReply> =
+                    crate::ipc::client::SyncClient::new(settings.runtime.run_dir.join("probe.sock"));
+                let call = MonitoringCall::PerDatabase { probes, dbnames, limits };
+                let reply = serde_json::to_value(call)
+                    .ok()
+                    .map(|call| client.call(ProbeCall::Plugin { plugin: "monitoring".into(), call }, SLOW_WAIT));
+                let rows = match reply {
+                    Some(Ok(Ok(ProbeReply::Plugin { value: Value::Object(m) }))) => Some(m),
+                    other => {
+                        warn!("per-database probes failed: {other:?}");
+                        None
+                    }
+                };
+                let mut slow = state.lock().unwrap_or_else(|p| p.into_inner());
+                slow.running = false;
+                slow.done = rows.map(|r| (run_start, r));
+            });
+        if let Err(e) = spawned {
+            error!("cannot start the per-database probes: {e}");
+            self.slow.lock().unwrap_or_else(|p| p.into_inner()).running = false;
+        }
+    }
+
     fn wake_sender(&mut self, jobs: &JobHost) {
         if self.wake_sender.is_none() {
             let (tx, wakes) = crossbeam_channel::bounded(1);
@@ -58,17 +138,29 @@ impl Job for Collect {
         let run_start = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
             .to_string();
-        let probes = payload::probe_list(config);
         let section = super::config::settings(config);
+        let probes: Vec<String> = payload::probe_list(config)
+            .into_iter()
+            .filter(|p| self.due(p, &section))
+            .collect();
         let dbnames = section.dbnames.clone();
+        let per_database: Vec<String> = probes
+            .iter()
+            .filter(|p| PER_DATABASE.contains(&p.as_str()))
+            .cloned()
+            .collect();
+        if !per_database.is_empty() {
+            self.start_slow(jobs, per_database, dbnames.clone());
+        }
         let sql: Vec<String> = probes
             .iter()
-            .filter(|p| !HOST_PROBES.contains(&p.as_str()))
+            .filter(|p| !HOST_PROBES.contains(&p.as_str()) && !PER_DATABASE.contains(&p.as_str()))
             .cloned()
             .collect();
         let call = MonitoringCall::Run {
             probes: sql,
             dbnames: dbnames.clone(),
+            limits: Some(super::Limits::of(config)),
         };
         let mut sql_rows = match jobs.call(call, Duration::from_secs(120)) {
             Ok(Value::Object(m)) => {
@@ -96,6 +188,9 @@ impl Job for Collect {
             Ok(tx) => {
                 let mut deltas_store = deltas::SqliteDeltas(&tx);
                 for p in &probes {
+                    if PER_DATABASE.contains(&p.as_str()) {
+                        continue; // from their own run, below
+                    }
                     let rows = if HOST_PROBES.contains(&p.as_str()) {
                         payload::host_probe(p)
                     } else {
@@ -112,6 +207,31 @@ impl Job for Collect {
                 }
             }
             Err(e) => error!("cannot store monitoring deltas: {e}"),
+        }
+        // A finished per-database run goes into this document, its records
+        // dated by their own run.
+        let finished = self
+            .slow
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .done
+            .take();
+        if let Some((started_at, rows)) = finished {
+            for (probe, list) in rows {
+                let list: Vec<Value> = match list {
+                    Value::Array(l) => l
+                        .into_iter()
+                        .map(|mut r| {
+                            if let Value::Object(m) = &mut r {
+                                m.insert("datetime".into(), Value::from(started_at.clone()));
+                            }
+                            r
+                        })
+                        .collect(),
+                    _ => vec![],
+                };
+                data.insert(probe, Value::Array(list));
+            }
         }
         let mut instance = jobs
             .call(MonitoringCall::Instance { dbnames }, Duration::from_secs(60))

@@ -58,14 +58,22 @@ pub const PROBES: &[&str] = &[
     "wal_files",
     "replication",
     "temp_files_size_delta",
+    "heap_bloat",
+    "btree_bloat",
 ];
+
+/// Probes run once per database, each on a connection of its own (the
+/// others run once, on the agent's connection, and cover every database
+/// through the catalogs). They run apart from the collection, so a slow
+/// estimate on a big database delays nothing else.
+pub const PER_DATABASE: &[&str] = &["heap_bloat", "btree_bloat"];
 
 /// Probes of the 2.x payload only (9.x dropped the broken `replication`).
 pub const V2_ONLY: &[&str] = &["replication"];
 
 /// Probes of the 9.x document only: the 2.x payload pushed to a 2.x
 /// collector keeps exactly its probes.
-pub const V9_ONLY: &[&str] = &["temp_files_size_delta"];
+pub const V9_ONLY: &[&str] = &["temp_files_size_delta", "heap_bloat", "btree_bloat"];
 
 /// Probes computed from the host rather than PostgreSQL.
 pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memory", "loadavg"];
@@ -74,6 +82,27 @@ pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memor
 /// derived from the two lists, so a new probe cannot be left out of either.
 pub fn is_sql_probe(name: &str) -> bool {
     PROBES.contains(&name) && !HOST_PROBES.contains(&name)
+}
+
+/// Bounds on every probe query (`SET LOCAL statement_timeout` and
+/// `lock_timeout`), milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// `statement_timeout`.
+    pub statement_ms: u64,
+    /// `lock_timeout`.
+    pub lock_ms: u64,
+}
+
+impl Limits {
+    /// The limits of the configuration in force.
+    pub fn of(config: &crate::config::Config) -> Limits {
+        let m = config::settings(config);
+        Limits {
+            statement_ms: m.statement_timeout * 1000,
+            lock_ms: m.lock_timeout * 1000,
+        }
+    }
 }
 
 /// Agent time as 2.x writes it in host probes: `YYYY-MM-DD HH:MM:SS +0000` (UTC).
@@ -138,13 +167,27 @@ const ROUTES: &[Route] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum MonitoringCall {
-    /// Run SQL probes (raw counters): `{probe: [rows]}`; host probes and
-    /// unknown names are ignored.
+    /// Run SQL probes (raw counters): `{probe: [rows]}`; host probes,
+    /// per-database probes and unknown names are ignored.
     Run {
         /// Probe names.
         probes: Vec<String>,
         /// Databases to report (`None` = all).
         dbnames: Option<Vec<String>>,
+        /// Bounds on each query (none: the 2.x probe routes' behaviour).
+        #[serde(default)]
+        limits: Option<Limits>,
+    },
+    /// Run per-database probes (bloat estimates) in each database, one
+    /// connection at a time: `{probe: [{"dbname", ...}]}`; a database that
+    /// fails (a lock timeout, say) is left out and logged.
+    PerDatabase {
+        /// Probe names (of [`PER_DATABASE`]).
+        probes: Vec<String>,
+        /// Databases (`None` = every one that accepts connections).
+        dbnames: Option<Vec<String>>,
+        /// Bounds on each query.
+        limits: Limits,
     },
     /// The instance description of the payload.
     Instance {
@@ -188,18 +231,64 @@ impl MonitoringWork {
     }
 }
 
+impl MonitoringWork {
+    /// Each per-database probe in each database, one connection at a time
+    /// (opened for it, within the pool's cap, closed after): a database
+    /// that fails is left out of that probe's rows and logged once.
+    fn per_database(
+        &self,
+        host: &ProbeHost,
+        probes: &[String],
+        dbnames: Option<Vec<String>>,
+        limits: Limits,
+    ) -> Value {
+        let dbs = match dbnames {
+            Some(list) => list,
+            None => match host.with(probe::connectable) {
+                Ok(list) => list,
+                Err(e) => {
+                    tracing::debug!("databases unknown: {e}");
+                    return Value::Object(Default::default());
+                }
+            },
+        };
+        let mut out = serde_json::Map::new();
+        for p in probes.iter().filter(|p| PER_DATABASE.contains(&p.as_str())) {
+            let mut rows = vec![];
+            let mut failed = None;
+            for db in &dbs {
+                match host.with_database(db, |c| probe::per_database(c, p, limits)) {
+                    Ok(Some(ratio)) => rows.push(serde_json::json!({"dbname": db, "ratio": ratio})),
+                    Ok(None) => {}
+                    Err(e) => failed = Some(format!("database {db}: {e}")),
+                }
+            }
+            match &failed {
+                Some(e) => self.record(p, Err(&WorkerError::Failed(e.clone()))),
+                None => self.record(p, Ok(())),
+            }
+            out.insert(p.clone(), Value::Array(rows));
+        }
+        Value::Object(out)
+    }
+}
+
 impl Work<ProbeHost> for MonitoringWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
         super::typed(call, |c: MonitoringCall| match c {
-            MonitoringCall::Run { probes, dbnames } => {
+            MonitoringCall::Run {
+                probes,
+                dbnames,
+                limits,
+            } => {
                 let port = host.settings().config.postgresql.port;
                 let mut out = serde_json::Map::new();
                 for p in probes
                     .iter()
-                    .filter(|p| is_sql_probe(p))
+                    .filter(|p| is_sql_probe(p) && !PER_DATABASE.contains(&p.as_str()))
                 {
                     // One failing probe (a lock timeout, say) does not hide the others.
-                    let rows = match host.with(|c| probe::run(c, p, port, dbnames.as_deref())) {
+                    let rows = match host.with(|c| probe::run(c, p, port, dbnames.as_deref(), limits)) {
                         Ok(rows) => {
                             self.record(p, Ok(()));
                             rows
@@ -213,6 +302,11 @@ impl Work<ProbeHost> for MonitoringWork {
                 }
                 Ok(Value::Object(out))
             }
+            MonitoringCall::PerDatabase {
+                probes,
+                dbnames,
+                limits,
+            } => Ok(self.per_database(host, &probes, dbnames, limits)),
             MonitoringCall::Instance { dbnames } => Ok(host
                 .with(|c| probe::instance(c, dbnames.as_deref()))
                 .unwrap_or_else(|e| {

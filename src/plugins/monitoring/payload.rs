@@ -59,7 +59,8 @@ pub fn build(
 
 /// The 9.x document of one collection (facts 9.x 7.1), from the same rows
 /// as the 2.x payload: probes in the 9.x order (without the 2.x-only
-/// ones), every record's `datetime` the run's start (ISO, microseconds,
+/// ones; a probe not due this time is absent), every record's `datetime`
+/// the run's start (a per-database probe's, its own run's) (ISO, microseconds,
 /// `+00:00`), no `port`; the instance with its 9.x fields (`max_connections`
 /// an integer, `version` the full `version()`, `start_time`, `instance` =
 /// `local_name` = `cluster_name`). `v9` is what the probe worker returned
@@ -115,7 +116,10 @@ pub fn build9(
                 let mut r = r.clone();
                 if let Value::Object(m) = &mut r {
                     m.remove("port");
-                    m.insert("datetime".into(), json!(run_start));
+                    // Per-database probes keep the date of their own run.
+                    if !super::PER_DATABASE.contains(probe) {
+                        m.insert("datetime".into(), json!(run_start));
+                    }
                 }
                 r
             })

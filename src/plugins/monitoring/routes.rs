@@ -33,6 +33,7 @@ async fn run_probe(state: &AppState, name: &'static str) -> Result<Value, ApiErr
         let call = MonitoringCall::Run {
             probes: vec![name.to_string()],
             dbnames: super::config::settings(&config).dbnames,
+            limits: Some(super::Limits::of(&config)),
         };
         match state.call(call).await? {
             Value::Object(mut m) => match m.remove(name) {
