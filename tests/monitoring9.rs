@@ -119,6 +119,9 @@ fn monitoring_history_is_pulled_in_the_9x_contract() {
     assert_eq!(i["instance"], i["local_name"]);
     let data = &first["data"];
     assert!(data.get("replication").is_none(), "2.x-only probe in 9.x");
+    // A primary has no replication lag nor upstream.
+    assert_eq!(data["replication_lag"], json!([]));
+    assert_eq!(data["replication_connection"], json!([]));
     // A first measure gives no delta record (none without measure_interval).
     for p in DELTA_PROBES {
         assert_eq!(data[p], json!([]), "{p} in the first document");
@@ -384,4 +387,82 @@ fn bloat_probes_estimate_per_database_and_a_locked_one_costs_only_its_sample() {
     assert!(is_iso_micro(r["datetime"].as_str().unwrap()), "{r}");
     assert!(peak <= 4, "the agent held {peak} connections (cap 4)");
     drop(locker);
+}
+
+#[test]
+fn replication_probes_on_a_real_streaming_standby() {
+    let (public, key) = test_keys();
+    let primary = PgCluster::start();
+    let standby = PgCluster::standby_of(&primary);
+    let mut on_standby = standby.client();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            on_standby
+                .query(
+                    "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                    &[],
+                )
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        }),
+        "the standby never streamed"
+    );
+    // Replay paused, WAL written on the primary: the standby receives it
+    // and falls behind.
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_pause()")
+        .unwrap();
+    primary
+        .client()
+        .batch_execute("CREATE TABLE w AS SELECT generate_series(1, 200000) AS i")
+        .unwrap();
+
+    let mut files = AgentFiles::new(Some(&standby));
+    files.set("monitoring", "scheduler_interval", "1");
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    let agent = Agent::start(files);
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let docs = all_documents(&agent, &key);
+            last = docs.last().cloned().unwrap_or(Value::Null);
+            docs.iter().any(|d| {
+                d["data"]["replication_lag"]
+                    .as_array()
+                    .and_then(|rows| rows.first())
+                    .and_then(|r| r["lag"].as_i64())
+                    .is_some_and(|lag| lag > 1_000_000)
+            })
+        }),
+        "no lag seen on the standby: {}",
+        last["data"]
+    );
+    let conn = &last["data"]["replication_connection"];
+    assert_eq!(conn.as_array().map(Vec::len), Some(1), "{conn}");
+    assert_eq!(conn[0]["connected"], 1, "{conn}");
+    assert_eq!(
+        conn[0]["upstream"],
+        primary.socket_dir().display().to_string(),
+        "{conn}"
+    );
+    assert_eq!(last["instances"][0]["standby"], true);
+    assert_eq!(
+        last["data"]["wal_files"],
+        serde_json::json!([]),
+        "no WAL files probe on a standby"
+    );
+    // Replay resumed: the lag falls back to (about) nothing.
+    on_standby
+        .batch_execute("SELECT pg_wal_replay_resume()")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            all_documents(&agent, &key)
+                .last()
+                .and_then(|d| d["data"]["replication_lag"][0]["lag"].as_i64())
+                .is_some_and(|lag| lag < 1_000_000)
+        }),
+        "the lag never fell after replay resumed"
+    );
 }

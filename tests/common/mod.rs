@@ -141,6 +141,41 @@ impl PgCluster {
         pg
     }
 
+    /// A streaming standby of `primary` (pg_basebackup -R), started.
+    pub fn standby_of(primary: &PgCluster) -> PgCluster {
+        let dir = open_tempdir();
+        give_to_postgres(dir.path());
+        let out = as_postgres(&pg_bin("pg_basebackup"))
+            .arg("-h")
+            .arg(primary.socket_dir())
+            .args([
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-D",
+            ])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pg = PgCluster {
+            dir,
+            port: free_port(),
+            running: false,
+            extra: String::new(),
+        };
+        pg.start_again();
+        pg
+    }
+
     pub fn start_again(&mut self) {
         let opts = format!(
             "-p {} -k {} -c listen_addresses='' -c fsync=off {}",

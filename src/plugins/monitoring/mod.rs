@@ -57,7 +57,9 @@ pub const PROBES: &[&str] = &[
     "loadavg",
     "wal_files",
     "replication",
+    "replication_lag",
     "temp_files_size_delta",
+    "replication_connection",
     "heap_bloat",
     "btree_bloat",
 ];
@@ -73,7 +75,13 @@ pub const V2_ONLY: &[&str] = &["replication"];
 
 /// Probes of the 9.x document only: the 2.x payload pushed to a 2.x
 /// collector keeps exactly its probes.
-pub const V9_ONLY: &[&str] = &["temp_files_size_delta", "heap_bloat", "btree_bloat"];
+pub const V9_ONLY: &[&str] = &[
+    "replication_lag",
+    "temp_files_size_delta",
+    "replication_connection",
+    "heap_bloat",
+    "btree_bloat",
+];
 
 /// Probes computed from the host rather than PostgreSQL.
 pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memory", "loadavg"];

@@ -53,6 +53,22 @@ pub fn has_sql(probe: &str) -> bool {
     sql(probe, 150_000).is_some() || matches!(probe, "heap_bloat" | "btree_bloat")
 }
 
+#[cfg(test)]
+mod version_gates {
+    use super::sql;
+
+    #[test]
+    fn replication_probes_are_gated_at_9_6() {
+        for p in ["replication_lag", "replication_connection"] {
+            assert!(sql(p, 90500).is_none(), "{p} on 9.5");
+            assert!(sql(p, 90600).is_some(), "{p} on 9.6");
+            assert!(sql(p, 170000).is_some(), "{p} on 17");
+        }
+        assert!(sql("replication_lag", 90600).unwrap().contains("xlog"));
+        assert!(sql("replication_lag", 100000).unwrap().contains("pg_wal_lsn_diff"));
+    }
+}
+
 fn sql(probe: &str, version: i32) -> Option<String> {
     let now = "current_timestamp::text AS datetime";
     Some(match probe {
@@ -163,6 +179,32 @@ fn sql(probe: &str, version: i32) -> Option<String> {
                pg_xlog_location_diff(pg_last_xlog_receive_location(), pg_last_xlog_replay_location())::float8,
                NULL, NULL, extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
              WHERE pg_is_in_recovery()"
+        ),
+        // Standby only (else no row): how far replay is behind what the
+        // primary last reported to the WAL receiver (`latest_end_lsn`, its
+        // position at its last message). 9.0.1 opened a replication
+        // connection to the primary with the standby's credentials for
+        // this; the WAL receiver already knows it, and the agent needs no
+        // replication access to the primary.
+        "replication_lag" if version >= 100000 => format!(
+            "SELECT {now}, greatest(pg_wal_lsn_diff(r.latest_end_lsn, pg_last_wal_replay_lsn()), 0)::bigint AS lag
+             FROM pg_stat_wal_receiver r
+             WHERE pg_is_in_recovery() AND r.latest_end_lsn IS NOT NULL"
+        ),
+        "replication_lag" if version >= 90600 => format!(
+            "SELECT {now}, greatest(pg_xlog_location_diff(r.latest_end_lsn, pg_last_xlog_replay_location()), 0)::bigint AS lag
+             FROM pg_stat_wal_receiver r
+             WHERE pg_is_in_recovery() AND r.latest_end_lsn IS NOT NULL"
+        ),
+        // Standby only: the upstream of primary_conninfo and whether the
+        // WAL receiver streams from it (gated at 9.6, where 9.0.1's
+        // `96000` left 9.6 out, facts 14.26).
+        "replication_connection" if version >= 90600 => format!(
+            "SELECT {now}, coalesce(substring(coalesce(r.conninfo, c.v) FROM 'host=''?([^'' ]+)'), '') AS upstream,
+                    (coalesce(r.status, '') = 'streaming')::int AS connected
+             FROM (SELECT current_setting('primary_conninfo', true) AS v) c
+             LEFT JOIN pg_stat_wal_receiver r ON true
+             WHERE pg_is_in_recovery() AND coalesce(r.conninfo, c.v, '') <> ''"
         ),
         "temp_files_size_delta" => format!(
             "SELECT {now}, d.datname::text AS dbname, s.temp_bytes::bigint AS size
