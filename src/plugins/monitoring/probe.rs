@@ -53,21 +53,6 @@ pub fn has_sql(probe: &str) -> bool {
     sql(probe, 150_000).is_some() || matches!(probe, "heap_bloat" | "btree_bloat")
 }
 
-#[cfg(test)]
-mod version_gates {
-    use super::sql;
-
-    #[test]
-    fn replication_probes_are_gated_at_9_6() {
-        for p in ["replication_lag", "replication_connection"] {
-            assert!(sql(p, 90500).is_none(), "{p} on 9.5");
-            assert!(sql(p, 90600).is_some(), "{p} on 9.6");
-            assert!(sql(p, 170000).is_some(), "{p} on 17");
-        }
-        assert!(sql("replication_lag", 90600).unwrap().contains("xlog"));
-        assert!(sql("replication_lag", 100000).unwrap().contains("pg_wal_lsn_diff"));
-    }
-}
 
 fn sql(probe: &str, version: i32) -> Option<String> {
     let now = "current_timestamp::text AS datetime";
@@ -429,4 +414,20 @@ pub fn instance(conn: &mut Conn, dbnames: Option<&[String]>) -> Result<Value, po
             "version": r.get::<_, String>(6),
         },
     }))
+}
+
+#[cfg(test)]
+mod version_gates {
+    use super::sql;
+
+    #[test]
+    fn replication_probes_are_gated_at_9_6() {
+        for p in ["replication_lag", "replication_connection"] {
+            assert!(sql(p, 90500).is_none(), "{p} on 9.5");
+            assert!(sql(p, 90600).is_some(), "{p} on 9.6");
+            assert!(sql(p, 170000).is_some(), "{p} on 17");
+        }
+        assert!(sql("replication_lag", 90600).unwrap().contains("xlog"));
+        assert!(sql("replication_lag", 100000).unwrap().contains("pg_wal_lsn_diff"));
+    }
 }
