@@ -225,6 +225,60 @@ fn monitoring_history_is_pulled_in_the_9x_contract() {
         assert_eq!(error(&get(target)), (406, expected.into()), "{target}");
     }
 
+    // /monitoring/metrics: the newest document as Prometheus text.
+    let r = get("/monitoring/metrics");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        r.header("content-type")
+    );
+    let text = String::from_utf8(r.body.clone()).unwrap();
+    assert!(text.ends_with("\n# EOF\n"), "{text}");
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| *l != "# EOF")
+        .map(str::to_string)
+        .collect();
+    let scrape =
+        prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("Prometheus text");
+    let value = |name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(value("pg_up", None), Some(1.0));
+    assert!(value("node_load1", None).is_some());
+    assert!(value("node_memory_MemTotal_bytes", None).unwrap() > 0.0);
+    assert!(value("xpg_database_size_bytes", Some(("datname", "postgres"))).unwrap() > 1e6);
+    let commits = value(
+        "pg_stat_database_xact_commit",
+        Some(("datname", "postgres")),
+    )
+    .unwrap();
+    let server: i64 = pg
+        .client()
+        .query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        commits > 0.0 && commits <= server as f64,
+        "{commits} vs {server}"
+    );
+    assert!(value("node_cpu_seconds_total", Some(("mode", "idle"))).unwrap() > 0.0);
+
     // /monitoring/config.
     assert_eq!(
         get("/monitoring/config").json(),

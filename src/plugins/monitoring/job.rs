@@ -183,6 +183,8 @@ impl Job for Collect {
         };
         let now = sessions::now();
         let mut data = serde_json::Map::new();
+        // Raw counters of the delta probes (the 9.x metrics' counters).
+        let mut raw = serde_json::Map::new();
         let instance_name = config.postgresql.instance.clone();
         match jobs.db().transaction() {
             Ok(tx) => {
@@ -199,6 +201,9 @@ impl Job for Collect {
                             _ => vec![],
                         }
                     };
+                    if deltas::spec(p).is_some() {
+                        raw.insert(p.clone(), Value::Array(rows.clone()));
+                    }
                     let rows = deltas::apply(p, &instance_name, rows, now, &mut deltas_store);
                     data.insert(p.clone(), Value::Array(rows));
                 }
@@ -264,7 +269,7 @@ impl Job for Collect {
         if let Err(e) = store::push9(
             jobs.db(),
             end.timestamp(),
-            &doc9.to_string(),
+            (&doc9.to_string(), &Value::Object(raw).to_string()),
             now,
             section.history_retention,
         ) {

@@ -10,6 +10,7 @@ mod health;
 pub mod host;
 mod job;
 mod metrics;
+mod metrics9;
 pub mod payload;
 pub mod probe;
 mod routes;
@@ -168,6 +169,13 @@ const ROUTES: &[Route] = &[
         "/monitoring/config",
         "MonitoringConfig9",
         routes9::config,
+    ),
+    Route::signed(
+        "monitoring",
+        "GET",
+        "/monitoring/metrics",
+        "MonitoringMetrics9",
+        routes9::metrics,
     ),
 ];
 

@@ -88,3 +88,23 @@ pub fn config(c: Call<'_>) -> Handled<'_> {
         })))
     })
 }
+
+/// `GET /monitoring/metrics`: the newest document in the Prometheus text
+/// format (only `# EOF` before the first).
+pub fn metrics(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move {
+        let newest = c.state.db.read(|db| super::store::newest9(db)).await?;
+        let text = match newest {
+            None => "# EOF\n".to_string(),
+            Some((doc, raw)) => {
+                let doc: serde_json::Value = serde_json::from_str(&doc)
+                    .map_err(|e| ApiError::Internal(format!("stored document: {e}")))?;
+                let raw = raw
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                super::metrics9::render(&doc, &raw)
+            }
+        };
+        Ok(Reply::Text(text))
+    })
+}

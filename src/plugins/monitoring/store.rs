@@ -27,7 +27,10 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE IF NOT EXISTS monitoring_deltas 
     datetime INTEGER PRIMARY KEY,
     collected_at REAL NOT NULL,
     document TEXT NOT NULL
- );"];
+ );",
+    // Step 3: the raw counters of each document's delta probes, for the 9.x
+    // `/monitoring/metrics` (counters, where the document has deltas).
+    "ALTER TABLE monitoring_history9 ADD COLUMN raw TEXT;"];
 
 /// Retention of the queue.
 #[derive(Debug, Clone, Copy)]
@@ -124,21 +127,32 @@ pub fn history(conn: &Connection, after: f64, limit: i64) -> rusqlite::Result<Ve
 pub fn push9(
     conn: &mut Connection,
     datetime: i64,
-    document: &str,
+    (document, raw): (&str, &str),
     now: f64,
     retention: u64,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "INSERT INTO monitoring_history9 (datetime, collected_at, document) VALUES (?1, ?2, ?3)
-         ON CONFLICT (datetime) DO UPDATE SET collected_at = excluded.collected_at, document = excluded.document",
-        params![datetime, now, document],
+        "INSERT INTO monitoring_history9 (datetime, collected_at, document, raw) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (datetime) DO UPDATE SET collected_at = excluded.collected_at,
+           document = excluded.document, raw = excluded.raw",
+        params![datetime, now, document, raw],
     )?;
     tx.execute(
         "DELETE FROM monitoring_history9 WHERE datetime < ?1",
         [datetime - retention as i64],
     )?;
     tx.commit()
+}
+
+/// The newest 9.x document and its raw counters.
+pub fn newest9(conn: &Connection) -> rusqlite::Result<Option<(String, Option<String>)>> {
+    conn.query_row(
+        "SELECT document, raw FROM monitoring_history9 ORDER BY datetime DESC LIMIT 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
 }
 
 /// The 9.x history: without `start`, the newest document only; else every
@@ -205,7 +219,7 @@ mod tests {
         let mut c = crate::store::open(dir.path()).unwrap();
         assert!(history9(&c, None, 50).unwrap().is_empty());
         for t in [1000, 1060, 1120, 1180] {
-            push9(&mut c, t, &format!("d{t}"), t as f64, 150).unwrap();
+            push9(&mut c, t, (&format!("d{t}"), "{}"), t as f64, 150).unwrap();
         }
         // 1000 is older than 1180 - 150: gone.
         let all = history9(&c, Some(0), 0).unwrap();
@@ -216,5 +230,6 @@ mod tests {
         assert_eq!(history9(&c, Some(1121), 50).unwrap().len(), 1);
         assert_eq!(history9(&c, Some(1060), 1).unwrap()[0].0, 1060);
         assert!(history9(&c, Some(1181), 50).unwrap().is_empty());
+        assert_eq!(newest9(&c).unwrap(), Some(("d1180".to_string(), Some("{}".to_string()))));
     }
 }
