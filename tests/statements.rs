@@ -189,3 +189,103 @@ fn statements_errors_say_what_is_missing() {
     let session = agent.login("alice", "alice");
     assert_eq!(agent.get_with_session("/statements", &session).status, 404);
 }
+
+/// Sends a signed GET on a connection of its own and reads only the first
+/// bytes of the answer: the rest waits in the kernel's buffers and the
+/// agent's stream stalls (backpressure).
+fn stalled(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> (KeepAlive, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut conn = KeepAlive::connect(agent.port, &agent.files.cert_pem()).unwrap();
+    let s = Signed::get(target);
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n");
+    for (k, v) in s.headers(key) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.tls.write_all(req.as_bytes()).unwrap();
+    conn.tls.flush().unwrap();
+    let mut got = vec![0u8; 16 * 1024];
+    let mut have = 0;
+    while have < got.len() {
+        let n = conn.tls.read(&mut got[have..]).unwrap();
+        assert!(n > 0, "closed early");
+        have += n;
+    }
+    got.truncate(have);
+    (conn, got)
+}
+
+#[test]
+fn stalled_statements_readers_block_no_other_route() {
+    use std::io::Read;
+    let (public, key) = test_keys();
+    let pg = PgCluster::start_with(
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
+    );
+    let mut c = pg.client();
+    c.batch_execute("CREATE EXTENSION pg_stat_statements")
+        .unwrap();
+    c.batch_execute(&format!(
+        "DO $$
+         DECLARE i int; j int;
+         BEGIN
+           FOR i IN 1..60 LOOP
+             FOR j IN 1..60 LOOP
+               EXECUTE format('/* %s */ SELECT ARRAY[%s], ARRAY[%s]', '{}',
+                 rtrim(repeat('1,', i), ','), rtrim(repeat('2,', j), ','));
+             END LOOP;
+           END LOOP;
+         END $$;",
+        "y".repeat(4096)
+    ))
+    .unwrap();
+    let agent = agent_for(&pg, &public);
+    // Two clients that stop reading a 15 MB answer after 16 KiB.
+    let (mut first, mut first_bytes) = stalled(&agent, &key, "/statements");
+    let (second, _) = stalled(&agent, &key, "/statements");
+    assert!(String::from_utf8_lossy(&first_bytes).starts_with("HTTP/1.1 200"));
+    // Meanwhile every 9.x read route answers, one after the other.
+    for target in [
+        "/status",
+        "/notifications",
+        "/activity",
+        "/activity/waiting",
+        "/activity/blocking",
+        "/activity/sessions",
+        "/activity/locks",
+        "/dashboard",
+        "/dashboard/config",
+        "/dashboard/history",
+        "/pgconf/settings",
+        "/pgconf/configuration?filter=work_mem",
+        "/pgconf/configuration/status",
+        "/monitoring/history",
+        "/monitoring/config",
+        "/monitoring/metrics",
+        "/discover",
+    ] {
+        let r = Signed::get(target).send(&agent, &key);
+        assert_eq!(
+            r.status,
+            200,
+            "{target} while two answers stall: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // The stalled answers were only paused: the first reads to its end,
+    // whole; the second client just goes away.
+    drop(second);
+    let mut rest = vec![];
+    let mut buf = [0u8; 65536];
+    while !rest.ends_with(b"0\r\n\r\n") {
+        let n = first.tls.read(&mut buf).unwrap();
+        assert!(n > 0, "the stalled answer was cut");
+        rest.extend_from_slice(&buf[..n]);
+    }
+    first_bytes.extend_from_slice(&rest);
+    let r = read_response(&mut std::io::Cursor::new(first_bytes)).unwrap();
+    let doc: Value = serde_json::from_slice(&r.body).expect("a whole document after the stall");
+    assert!(doc["data"].as_array().unwrap().len() >= 3_600);
+    // The agent answers after the dropped one too.
+    assert_eq!(Signed::get("/statements").send(&agent, &key).status, 200);
+}
