@@ -52,7 +52,7 @@ cleanup() {
 }
 trap cleanup EXIT
 "${as_pg[@]}" "$pgbin/initdb" -N -D "$work/pg/data" -U postgres -A trust >/dev/null
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses='' -c max_connections=1100 -c shared_buffers=64MB" start >/dev/null
+"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -o "-p $pgport -k $work/pg -c listen_addresses='' -c max_connections=1100 -c shared_buffers=64MB -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000" start >/dev/null
 "$bin" generate-cert --hostname localhost --cert "$work/server.pem" --key "$work/server.key" >/dev/null
 # The temBoard 9.x UI's key pair (4096 bits, what `temboard generate-key`
 # makes): the agent finds the public key beside its configuration.
@@ -70,6 +70,7 @@ ssl_key_file = server.key
 home = $work/home
 hostname = bench.example.org
 key = benchkey
+plugins = ["activity", "administration", "dashboard", "monitoring", "pgconf", "statements"]
 [postgresql]
 host = $work/pg
 port = $pgport
@@ -239,6 +240,21 @@ for spec in "1 1 2500" "16 2 6000"; do
     "https://localhost:$port/activity" -- "$work/signed-$conc.txt" "$threads" "$port" GET /activity
 done
 
+# GET /statements on a full pg_stat_statements (10,000 entries at most, of
+# which 9,800 with 2 KiB texts): latency and what the workers pay.
+echo
+python3 - > "$work/statements.sql" <<'PY'
+pad = "x" * 2048
+print("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
+for i in range(1, 99):
+    for j in range(1, 101):
+        print("/* %s */ SELECT ARRAY[%s], ARRAY[%s];" % (pad, ",".join(["1"] * i), ",".join(["2"] * j)))
+PY
+chmod 644 "$work/statements.sql"
+"${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atq -f "$work/statements.sql" postgres >/dev/null
+probepid=$(pgrep -P "$agentpid" -f "temboard-agent: probe" | head -n 1)
+python3 scripts/statements_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$probepid" "${STATEMENTS:-20}" | sed 's/^/  /'
+
 # The practical limit for a tiny HTTPS answer on this machine: Debian's nginx
 # answering the same JSON body as our /status, over TLS with the same
 # certificate and key, as many worker processes as cores. Runs alternate
@@ -359,9 +375,9 @@ for _ in $(seq 50); do kill -0 "$agentpid" 2>/dev/null || break; sleep 0.1; done
 # One monitoring collection with 1, 100 and 1,000 databases: time (from the
 # scheduler's debug log), agent CPU per collection, peak agent connections.
 echo
-echo "monitoring collection (all probes) with N databases:"
+echo "monitoring collection (every probe, the bloat estimates every 5 s here) with N databases:"
 sed -i 's/^level = WARNING/level = WARNING\ndebug = scheduler/' "$work/agent.conf"
-printf '[monitoring]\nscheduler_interval = 5\n' >> "$work/agent.conf"
+printf '[monitoring]\nscheduler_interval = 5\nprobe_intervals = heap_bloat:5, btree_bloat:5\n' >> "$work/agent.conf"
 psqlc() { "${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atq "$@" postgres; }
 have=1
 for n in ${DATABASES:-1 100 1000}; do
@@ -409,8 +425,9 @@ PY
 )
   kill -TERM "$apid"; wait "$apid" 2>/dev/null || true
   times=$(grep -o 'monitoring collection took [0-9.]* ms' "$work/agent.log" | awk '{print $4}' | tr '\n' ' ')
-  printf "  %5s databases: collection times %s ms; agent CPU %s s over 10 s (2 collections + idle); peak agent connections %s\n" \
-    "$n" "$times" "${res%% *}" "${res##* }"
+  slow=$(grep -o 'per-database probes took [0-9.]* ms' "$work/agent.log" | awk '{print $4}' | tr '\n' ' ')
+  printf "  %5s databases: collection times %s ms; bloat probes (every database, apart) %s ms; agent CPU %s s over 10 s (2 collections + idle); peak agent connections %s\n" \
+    "$n" "$times" "${slow:-none}" "${res%% *}" "${res##* }"
 done
 
 if [ "${MICRO:-1}" = 1 ]; then

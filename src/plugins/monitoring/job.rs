@@ -83,12 +83,24 @@ impl Collect {
                     .to_string();
                 let client: crate::ipc::client::SyncClient<ProbeCall, ProbeReply> =
                     crate::ipc::client::SyncClient::new(settings.runtime.run_dir.join("probe.sock"));
+                let began = Instant::now();
                 let call = MonitoringCall::PerDatabase { probes, dbnames, limits };
                 let reply = serde_json::to_value(call)
                     .ok()
                     .map(|call| client.call(ProbeCall::Plugin { plugin: "monitoring".into(), call }, SLOW_WAIT));
                 let rows = match reply {
-                    Some(Ok(Ok(ProbeReply::Plugin { value: Value::Object(m) }))) => Some(m),
+                    Some(Ok(Ok(ProbeReply::Plugin { value: Value::Object(m) }))) => {
+                        tracing::debug!(
+                            "per-database probes took {:.1} ms ({} databases)",
+                            began.elapsed().as_secs_f64() * 1000.0,
+                            m.values()
+                                .filter_map(serde_json::Value::as_array)
+                                .map(Vec::len)
+                                .max()
+                                .unwrap_or(0)
+                        );
+                        Some(m)
+                    }
                     other => {
                         warn!("per-database probes failed: {other:?}");
                         None
