@@ -520,3 +520,60 @@ fn replication_probes_on_a_real_streaming_standby() {
         "the lag never fell after replay resumed"
     );
 }
+
+#[test]
+fn the_history_keeps_history_retention_seconds_of_documents() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("monitoring", "scheduler_interval", "1");
+    files.set("monitoring", "history_retention", "60");
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    let agent = Agent::start(files);
+    let epoch = |d: &Value| {
+        chrono::NaiveDateTime::parse_from_str(
+            d["datetime"].as_str().unwrap(),
+            "%Y-%m-%d %H:%M:%S +0000",
+        )
+        .unwrap()
+        .and_utc()
+        .timestamp()
+    };
+    let mut first = 0;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            match all_documents(&agent, &key).first() {
+                Some(d) => {
+                    first = epoch(d);
+                    true
+                }
+                None => false,
+            }
+        }),
+        "no document"
+    );
+    // Wait until the agent has run well past the retention...
+    // (polling the newest document only: one document a request)
+    assert!(
+        eventually(Duration::from_secs(120), || {
+            let newest = Signed::get("/monitoring/history").send(&agent, &key).json();
+            newest
+                .as_array()
+                .and_then(|a| a.first())
+                .is_some_and(|d| epoch(d) > first + 65)
+        }),
+        "collections stopped"
+    );
+    let docs = all_documents(&agent, &key);
+    // ...then nothing older than 60 s before the newest is kept.
+    let newest = epoch(docs.last().unwrap());
+    let oldest = epoch(&docs[0]);
+    assert!(oldest > first, "the first document is still kept");
+    assert!(
+        newest - oldest <= 60,
+        "kept {} s of documents",
+        newest - oldest
+    );
+    assert!(docs.len() >= 30, "only {} documents", docs.len());
+}
