@@ -71,6 +71,9 @@ home = $work/home
 hostname = bench.example.org
 key = benchkey
 plugins = ["activity", "administration", "dashboard", "monitoring", "pgconf", "statements"]
+# The idle-connections figure opens 10,000 from one address: above the
+# default per-address cap, which would (rightly) refuse them.
+max_connections_per_client = 12000
 [postgresql]
 host = $work/pg
 port = $pgport

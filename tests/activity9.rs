@@ -334,16 +334,6 @@ fn the_activity_routes_accept_what_the_real_toolkit_signs() {
     let (public, _) = test_keys();
     let pg = PgCluster::start();
     let agent = agent_with_key(Some(&pg), &public);
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/temboard-9x-signing-vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let keyfile = agent.files.dir.path().join("ui-private.pem");
-    std::fs::write(&keyfile, v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
     // The UI's activity page: blocking, running, waiting; then a kill.
     let spec = json!([
         {"method": "GET", "path": "/activity/blocking"},
@@ -352,26 +342,7 @@ fn the_activity_routes_accept_what_the_real_toolkit_signs() {
         {"method": "GET", "path": "/activity?limit=5"},
         {"method": "POST", "path": "/activity/kill", "body": "{\"pids\": [999999]}"},
     ]);
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/helpers/toolkit_client.py"
-        ))
-        .arg(agent.port.to_string())
-        .arg(agent.files.etc().join("server.pem"))
-        .arg(&keyfile)
-        .arg(spec.to_string())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "the toolkit client failed (scripts/prereqs.sh installs temboard-agent==9.0.1):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let answers = toolkit_requests(&agent, &spec);
     assert_eq!(answers.len(), 5);
     for a in &answers[..4] {
         assert_eq!(a["status"], 200, "{a}");

@@ -11,23 +11,6 @@ use common::signed::*;
 use common::*;
 use serde_json::Value;
 
-fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect();
-    k.sort();
-    k
-}
-
-fn sorted(list: &[&str]) -> Vec<String> {
-    let mut k: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-    k.sort();
-    k
-}
-
 const SAMPLE_KEYS: [&str; 8] = [
     "buffers",
     "hitratio",

@@ -382,14 +382,7 @@ fn a_locked_catalog_times_probes_out_without_exceeding_the_connection_cap() {
     );
     let mut peak = 0;
     for _ in 0..20 {
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'temboard-agent'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        peak = peak.max(n);
+        peak = peak.max(agent_backends(&mut c));
         std::thread::sleep(Duration::from_millis(100));
     }
     for b in blocked {

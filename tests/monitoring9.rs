@@ -376,14 +376,7 @@ fn bloat_probes_estimate_per_database_and_a_locked_one_costs_only_its_sample() {
     let mut peak = 0i64;
     assert!(
         eventually(Duration::from_secs(90), || {
-            let n: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'temboard-agent'",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            peak = peak.max(n);
+            peak = peak.max(agent_backends(&mut c));
             docs = all_documents(&agent, &key);
             docs.iter()
                 .filter(|d| ratio(d, "heap_bloat", "bloated").is_some())

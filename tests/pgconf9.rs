@@ -13,18 +13,6 @@ use common::signed::*;
 use common::*;
 use serde_json::{json, Value};
 
-fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-    k.sort();
-    k
-}
-
-fn sorted(list: &[&str]) -> Vec<String> {
-    let mut k: Vec<String> = list.iter().map(|s| s.to_string()).collect();
-    k.sort();
-    k
-}
-
 /// `SHOW name` on a new connection (which starts with the configuration
 /// the postmaster runs with).
 fn show(pg: &PgCluster, name: &str) -> String {

@@ -309,16 +309,6 @@ fn requests_signed_by_the_real_temboard_toolkit_are_accepted() {
     let (public, _) = test_keys();
     let pg = PgCluster::start();
     let agent = agent_with_key(Some(&pg), &public);
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/temboard-9x-signing-vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let keyfile = agent.files.dir.path().join("ui-private.pem");
-    std::fs::write(&keyfile, v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
     let spec = json!([
         {"method": "GET", "path": "/discover"},
         {"method": "GET", "path": "/status"},
@@ -326,26 +316,7 @@ fn requests_signed_by_the_real_temboard_toolkit_are_accepted() {
         {"method": "POST", "path": "/discover", "body": "{}"},
         {"method": "GET", "path": "/notifications", "tamper": true},
     ]);
-    let out = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/helpers/toolkit_client.py"
-        ))
-        .arg(agent.port.to_string())
-        .arg(agent.files.etc().join("server.pem"))
-        .arg(&keyfile)
-        .arg(spec.to_string())
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "the toolkit client failed (scripts/prereqs.sh installs temboard-agent==9.0.1):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let answers: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let answers = toolkit_requests(&agent, &spec);
     assert_eq!(answers.len(), 5);
     assert_eq!(answers[0]["status"], 200, "{}", answers[0]);
     assert_eq!(answers[0]["body"]["signature_status"], "valid");

@@ -34,6 +34,26 @@ fn status_kib(pid: i32, field: &str) -> u64 {
         .unwrap()
 }
 
+/// `i × j` distinct statements (two arrays of 1..=i and 1..=j elements),
+/// each text carrying a comment of `pad` bytes, run from a DO block
+/// (tracked with `pg_stat_statements.track = all`).
+fn fill(c: &mut postgres::Client, i: u32, j: u32, pad: usize) {
+    c.batch_execute(&format!(
+        "DO $$
+         DECLARE i int; j int;
+         BEGIN
+           FOR i IN 1..{i} LOOP
+             FOR j IN 1..{j} LOOP
+               EXECUTE format('/* %s */ SELECT ARRAY[%s], ARRAY[%s]', '{}',
+                 rtrim(repeat('1,', i), ','), rtrim(repeat('2,', j), ','));
+             END LOOP;
+           END LOOP;
+         END $$;",
+        "x".repeat(pad)
+    ))
+    .unwrap();
+}
+
 #[test]
 fn ten_thousand_statements_stream_whole_with_bounded_worker_memory() {
     let (public, key) = test_keys();
@@ -47,21 +67,9 @@ fn ten_thousand_statements_stream_whole_with_bounded_worker_memory() {
     // each text carrying a 2 KiB comment: an answer of about 20 MB, in a
     // view of 10,000 entries at most (the server evicts 5% of them when
     // full, so the rest of the view is the agent's own and the setup's).
-    c.batch_execute(&format!(
-        "SELECT pg_stat_statements_reset();
-         DO $$
-         DECLARE i int; j int;
-         BEGIN
-           FOR i IN 1..98 LOOP
-             FOR j IN 1..100 LOOP
-               EXECUTE format('/* %s */ SELECT ARRAY[%s], ARRAY[%s]', '{}',
-                 rtrim(repeat('1,', i), ','), rtrim(repeat('2,', j), ','));
-             END LOOP;
-           END LOOP;
-         END $$;",
-        "x".repeat(2048)
-    ))
-    .unwrap();
+    c.batch_execute("SELECT pg_stat_statements_reset()")
+        .unwrap();
+    fill(&mut c, 98, 100, 2048);
     let agent = agent_for(&pg, &public);
     let (http, probe) = (
         agent.worker_pid("http").unwrap(),
@@ -225,20 +233,7 @@ fn stalled_statements_readers_block_no_other_route() {
     let mut c = pg.client();
     c.batch_execute("CREATE EXTENSION pg_stat_statements")
         .unwrap();
-    c.batch_execute(&format!(
-        "DO $$
-         DECLARE i int; j int;
-         BEGIN
-           FOR i IN 1..60 LOOP
-             FOR j IN 1..60 LOOP
-               EXECUTE format('/* %s */ SELECT ARRAY[%s], ARRAY[%s]', '{}',
-                 rtrim(repeat('1,', i), ','), rtrim(repeat('2,', j), ','));
-             END LOOP;
-           END LOOP;
-         END $$;",
-        "y".repeat(4096)
-    ))
-    .unwrap();
+    fill(&mut c, 60, 60, 4096);
     let agent = agent_for(&pg, &public);
     // Two clients that stop reading a 15 MB answer after 16 KiB.
     let (mut first, mut first_bytes) = stalled(&agent, &key, "/statements");

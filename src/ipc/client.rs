@@ -47,10 +47,25 @@ impl<C: Serialize, R: DeserializeOwned> AsyncClient<C, R> {
 
     /// Sends `call` and waits at most `timeout` for the reply.
     pub async fn call(&self, call: C, timeout: Duration) -> CallResult<R> {
+        let pooled = lock(&self.idle).pop();
+        let (stream, result) = self.exchange(pooled, call, timeout).await?;
+        let mut idle = lock(&self.idle);
+        if idle.len() < POOL {
+            idle.push(stream);
+        }
+        Ok(result)
+    }
+
+    /// One request and its reply frame, on `stream` or a new connection.
+    async fn exchange(
+        &self,
+        stream: Option<tokio::net::UnixStream>,
+        call: C,
+        timeout: Duration,
+    ) -> Result<(tokio::net::UnixStream, Result<R, WorkerError>), IpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let ms = timeout.as_millis() as u64;
-        let pooled = lock(&self.idle).pop();
-        let mut stream = match pooled {
+        let mut stream = match stream {
             Some(s) => s,
             None => tokio::time::timeout(timeout, tokio::net::UnixStream::connect(&self.path))
                 .await
@@ -69,11 +84,7 @@ impl<C: Serialize, R: DeserializeOwned> AsyncClient<C, R> {
                 got: resp.id,
             });
         }
-        let mut idle = lock(&self.idle);
-        if idle.len() < POOL {
-            idle.push(stream);
-        }
-        Ok(resp.result)
+        Ok((stream, resp.result))
     }
 }
 
@@ -104,25 +115,8 @@ impl<C: Serialize, R: DeserializeOwned> AsyncClient<C, R> {
         call: C,
         timeout: Duration,
     ) -> Result<Result<(R, ChunkStream), WorkerError>, IpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let ms = timeout.as_millis() as u64;
-        let mut stream = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(&self.path))
-            .await
-            .map_err(|_| IpcError::Timeout(ms))??;
-        let exchange = async {
-            write_frame_async(&mut stream, &Request { id, call }).await?;
-            read_frame_async::<Response<R>, _>(&mut stream).await
-        };
-        let resp = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| IpcError::Timeout(ms))??;
-        if resp.id != id {
-            return Err(IpcError::Mismatch {
-                want: id,
-                got: resp.id,
-            });
-        }
-        Ok(resp.result.map(|r| (r, ChunkStream { stream, timeout })))
+        let (stream, result) = self.exchange(None, call, timeout).await?;
+        Ok(result.map(|r| (r, ChunkStream { stream, timeout })))
     }
 }
 

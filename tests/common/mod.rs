@@ -569,6 +569,16 @@ pub fn children_of(ppid: i32) -> Vec<(i32, String)> {
 }
 
 /// Polls `f` until it is true or `limit` passes.
+/// The agent's connections to PostgreSQL now (its `application_name`).
+pub fn agent_backends(c: &mut postgres::Client) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'temboard-agent'",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
 pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {

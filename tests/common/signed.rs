@@ -170,3 +170,59 @@ impl<'a> Signed<'a> {
         send(agent, self, &self.headers(key))
     }
 }
+
+/// Sends `spec` (`[{"method", "path", "body"?, "user"?, "tamper"?}]`) to
+/// `agent`, signed by the real temBoard 9.0.1 toolkit with the vectors'
+/// private key (tests/helpers/toolkit_client.py); one JSON answer a request
+/// (`{"status", "body", "etag", "discover_etag"}`).
+pub fn toolkit_requests(agent: &Agent, spec: &Value) -> Vec<Value> {
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/temboard-9x-signing-vectors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let keyfile = agent.files.dir.path().join("ui-private.pem");
+    std::fs::write(&keyfile, v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/helpers/toolkit_client.py"
+        ))
+        .arg(agent.port.to_string())
+        .arg(agent.files.etc().join("server.pem"))
+        .arg(&keyfile)
+        .arg(spec.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the toolkit client failed (scripts/prereqs.sh installs temboard-agent==9.0.1):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An object's keys, sorted.
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+/// Names, sorted (to compare with [`keys`]).
+pub fn sorted(list: &[&str]) -> Vec<String> {
+    let mut k: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    k.sort();
+    k
+}

@@ -49,16 +49,19 @@ pub fn loadaverage() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A `/proc/meminfo` field in kB (0 when absent).
+fn meminfo_kb(meminfo: &str, key: &str) -> u64 {
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// Parses /proc/meminfo into the 2.x memory object.
 pub fn parse_memory(meminfo: &str) -> Value {
-    let kb = |key: &str| {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let kb = |key: &str| meminfo_kb(meminfo, key);
     let total = kb("MemTotal:");
     let free = kb("MemFree:");
     let cached = kb("Cached:");
@@ -76,14 +79,7 @@ pub fn parse_memory(meminfo: &str) -> Value {
 /// The 9.x `memory.*_bytes`: the same three amounts as [`parse_memory`],
 /// in bytes (9.0.1 sent kB under these names, facts 14.22).
 pub fn parse_memory_bytes(meminfo: &str) -> Value {
-    let kb = |key: &str| {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let kb = |key: &str| meminfo_kb(meminfo, key);
     let (total, free, cached) = (kb("MemTotal:"), kb("MemFree:"), kb("Cached:"));
     let active = total.saturating_sub(free).saturating_sub(cached);
     json!({ "free_bytes": free * 1024, "active_bytes": active * 1024, "cached_bytes": cached * 1024 })

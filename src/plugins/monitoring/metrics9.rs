@@ -235,20 +235,10 @@ pub fn render(document: &Value, raw: &Value) -> String {
             );
         }
     }
+    let bgwriter = super::deltas::spec("bgwriter").map(|(cols, _)| cols).unwrap_or(&[]);
     for r in rows(raw, "bgwriter") {
-        for col in [
-            "checkpoints_timed",
-            "checkpoints_req",
-            "checkpoint_write_time",
-            "checkpoint_sync_time",
-            "buffers_checkpoint",
-            "buffers_clean",
-            "maxwritten_clean",
-            "buffers_backend",
-            "buffers_backend_fsync",
-            "buffers_alloc",
-        ] {
-            f.add(&format!("pg_stat_bgwriter_{col}"), "pg_stat_bgwriter counter.", COUNTER, vec![], num(&r[col]));
+        for col in bgwriter {
+            f.add(&format!("pg_stat_bgwriter_{col}"), "pg_stat_bgwriter counter.", COUNTER, vec![], num(&r[*col]));
         }
     }
     for r in rows(data, "bgwriter") {
