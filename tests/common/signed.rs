@@ -9,16 +9,21 @@ use serde_json::Value;
 
 use super::*;
 
-/// The vectors' throwaway RSA-2048 test key pair.
-pub fn test_keys() -> (String, rsa::RsaPrivateKey) {
-    let v: Value = serde_json::from_str(
+/// The signing vectors (tests/fixtures, from the facts).
+pub fn vectors() -> Value {
+    serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/temboard-9x-signing-vectors.json"
         ))
         .unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The vectors' throwaway RSA-2048 test key pair.
+pub fn test_keys() -> (String, rsa::RsaPrivateKey) {
+    let v = vectors();
     let private =
         rsa::RsaPrivateKey::from_pkcs8_pem(v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
     (v["public_key_pem"].as_str().unwrap().to_string(), private)
@@ -176,14 +181,7 @@ impl<'a> Signed<'a> {
 /// private key (tests/helpers/toolkit_client.py); one JSON answer a request
 /// (`{"status", "body", "etag", "discover_etag"}`).
 pub fn toolkit_requests(agent: &Agent, spec: &Value) -> Vec<Value> {
-    let v: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/temboard-9x-signing-vectors.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let v = vectors();
     let keyfile = agent.files.dir.path().join("ui-private.pem");
     std::fs::write(&keyfile, v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
     let out = std::process::Command::new("python3")
