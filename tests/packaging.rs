@@ -1,6 +1,7 @@
 //! The systemd unit shipped in packaging/ is valid for systemd (checked with
-//! `systemd-analyze verify`; skipped with a message where systemd is not
-//! installed, except under CI, where that fails).
+//! `systemd-analyze verify`) and exposes at most 1.5 by `systemd-analyze
+//! security --offline=true`; skipped with a message where systemd is not
+//! installed, except under CI, where that fails.
 
 use std::process::Command;
 
@@ -47,6 +48,29 @@ fn systemd_unit_verifies_cleanly() {
     assert!(
         out.status.success() && text.trim().is_empty(),
         "systemd-analyze verify:\n{text}"
+    );
+    // The exposure systemd computes for the unit, offline (no running
+    // systemd needed): 2.1 before issue #21, 1.5 at most now.
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let level: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for ").nth(1))
+        .and_then(|rest| rest.split(": ").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+    println!("systemd-analyze security: exposure {level}");
+    assert!(level <= 1.5, "exposure {level} > 1.5:\n{text}");
+    // What must stay: PostgreSQL's shared memory is the same user's.
+    let unit = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !unit.lines().any(|l| l.trim_start().starts_with("RemoveIPC=yes")),
+        "RemoveIPC would remove PostgreSQL's shared memory"
     );
 }
 
