@@ -2,8 +2,8 @@
 # Installs what the demo and the tests need on a fresh Debian machine with Rust,
 # only what is missing, and says what before installing it:
 #   apt: postgresql (server binaries), python3 (golden config test), util-linux
-#        (runuser), systemd (systemd-analyze verifies the unit), python3-pip
-#        when a PyPI package is needed;
+#        (runuser), systemd (systemd-analyze verifies the unit), prometheus
+#        (promtool lints /metrics), python3-pip when a PyPI package is needed;
 #   PyPI: openapi-spec-validator (OpenAPI test), temboard-agent==9.0.1 (the real
 #        9.x signing toolkit, for the interoperability test).
 # Safe to re-run.
@@ -14,6 +14,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]}; install them (sudo apt-get install -y ${need[*]})" >&2

@@ -329,8 +329,34 @@ fn agent_self_shows_config_sources_and_workers_without_secrets() {
         .is_some_and(|e| e.contains(&conf))));
 }
 
+/// The samples of one family in a scrape: (labels, value).
+fn family(parsed: &prometheus_parse::Scrape, name: &str) -> Vec<(prometheus_parse::Labels, f64)> {
+    parsed
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let v = match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                ref other => panic!("{name}: {other:?}"),
+            };
+            (s.labels.clone(), v)
+        })
+        .collect()
+}
+
+fn postgres_sample(parsed: &prometheus_parse::Scrape, name: &str) -> f64 {
+    family(parsed, name)
+        .into_iter()
+        .find(|(l, _)| l.get("datname") == Some("postgres"))
+        .unwrap_or_else(|| panic!("no {name}{{datname=\"postgres\"}}"))
+        .1
+}
+
 #[test]
-fn metrics_parse_and_agree_with_postgresql() {
+fn metrics_follow_prometheus_conventions_and_agree_with_postgresql() {
     let pg = PgCluster::start();
     let mut files = AgentFiles::new(Some(&pg));
     files.set("temboard", "key", "promkey");
@@ -338,8 +364,13 @@ fn metrics_parse_and_agree_with_postgresql() {
     files.write();
     let agent = Agent::start(files);
     let scrape = || agent.get("/metrics?key=promkey").unwrap();
+    let parse = |text: &str| {
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+            .expect("valid Prometheus text")
+    };
     assert!(eventually(Duration::from_secs(10), || {
-        String::from_utf8_lossy(&scrape().body).contains("temboard_database_size_bytes")
+        String::from_utf8_lossy(&scrape().body)
+            .contains("temboard_pg_stat_database_xact_commit_total")
     }));
     let r = scrape();
     assert_eq!(r.status, 200);
@@ -348,36 +379,81 @@ fn metrics_parse_and_agree_with_postgresql() {
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
     let text = String::from_utf8_lossy(&r.body).to_string();
-    let lines: Vec<Result<String, std::io::Error>> =
-        text.lines().map(|l| Ok(l.to_string())).collect();
-    let parsed = prometheus_parse::Scrape::parse(lines.into_iter()).expect("valid Prometheus text");
-    let size = parsed
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "temboard_database_size_bytes" && s.labels.get("dbname") == Some("postgres")
-        })
-        .expect("database size of postgres");
+
+    // The real linter: Debian's promtool (scripts/prereqs.sh installs it).
+    let mut lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    use std::io::Write;
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
+
+    let parsed = parse(&text);
     let real: i64 = pg
         .client()
         .query_one("SELECT pg_database_size('postgres')", &[])
         .unwrap()
         .get(0);
-    match size.value {
-        prometheus_parse::Value::Gauge(v) => assert_eq!(v as i64, real),
-        ref other => panic!("{other:?}"),
+    assert_eq!(
+        postgres_sample(&parsed, "temboard_pg_database_size_bytes") as i64,
+        real
+    );
+    assert_eq!(family(&parsed, "temboard_postgresql_up")[0].1, 1.0);
+    // Counters are the cumulative values (rate() works on them), not
+    // per-interval deltas: never above PostgreSQL's own, and they grow.
+    let commits = postgres_sample(&parsed, "temboard_pg_stat_database_xact_commit_total");
+    let server: i64 = pg
+        .client()
+        .query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        commits >= 1.0 && commits <= server as f64,
+        "{commits} vs {server}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let later = parse(&String::from_utf8_lossy(&scrape().body));
+            postgres_sample(&later, "temboard_pg_stat_database_xact_commit_total") > commits
+        }),
+        "the commit counter never grew"
+    );
+    assert!(family(&parsed, "temboard_node_cpu_seconds_total")
+        .iter()
+        .any(|(l, v)| l.get("mode") == Some("idle") && *v > 0.0));
+    assert!(!family(&parsed, "temboard_node_load1").is_empty());
+    assert!(!family(&parsed, "temboard_pg_stat_activity_backends").is_empty());
+    assert!(!family(&parsed, "temboard_agent_http_requests_total").is_empty());
+    assert!(!family(&parsed, "temboard_agent_worker_restarts_total").is_empty());
+    // Typed as what they are.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut f = line.split_whitespace().skip(2);
+        let (name, kind) = (f.next().unwrap(), f.next().unwrap());
+        assert_eq!(
+            name.ends_with("_total"),
+            kind == "counter",
+            "{name} is a {kind}"
+        );
     }
-    assert!(parsed
-        .samples
-        .iter()
-        .any(|s| s.metric == "temboard_agent_http_requests_total"));
-    assert!(parsed
-        .samples
-        .iter()
-        .any(|s| s.metric == "temboard_agent_worker_restarts_total"));
-    assert!(parsed
-        .samples
-        .iter()
-        .any(|s| s.metric == "temboard_loadavg_load1"));
     assert_eq!(agent.get("/metrics").unwrap().status, 401);
 }

@@ -63,13 +63,20 @@ fn systemd_unit_verifies_cleanly() {
         .and_then(|rest| rest.split(": ").nth(1))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level in:\n{text}{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level in:\n{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     println!("systemd-analyze security: exposure {level}");
     assert!(level <= 1.5, "exposure {level} > 1.5:\n{text}");
     // What must stay: PostgreSQL's shared memory is the same user's.
     let unit = std::fs::read_to_string(&path).unwrap();
     assert!(
-        !unit.lines().any(|l| l.trim_start().starts_with("RemoveIPC=yes")),
+        !unit
+            .lines()
+            .any(|l| l.trim_start().starts_with("RemoveIPC=yes")),
         "RemoveIPC would remove PostgreSQL's shared memory"
     );
 }
