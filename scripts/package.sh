@@ -27,6 +27,7 @@ if [ "${1:-}" = "--rpm" ]; then
   check /usr/share/doc/temboard-agent/README.md 0100644
   check /usr/share/doc/temboard-agent/configuration.md 0100644
   check /usr/share/doc/temboard-agent/examples/50-temboard-agent.rules 0100644
+  check /usr/share/temboard-agent/grafana/temboard-agent.json 0100644
   # Nothing writable by others, nothing setuid.
   if python3 -c 'import sys; sys.exit(any(int(l.split()[1], 8) & 0o6002 for l in sys.stdin if l.strip()))' <<<"$dump"; then :; else
     echo "world-writable, setuid or setgid file in the RPM" >&2; exit 1
@@ -49,7 +50,8 @@ for f in ./usr/bin/temboard-agent ./usr/bin/temboard-agent-adduser ./usr/bin/tem
          ./usr/bin/temboard-agent-register ./usr/bin/temboard-agent-token \
          ./lib/systemd/system/temboard-agent@.service ./usr/share/temboard-agent/temboard-agent.conf.sample \
          ./usr/share/doc/temboard-agent/README.md ./usr/share/doc/temboard-agent/configuration.md \
-         ./usr/share/doc/temboard-agent/examples/50-temboard-agent.rules; do
+         ./usr/share/doc/temboard-agent/examples/50-temboard-agent.rules \
+         ./usr/share/temboard-agent/grafana/temboard-agent.json; do
   grep -q " $f\$" <<<"$contents" || { echo "missing in the package: $f" >&2; exit 1; }
 done
 echo "contents: ok ($(wc -l <<<"$contents") entries)"

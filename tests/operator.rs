@@ -457,3 +457,80 @@ fn metrics_follow_prometheus_conventions_and_agree_with_postgresql() {
     }
     assert_eq!(agent.get("/metrics").unwrap().status, 401);
 }
+
+/// Families that exist only on a standby (the test agent's PostgreSQL is a
+/// primary); they must be documented in docs/metrics.md.
+const STANDBY_ONLY: [&str; 2] = [
+    "temboard_pg_replication_lag_bytes",
+    "temboard_pg_replication_connected",
+];
+
+#[test]
+fn the_grafana_dashboard_queries_only_what_the_agent_exposes() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/grafana/temboard-agent.json"
+    ))
+    .unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(dash["templating"]["list"][0]["name"], "instance");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 15, "{} queries", exprs.len());
+    let mut used: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| {
+            e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("temboard_"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    used.sort();
+    used.dedup();
+    for e in &exprs {
+        assert!(
+            e.contains("$instance"),
+            "a query without the instance variable: {e}"
+        );
+    }
+
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("temboard", "key", "promkey");
+    files.set("monitoring", "scheduler_interval", "1");
+    files.write();
+    let agent = Agent::start(files);
+    let scrape =
+        || String::from_utf8_lossy(&agent.get("/metrics?key=promkey").unwrap().body).to_string();
+    // Until a collection with the bloat estimates (they run apart and join
+    // the next document) is the newest.
+    let mut exposed = String::new();
+    assert!(eventually(Duration::from_secs(30), || {
+        exposed = scrape();
+        exposed.contains("temboard_pg_heap_bloat_ratio")
+            && exposed.contains("temboard_pg_stat_database_xact_commit_total")
+    }));
+    let families: Vec<&str> = exposed
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md")).unwrap();
+    for name in &used {
+        if STANDBY_ONLY.contains(&name.as_str()) {
+            assert!(doc.contains(name.as_str()), "{name} not documented");
+            continue;
+        }
+        assert!(
+            families.contains(&name.as_str()),
+            "the dashboard queries {name}, which the agent does not expose"
+        );
+    }
+}
