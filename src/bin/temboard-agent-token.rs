@@ -30,6 +30,11 @@ enum Cmd {
         /// Allow only GET requests.
         #[arg(long)]
         read_only: bool,
+        /// Add the token read from standard input (one made by `create` on
+        /// another agent) instead of making one: a fleet then shares one
+        /// token for its Prometheus.
+        #[arg(long)]
+        from_stdin: bool,
     },
     /// List tokens (names, flags, dates; never the tokens).
     List,
@@ -47,7 +52,11 @@ fn run(args: Args) -> Result<(), String> {
     let home = PathBuf::from(values[0].clone().ok_or("[temboard] home is not set")?);
     let conn = store::open(&home).map_err(|e| e.to_string())?;
     match args.command {
-        Cmd::Create { name, read_only } => {
+        Cmd::Create {
+            name,
+            read_only,
+            from_stdin,
+        } => {
             if name.is_empty()
                 || name.len() > 64
                 || !name
@@ -56,7 +65,16 @@ fn run(args: Args) -> Result<(), String> {
             {
                 return Err("invalid name: use 1 to 64 letters, digits, '-' or '_'".into());
             }
-            match tokens::create(&conn, &name, read_only)? {
+            let made = if from_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("standard input: {e}"))?;
+                tokens::import(&conn, &name, line.trim(), read_only)?.map(|_| "added".to_string())
+            } else {
+                tokens::create(&conn, &name, read_only)?
+            };
+            match made {
                 Some(t) => println!("{t}"),
                 None => return Err(format!("a token named '{name}' exists already")),
             }

@@ -28,6 +28,35 @@ fn digest(token: &str) -> String {
 pub fn create(conn: &Connection, name: &str, read_only: bool) -> Result<Option<String>, String> {
     let id = crate::store::sessions::new_id().map_err(|e| format!("OS random source: {e}"))?;
     let token = format!("{PREFIX}{id}");
+    add(conn, name, &token, read_only)
+}
+
+/// Adds a token made by `create` on another agent (so a fleet shares one
+/// token for, say, its Prometheus): it must have the shape `create` gives
+/// (`tba_` and 64 hexadecimal digits from the OS random source), so no
+/// guessable token gets in.
+pub fn import(
+    conn: &Connection,
+    name: &str,
+    token: &str,
+    read_only: bool,
+) -> Result<Option<String>, String> {
+    let id = token.strip_prefix(PREFIX).unwrap_or("");
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "not a token made by 'temboard-agent-token create': expected {PREFIX} and 64 hexadecimal digits"
+        ));
+    }
+    add(conn, name, token, read_only)
+}
+
+fn add(
+    conn: &Connection,
+    name: &str,
+    token: &str,
+    read_only: bool,
+) -> Result<Option<String>, String> {
+    let token = token.to_string();
     let n = conn
         .execute(
             "INSERT INTO api_tokens (name, hash, read_only, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
@@ -69,6 +98,25 @@ pub fn lookup(conn: &Connection, token: &str) -> rusqlite::Result<Option<(String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn import_takes_only_tokens_made_by_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::store::open(dir.path()).unwrap();
+        let token = create(&a, "prometheus", true).unwrap().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let b = crate::store::open(other.path()).unwrap();
+        assert!(import(&b, "prometheus", "tba_short", true).is_err());
+        assert!(import(&b, "prometheus", "password123", true).is_err());
+        assert_eq!(
+            import(&b, "prometheus", &token, true).unwrap(),
+            Some(token.clone())
+        );
+        assert_eq!(
+            lookup(&b, &token).unwrap(),
+            Some(("prometheus".into(), true))
+        );
+    }
 
     #[test]
     fn create_use_revoke() {
