@@ -534,3 +534,67 @@ fn the_grafana_dashboard_queries_only_what_the_agent_exposes() {
         );
     }
 }
+
+#[test]
+fn a_token_made_on_one_agent_is_added_to_another_from_stdin() {
+    let first = Agent::start(AgentFiles::new(None));
+    let second = Agent::start(AgentFiles::new(None));
+    let token = String::from_utf8_lossy(
+        &token_tool(&first, &["create", "prometheus", "--read-only"]).stdout,
+    )
+    .trim()
+    .to_string();
+    let add = |input: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_temboard-agent-token"))
+            .arg("-c")
+            .arg(second.files.conf())
+            .args(["create", "prometheus", "--read-only", "--from-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if is_root() {
+            give_to_postgres(&second.files.home());
+        }
+        out
+    };
+    // A guessable value is refused; the secret is never echoed.
+    let out = add("tba_0123\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a token made by"));
+    let out = add(&format!("{token}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+    let bearer = format!("Bearer {token}");
+    for agent in [&first, &second] {
+        let r = agent
+            .request("GET", "/notifications", &[("Authorization", &bearer)], None)
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let r = agent
+            .request(
+                "POST",
+                "/activity/kill",
+                &[
+                    ("Authorization", &bearer),
+                    ("Content-Type", "application/json"),
+                ],
+                Some(b"{\"pids\": []}"),
+            )
+            .unwrap();
+        assert_eq!(r.status, 403, "read-only on every agent");
+    }
+}
