@@ -37,27 +37,16 @@ pub fn blocking(c: Call<'_>) -> Handled<'_> {
     Box::pin(listing(c.state, Listing::Blocking))
 }
 
-/// 9.x default of `?limit=`.
-pub const DEFAULT_LIMIT: i64 = 300;
-
-/// `?limit=N` of the 9.x listings: digits only (406 where 9.0.1 answered
-/// 500, facts 14.12), [`DEFAULT_LIMIT`] when absent.
-fn limit(c: &Call<'_>) -> Result<i64, ApiError> {
-    match c.param("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-            v.parse().map_err(|_| ApiError::malformed("limit"))
-        }
-        Some(_) => Err(ApiError::malformed("limit")),
-    }
-}
+/// 9.x default of `?limit=` (digits only: 406 where 9.0.1 answered 500,
+/// facts 14.12).
+pub const DEFAULT_LIMIT: u64 = 300;
 
 /// A 9.x listing: `{"rows": [...], "columns": [...]}`.
 async fn listing9(c: &Call<'_>, which: Listing) -> Result<Reply, ApiError> {
     let call = ActivityCall::List {
         which,
         shape: Shape::V9,
-        limit: Some(limit(c)?),
+        limit: Some(i64::try_from(c.digits("limit", DEFAULT_LIMIT)?).unwrap_or(i64::MAX)),
     };
     match c.state.call(call).await? {
         ActivityReply::Table { columns, rows } => {

@@ -91,7 +91,7 @@ async fn live_set(state: &AppState) -> Result<Value, ApiError> {
 /// seconds (1 at least), so a UI sees a new set or a notification written by
 /// another process at most 100 ms later.
 pub fn last(c: Call<'_>) -> Handled<'_> {
-    Box::pin(async move { last_set(c.state).await.map(Reply::RawJson) })
+    Box::pin(async move { last_set(c.state).await.map(|b| Reply::RawJson(b, vec![])) })
 }
 
 async fn last_set(state: &AppState) -> Result<Bytes, ApiError> {

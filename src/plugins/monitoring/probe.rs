@@ -50,7 +50,7 @@ const LOCK_MODES: [(&str, &str); 8] = [
 /// Whether the probe has SQL for a current PostgreSQL (test support).
 #[cfg(test)]
 pub fn has_sql(probe: &str) -> bool {
-    sql(probe, 150_000).is_some() || matches!(probe, "heap_bloat" | "btree_bloat")
+    sql(probe, 150_000).is_some() || super::PER_DATABASE.contains(&probe)
 }
 
 

@@ -37,15 +37,6 @@ fn start(c: &Call<'_>) -> Result<Option<i64>, ApiError> {
         .map_err(|_| ApiError::NotAcceptable("Invalid timestamp".into()))
 }
 
-fn limit(c: &Call<'_>) -> Result<u64, ApiError> {
-    match c.param("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) => {
-            l.parse().map_err(|_| ApiError::malformed("limit"))
-        }
-        Some(_) => Err(ApiError::malformed("limit")),
-    }
-}
 
 /// `GET /monitoring/history[?start=…][&limit=N]`: without `start`, the
 /// newest document only; with it, the documents whose `datetime` is
@@ -54,7 +45,7 @@ fn limit(c: &Call<'_>) -> Result<u64, ApiError> {
 /// UI without `measure_interval`.
 pub fn history(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
-        let (start, limit) = (start(&c)?, limit(&c)?);
+        let (start, limit) = (start(&c)?, c.digits("limit", DEFAULT_LIMIT)?);
         let docs = c
             .state
             .db
@@ -70,7 +61,7 @@ pub fn history(c: Call<'_>) -> Handled<'_> {
         }
         body.push(']');
         let tag = crate::workers::http::v9::discover_etag(c.state).await?;
-        Ok(Reply::RawJsonWith(
+        Ok(Reply::RawJson(
             Bytes::from(body),
             vec![("x-temboard-discover-etag", tag)],
         ))

@@ -89,10 +89,9 @@ fn streamed(state: &AppState, mut chunks: crate::ipc::client::ChunkStream) -> Re
         }
     });
     let mut resp = Response::new(ChunkBody(rx).boxed());
-    let h = resp.headers_mut();
-    h.insert(SERVER, state.server_header.clone());
-    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    base_headers(state, &mut resp);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -286,14 +285,7 @@ fn whole_response(state: &AppState, outcome: Result<Out, ApiError>) -> Response<
             );
             resp
         }
-        Ok(Out::Reply(Reply::RawJson(text))) => {
-            let mut resp = Response::new(Full::new(text));
-            base_headers(state, &mut resp);
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Ok(Out::Reply(Reply::RawJsonWith(text, headers))) => {
+        Ok(Out::Reply(Reply::RawJson(text, headers))) => {
             let mut resp = Response::new(Full::new(text));
             base_headers(state, &mut resp);
             resp.headers_mut()
@@ -454,7 +446,7 @@ async fn authenticate(
     }
 }
 
-fn base_headers(state: &AppState, resp: &mut Response<Full<Bytes>>) {
+fn base_headers<B>(state: &AppState, resp: &mut Response<B>) {
     let h = resp.headers_mut();
     h.insert(SERVER, state.server_header.clone());
     h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));

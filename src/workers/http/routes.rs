@@ -77,6 +77,19 @@ impl Call<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A query parameter of digits only (the 9.x `^[0-9]+$` rule, e.g.
+    /// `limit`): `default` when absent, 406 `Parameter 'key' is malformed.`
+    /// for anything else (9.0.1 answered some of these with a 500).
+    pub fn digits(&self, key: &str, default: u64) -> Result<u64, ApiError> {
+        match self.param(key) {
+            None => Ok(default),
+            Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                v.parse().map_err(|_| ApiError::malformed(key))
+            }
+            Some(_) => Err(ApiError::malformed(key)),
+        }
+    }
+
     /// The `i`-th path capture (empty when absent).
     pub fn segment(&self, i: usize) -> &str {
         self.path.get(i).map(String::as_str).unwrap_or("")
@@ -89,11 +102,10 @@ pub enum Reply {
     Json(Value),
     /// JSON with another status (health).
     JsonStatus(StatusCode, Value),
-    /// JSON text built by the handler (the hot `/dashboard`).
-    RawJson(Bytes),
-    /// JSON text with extra headers (9.x `/monitoring/history` and its
-    /// `X-TemBoard-Discover-ETag`).
-    RawJsonWith(Bytes, Vec<(&'static str, String)>),
+    /// JSON text built by the handler, never parsed again (the hot
+    /// `/dashboard`, 9.x `/monitoring/history`), with extra headers (that
+    /// one's `X-TemBoard-Discover-ETag`).
+    RawJson(Bytes, Vec<(&'static str, String)>),
     /// An HTML page (`/docs`).
     Html(&'static str),
     /// Prometheus text (`/metrics`).
