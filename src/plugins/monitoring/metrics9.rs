@@ -7,20 +7,14 @@
 //! This is the 9.x contract's own family set; the agent's `/metrics` (2.x
 //! side) is documented in docs/metrics.md.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
 use serde_json::Value;
 
-/// One family: help, type (`None`: untyped), samples (labels, value).
-struct Family {
-    help: &'static str,
-    kind: Option<&'static str>,
-    samples: Vec<(Vec<(&'static str, String)>, f64)>,
-}
+use crate::workers::http::metrics::Exposition;
 
+/// The 9.x exposition: the agent's [`Exposition`], labels sorted, a
+/// missing (null) value left out.
 #[derive(Default)]
-struct Families(BTreeMap<String, Family>);
+struct Families(Exposition);
 
 impl Families {
     fn add(
@@ -28,52 +22,18 @@ impl Families {
         name: &str,
         help: &'static str,
         kind: Option<&'static str>,
-        labels: Vec<(&'static str, String)>,
+        mut labels: Vec<(&'static str, String)>,
         value: Option<f64>,
     ) {
         let Some(v) = value else { return };
-        self.0
-            .entry(name.to_string())
-            .or_insert_with(|| Family {
-                help,
-                kind,
-                samples: vec![],
-            })
-            .samples
-            .push((labels, v));
+        labels.sort();
+        let refs: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.0.add(name, kind.unwrap_or(""), help, &refs, v);
     }
 
     fn render(self) -> String {
-        let mut out = String::new();
-        for (name, f) in self.0 {
-            let _ = writeln!(out, "# HELP {name} {}", f.help);
-            if let Some(k) = f.kind {
-                let _ = writeln!(out, "# TYPE {name} {k}");
-            }
-            for (mut labels, v) in f.samples {
-                labels.sort();
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {v}");
-                } else {
-                    let l: Vec<String> = labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-                        .collect();
-                    let _ = writeln!(out, "{name}{{{}}} {v}", l.join(","));
-                }
-            }
-            out.push('\n');
-        }
-        out.push_str("# EOF\n");
-        out
+        self.0.render_9x()
     }
-}
-
-/// Label values escaped as the text format requires (9.0.1 did not).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn num(v: &Value) -> Option<f64> {

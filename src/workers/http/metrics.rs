@@ -49,13 +49,31 @@ impl Exposition {
 
     /// The exposition text.
     pub fn render(self) -> String {
+        self.render_with("")
+    }
+
+    /// The text as the temBoard 9.x agent writes it (its
+    /// `/monitoring/metrics`): a blank line after each family, `# EOF` at
+    /// the end.
+    pub fn render_9x(self) -> String {
+        let mut s = self.render_with("\n");
+        s.push_str("# EOF\n");
+        s
+    }
+
+    /// Families in name order, each followed by `after`; a family added
+    /// with an empty kind is untyped (no `# TYPE` line).
+    fn render_with(self, after: &str) -> String {
         let mut s = String::new();
         for (name, (kind, help, samples)) in self.families {
             let _ = writeln!(s, "# HELP {name} {help}");
-            let _ = writeln!(s, "# TYPE {name} {kind}");
+            if !kind.is_empty() {
+                let _ = writeln!(s, "# TYPE {name} {kind}");
+            }
             for x in samples {
                 let _ = writeln!(s, "{x}");
             }
+            s.push_str(after);
         }
         s
     }
