@@ -18,6 +18,7 @@ pub mod host;
 pub mod http_client;
 pub mod ipc;
 pub mod logging;
+pub mod pgbloat;
 pub mod pgversion;
 pub mod plugins;
 pub mod privileges;

@@ -204,7 +204,7 @@ pub const CORE_KEYS: &[KeyDef] = &[
 /// Plugins of the temBoard 9.x agent this agent does not serve yet: a 9.x
 /// configuration naming them loads, with a warning, and they are left out
 /// (the UI then does not offer their pages).
-pub const FUTURE_PLUGINS: &[&str] = &["maintenance"];
+pub const FUTURE_PLUGINS: &[&str] = &[];
 
 /// The documented default of a numeric key of `keys` (1 when it has none,
 /// the smallest value any interval or count accepts).

@@ -303,6 +303,34 @@ pub enum PgCtlReply {
     },
 }
 
+/// Calls to the task worker (long PostgreSQL work, one connection each).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskCall {
+    /// Liveness.
+    Ping,
+    /// A plugin's call (its own enum, see `plugins::PluginCall`).
+    Plugin {
+        /// Plugin name.
+        plugin: String,
+        /// The plugin's call as JSON.
+        call: serde_json::Value,
+    },
+}
+
+/// Replies of the task worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TaskReply {
+    /// Answer to `Ping`.
+    Pong,
+    /// A plugin's reply (its own type, as JSON).
+    Plugin {
+        /// The reply.
+        value: serde_json::Value,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

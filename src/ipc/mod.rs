@@ -1,6 +1,6 @@
 //! Inter-process communication between the supervisor and the workers, and
-//! between workers (http and scheduler are clients of the probe and pg_ctl
-//! workers).
+//! between workers (http and scheduler are clients of the probe, pg_ctl and
+//! task workers).
 //!
 //! Used in every process. Frames are a 4-byte big-endian length followed by a
 //! serde_json document; each channel has its own request/response enums in
@@ -61,11 +61,20 @@ pub enum Role {
     Probe,
     /// Runs the pg_ctl command.
     Pgctl,
+    /// Runs long PostgreSQL tasks (maintenance), each on a connection of
+    /// its own, away from the probe worker's pool.
+    Task,
 }
 
 impl Role {
     /// Every role, in start order (servers before their clients).
-    pub const ALL: [Role; 4] = [Role::Probe, Role::Pgctl, Role::Scheduler, Role::Http];
+    pub const ALL: [Role; 5] = [
+        Role::Probe,
+        Role::Pgctl,
+        Role::Task,
+        Role::Scheduler,
+        Role::Http,
+    ];
 
     /// Short name used in logs, process titles and the environment.
     pub fn as_str(self) -> &'static str {
@@ -74,6 +83,7 @@ impl Role {
             Role::Scheduler => "scheduler",
             Role::Probe => "probe",
             Role::Pgctl => "pgctl",
+            Role::Task => "task",
         }
     }
 
@@ -84,13 +94,14 @@ impl Role {
 
     /// Whether the role serves requests on a UNIX socket under `<home>/run/`.
     pub fn serves_ipc(self) -> bool {
-        matches!(self, Role::Probe | Role::Pgctl)
+        matches!(self, Role::Probe | Role::Pgctl | Role::Task)
     }
 
-    /// Whether this role may hold the PostgreSQL password: only the probe
-    /// worker connects; the pg_ctl worker asks it whether PostgreSQL answers.
+    /// Whether this role may hold the PostgreSQL password: the probe worker
+    /// (its pool) and the task worker (a connection per task) connect; the
+    /// pg_ctl worker asks the probe worker whether PostgreSQL answers.
     pub fn holds_db_password(self) -> bool {
-        matches!(self, Role::Probe)
+        matches!(self, Role::Probe | Role::Task)
     }
 
     /// Process title shown by `ps`.

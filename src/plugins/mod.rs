@@ -3,8 +3,8 @@
 //! scheduled jobs, its store queries — and one line of [`REGISTRY`].
 //!
 //! The workers are hosts: the http worker routes to [`Plugin::routes`], the
-//! probe and pg_ctl workers run [`Plugin::probe`] and [`Plugin::pgctl`] work,
-//! the scheduler runs [`Plugin::jobs`]. None of them names a plugin; each reads
+//! probe, pg_ctl and task workers run [`Plugin::probe`], [`Plugin::pgctl`]
+//! and [`Plugin::task`] work, the scheduler runs [`Plugin::jobs`]. None of them names a plugin; each reads
 //! this registry. `[temboard] plugins` selects which entries are loaded.
 //!
 //! IPC stays typed at both ends: a plugin's calls are its own enum implementing
@@ -26,6 +26,7 @@ use crate::workers::http::routes::Route;
 use crate::workers::pgctl::PgCtlHost;
 use crate::workers::probe::ProbeHost;
 use crate::workers::scheduler::JobHost;
+use crate::workers::task::TaskHost;
 use rusqlite::Connection;
 
 /// Declares the plugin modules and [`REGISTRY`] from one list of names.
@@ -48,6 +49,7 @@ registry! {
     pgconf,
     extensions,
     statements,
+    maintenance,
 }
 
 /// Which worker runs a plugin's call. The http worker is never one: it holds
@@ -58,6 +60,9 @@ pub enum Worker {
     Probe,
     /// The only worker allowed to run programs.
     Pgctl,
+    /// Runs long PostgreSQL work (maintenance tasks), each on a connection
+    /// of its own, so it never takes the probe worker's pool.
+    Task,
 }
 
 /// A plugin's typed call: the plugin owns the enum and its reply type; the
@@ -91,6 +96,10 @@ pub trait Work<H>: Send + Sync {
             "this plugin has no streamed answer".into(),
         ))
     }
+
+    /// Called once when the worker stops (the task worker asks running
+    /// tasks to end and records why). Most work has nothing to do.
+    fn stop(&self, _host: &H) {}
 }
 
 /// A periodic job run by the scheduler worker, one at a time.
@@ -107,6 +116,9 @@ pub trait Job: Send {
 pub type ProbeWork = fn() -> Box<dyn Work<ProbeHost>>;
 /// Builds a plugin's pg_ctl-worker work once, when the worker starts.
 pub type PgCtlWork = fn(&PgCtlHost) -> Box<dyn Work<PgCtlHost>>;
+/// Builds a plugin's task-worker work once, when the worker starts (it may
+/// record what a previous incarnation left unfinished).
+pub type TaskWork = fn(&TaskHost) -> Box<dyn Work<TaskHost>>;
 
 /// One plugin, as the hosts see it.
 pub struct Plugin {
@@ -120,6 +132,8 @@ pub struct Plugin {
     pub probe: Option<ProbeWork>,
     /// Its work in the pg_ctl worker.
     pub pgctl: Option<PgCtlWork>,
+    /// Its work in the task worker.
+    pub task: Option<TaskWork>,
     /// Its scheduled jobs, built when the scheduler starts; they run only
     /// while the plugin is loaded.
     pub jobs: fn() -> Vec<Box<dyn Job>>,
@@ -154,6 +168,7 @@ impl Plugin {
         routes: &[],
         probe: None,
         pgctl: None,
+        task: None,
         jobs: no_jobs,
         keys: &[],
         settings: None,

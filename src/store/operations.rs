@@ -10,6 +10,10 @@ use super::notifications;
 /// Rows kept at most (oldest finished ones removed).
 pub const MAX_ROWS: i64 = 1_000;
 
+/// The PostgreSQL control actions, one at a time; other operations (the
+/// maintenance tasks) run beside them.
+const CONTROL: &str = "('start', 'stop', 'restart', 'reload')";
+
 /// One operation as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Operation {
@@ -43,7 +47,7 @@ pub fn begin(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let running: Option<String> = tx
         .query_row(
-            "SELECT id FROM operations WHERE state = 'IN_PROGRESS' LIMIT 1",
+            &format!("SELECT id FROM operations WHERE state = 'IN_PROGRESS' AND type IN {CONTROL} LIMIT 1"),
             [],
             |r| r.get(0),
         )
@@ -51,17 +55,29 @@ pub fn begin(
     if let Some(r) = running {
         return Ok(Err(r));
     }
-    tx.execute(
-        "INSERT INTO operations (id, type, state, username, output, started_at) VALUES (?1, ?2, 'IN_PROGRESS', ?3, '', ?4)",
-        params![id, kind, username, notifications::local_date()],
-    )?;
-    tx.execute(
-        "DELETE FROM operations WHERE seq <= (SELECT max(seq) FROM operations) - ?1 AND state <> 'IN_PROGRESS'",
-        [MAX_ROWS],
-    )?;
+    begin_beside(&tx, id, kind, username)?;
     notifications::push(&tx, username, &format!("PostgreSQL {kind}"))?;
     tx.commit()?;
     Ok(Ok(()))
+}
+
+/// Starts an operation that runs beside others (a maintenance task): no
+/// exclusion, no notification (the caller writes its own).
+pub fn begin_beside(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    username: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO operations (id, type, state, username, output, started_at) VALUES (?1, ?2, 'IN_PROGRESS', ?3, '', ?4)",
+        params![id, kind, username, notifications::local_date()],
+    )?;
+    conn.execute(
+        "DELETE FROM operations WHERE seq <= (SELECT max(seq) FROM operations) - ?1 AND state <> 'IN_PROGRESS'",
+        [MAX_ROWS],
+    )?;
+    Ok(())
 }
 
 /// Ends an operation.
@@ -85,11 +101,11 @@ pub fn finish(
     Ok(())
 }
 
-/// Marks every operation still in progress as failed with `reason` (used when
-/// the pg_ctl worker starts: nothing can be running then).
+/// Marks every control action still in progress as failed with `reason`
+/// (used when the pg_ctl worker starts: none can be running then).
 pub fn fail_interrupted(conn: &Connection, reason: &str) -> rusqlite::Result<usize> {
     conn.execute(
-        "UPDATE operations SET state = 'FAILED', reason = ?1, ended_at = ?2 WHERE state = 'IN_PROGRESS'",
+        &format!("UPDATE operations SET state = 'FAILED', reason = ?1, ended_at = ?2 WHERE state = 'IN_PROGRESS' AND type IN {CONTROL}"),
         params![reason, notifications::local_date()],
     )
 }

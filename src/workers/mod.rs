@@ -13,6 +13,7 @@ pub mod no_exec;
 pub mod pgctl;
 pub mod probe;
 pub mod scheduler;
+pub mod task;
 
 use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
@@ -120,7 +121,7 @@ pub fn run(role: Role) -> i32 {
         error!("cannot start the control thread: {e}");
         return 1;
     }
-    if matches!(role, Role::Http | Role::Scheduler | Role::Pgctl) {
+    if matches!(role, Role::Http | Role::Scheduler | Role::Pgctl | Role::Task) {
         // Create or migrate the state database before serving, so a broken
         // home is a clear, early error (and a restart with backoff).
         let home = ctx.settings().config.temboard.home.clone();
@@ -135,5 +136,6 @@ pub fn run(role: Role) -> i32 {
         Role::Scheduler => scheduler::run(ctx),
         Role::Probe => probe::run(ctx),
         Role::Pgctl => pgctl::run(ctx),
+        Role::Task => task::run(ctx),
     }
 }

@@ -4,6 +4,7 @@
 //! which owns the delta state. A probe that fails or does not apply (e.g.
 //! wal_files on a standby) yields `[]`, never an error for the whole run.
 
+use crate::pgbloat::{ratio_query, BTREE_NEED, HEAP_NEED};
 use postgres::types::Type;
 use postgres::Row;
 use serde_json::{json, Map, Value};
@@ -209,16 +210,9 @@ pub fn bounded_query(
 ) -> Result<Vec<Row>, postgres::Error> {
     match limits {
         None => conn.client.query(sql, &[]),
-        Some(l) => {
-            let mut tx = conn.client.transaction()?;
-            tx.batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
-                l.statement_ms, l.lock_ms
-            ))?;
-            let rows = tx.query(sql, &[])?;
-            tx.commit()?;
-            Ok(rows)
-        }
+        Some(l) => crate::workers::probe::pool::bounded(conn, l.statement_ms, l.lock_ms, |tx| {
+            tx.query(sql, &[])
+        }),
     }
 }
 
@@ -250,87 +244,6 @@ pub fn run(
         .collect())
 }
 
-/// Heap bloat of one database, estimated from the planner's statistics
-/// (no table is read or locked): for each ordinary table whose columns all
-/// have statistics, the pages its live rows need — tuple header (23 bytes,
-/// plus the null bitmap when a column has nulls, aligned to 8), the
-/// average width of each column weighted by its non-null fraction (aligned
-/// to 8), a 4-byte line pointer, pages of 8 KiB less their 24-byte header
-/// filled to the table's fillfactor — against the pages it has
-/// (`relpages`, as of its last VACUUM or ANALYZE). The ratio is 100 × the
-/// pages beyond the need over all pages, over every estimable table of the
-/// database (catalogs included, temporary and TOAST tables left out);
-/// null when no table is estimable.
-const HEAP_BLOAT: &str = "
-WITH cols AS (
-  SELECT c.oid, count(*) AS ncols, count(s.attname) AS with_stats,
-         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
-         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
-  FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace
-  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-  LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
-                      AND s.attname = a.attname AND NOT s.inherited
-  WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname <> 'pg_toast'
-  GROUP BY c.oid
-), est AS (
-  SELECT c.relpages::float8 AS pages, greatest(c.reltuples, 0)::float8 AS tuples,
-         coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
-                   WHERE o.option_name = 'fillfactor'), 100) AS fillfactor,
-         8 * ceil((23 + CASE WHEN cols.has_nulls THEN ceil(cols.ncols / 8.0) ELSE 0 END) / 8.0)
-           + 8 * ceil(cols.data_width / 8.0) + 4 AS tuple_bytes
-  FROM cols JOIN pg_class c ON c.oid = cols.oid
-  WHERE cols.with_stats = cols.ncols
-), need AS (
-  SELECT pages, ceil(tuples / greatest(floor((current_setting('block_size')::int - 24)
-           * fillfactor / 100.0 / tuple_bytes), 1)) AS needed
-  FROM est
-)
-SELECT (100 * sum(greatest(pages - needed, 0)) / nullif(sum(pages), 0))::float8 FROM need";
-
-/// Btree index bloat of one database, the same way: for each btree index
-/// whose key and included columns are plain columns with statistics, the
-/// leaf pages its entries need — 8-byte index tuple header (plus a 4-byte
-/// null bitmap when a column has nulls), the columns' average widths,
-/// aligned to 8, a 4-byte line pointer, pages less their 24-byte header
-/// and 16-byte btree special space filled to the index's fillfactor (90 by
-/// default), plus the metapage — against `relpages`. 100 × the pages beyond
-/// the need over all pages of the estimable btree indexes; null when none
-/// is (expression indexes and columns without statistics are not).
-const BTREE_BLOAT: &str = "
-WITH keys AS (
-  SELECT i.indexrelid, k.attnum, n.nspname, tc.relname, a.attname
-  FROM pg_index i
-  JOIN pg_class ic ON ic.oid = i.indexrelid
-  JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
-  JOIN pg_class tc ON tc.oid = i.indrelid
-  JOIN pg_namespace n ON n.oid = tc.relnamespace
-  CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
-  LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
-  WHERE tc.relpersistence <> 't' AND n.nspname <> 'pg_toast'
-), cols AS (
-  SELECT keys.indexrelid, count(*) AS ncols, count(s.attname) AS with_stats,
-         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
-         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
-  FROM keys
-  LEFT JOIN pg_stats s ON s.schemaname = keys.nspname AND s.tablename = keys.relname
-                      AND s.attname = keys.attname AND NOT s.inherited
-  GROUP BY keys.indexrelid
-), est AS (
-  SELECT ic.relpages::float8 AS pages, greatest(ic.reltuples, 0)::float8 AS tuples,
-         coalesce((SELECT o.option_value::int FROM pg_options_to_table(ic.reloptions) o
-                   WHERE o.option_name = 'fillfactor'), 90) AS fillfactor,
-         8 * ceil((8 + CASE WHEN cols.has_nulls THEN 4 ELSE 0 END + cols.data_width) / 8.0) + 4
-           AS tuple_bytes
-  FROM cols JOIN pg_class ic ON ic.oid = cols.indexrelid
-  WHERE cols.with_stats = cols.ncols AND ic.relpages > 0
-), need AS (
-  SELECT pages, 1 + ceil(tuples / greatest(floor((current_setting('block_size')::int - 24 - 16)
-           * fillfactor / 100.0 / tuple_bytes), 1)) AS needed
-  FROM est
-)
-SELECT (100 * sum(greatest(pages - needed, 0)) / nullif(sum(pages), 0))::float8 FROM need";
-
 /// The bloat ratio of the database `conn` is connected to, for a
 /// per-database probe (`None` for another name).
 pub fn per_database(
@@ -338,12 +251,15 @@ pub fn per_database(
     probe: &str,
     limits: super::Limits,
 ) -> Result<Option<Option<f64>>, postgres::Error> {
+    // The per-relation estimates are `crate::pgbloat`'s (the maintenance
+    // pages show the same ones per table and index); the ratio is over
+    // every estimable relation of the database, catalogs included.
     let sql = match probe {
-        "heap_bloat" => HEAP_BLOAT,
-        "btree_bloat" => BTREE_BLOAT,
+        "heap_bloat" => ratio_query(HEAP_NEED, "heap_need"),
+        "btree_bloat" => ratio_query(BTREE_NEED, "btree_need"),
         _ => return Ok(None),
     };
-    let rows = bounded_query(conn, sql, Some(limits))?;
+    let rows = bounded_query(conn, &sql, Some(limits))?;
     Ok(Some(rows.first().and_then(|r| r.get::<_, Option<f64>>(0))))
 }
 

@@ -36,7 +36,7 @@ use tracing::{error, info, warn};
 
 use crate::ipc::client::AsyncClient;
 use crate::ipc::fds::LISTENER_FD;
-use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
+use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, TaskCall, TaskReply};
 use crate::plugins::{PluginCall, Worker};
 
 use super::{Event, WorkerCtx};
@@ -65,6 +65,8 @@ pub struct AppState {
     pub probe: AsyncClient<ProbeCall, ProbeReply>,
     /// Client of the pg_ctl worker.
     pub pgctl: AsyncClient<PgCtlCall, PgCtlReply>,
+    /// Client of the task worker.
+    pub task: AsyncClient<TaskCall, TaskReply>,
     /// Sessions and notifications.
     pub db: db::Db,
     /// Sessions checked a moment ago.
@@ -130,6 +132,20 @@ impl AppState {
                     PgCtlReply::Plugin { value } => value,
                     PgCtlReply::Pong => {
                         return Err(ApiError::Internal("unexpected pgctl reply".into()))
+                    }
+                }
+            }
+            Worker::Task => {
+                let reply = self
+                    .task
+                    .call(TaskCall::Plugin { plugin, call }, timeout)
+                    .await
+                    .map_err(|e| ApiError::from_call("task", Err(e)))?
+                    .map_err(|e| ApiError::from_call("task", Ok(e)))?;
+                match reply {
+                    TaskReply::Plugin { value } => value,
+                    TaskReply::Pong => {
+                        return Err(ApiError::Internal("unexpected task reply".into()))
                     }
                 }
             }
@@ -260,6 +276,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
     let state = Arc::new(AppState {
         probe: AsyncClient::new(settings.runtime.run_dir.join("probe.sock")),
         pgctl: AsyncClient::new(settings.runtime.run_dir.join("pgctl.sock")),
+        task: AsyncClient::new(settings.runtime.run_dir.join("task.sock")),
         ctx: ctx.clone(),
         db,
         guard: login_guard::LoginGuard::default(),

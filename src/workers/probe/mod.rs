@@ -73,6 +73,19 @@ impl ProbeHost {
         self.pool.with_new(&params, f)
     }
 
+    /// Runs `f` on a pooled connection to database `dbname` (kept idle in
+    /// the pool for the next request on that database, within the pool's
+    /// cap; retried once on a new connection when the one used was closed).
+    pub fn with_in<T>(
+        &self,
+        dbname: &str,
+        f: impl Fn(&mut pool::Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, WorkerError> {
+        let mut params = self.ctx.settings().config.postgresql.clone();
+        params.dbname = dbname.to_string();
+        self.pool.with(&params, f)
+    }
+
     /// Backend pids of the pool's own connections (hidden from listings).
     pub fn own_pids(&self) -> Vec<i32> {
         self.pool.own_pids()

@@ -58,6 +58,24 @@ pub fn pg_config(pg: &PostgresqlSection) -> postgres::Config {
     c
 }
 
+/// Runs `f` in a transaction of its own under `SET LOCAL statement_timeout`
+/// and `lock_timeout` (milliseconds): a slow catalog or a held lock costs
+/// at most that, and the session's defaults are back afterwards.
+pub fn bounded<T>(
+    conn: &mut Conn,
+    statement_ms: u64,
+    lock_ms: u64,
+    f: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+) -> Result<T, postgres::Error> {
+    let mut tx = conn.client.transaction()?;
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {statement_ms}; SET LOCAL lock_timeout = {lock_ms}"
+    ))?;
+    let out = f(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
 /// Error text with PostgreSQL's own message when there is one.
 pub fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -116,7 +134,9 @@ fn close(conn: Conn) {
     }
 }
 
-fn wait_exit(pid: i32, limit: Duration) {
+/// Waits, at most `limit`, for process `pid` to exit (on a pidfd: an event,
+/// not a polling loop); returns at once for a process not visible here.
+pub fn wait_exit(pid: i32, limit: Duration) {
     use std::os::fd::{AsFd, FromRawFd, OwnedFd};
     // SAFETY: pidfd_open(pid, 0) returns a new descriptor we then own, or -1
     // (the process is gone, or not visible from here).
@@ -257,19 +277,35 @@ impl Pool {
         }
         let mut st = self.lock();
         loop {
-            while let Some(c) = st.idle.pop() {
-                if &c.params == params && !c.client.is_closed() {
-                    return Ok(c);
-                }
+            // Closed idle connections only take a slot: free it.
+            while let Some(i) = st.idle.iter().position(|c| c.client.is_closed()) {
+                let c = st.idle.swap_remove(i);
                 st.own_pids.remove(&c.backend_pid);
                 drop(st);
                 close(c);
                 st = self.lock();
                 st.open -= 1;
             }
+            // The newest idle connection with these parameters (the same
+            // database): the pool holds one per database the agent reads.
+            if let Some(i) = st.idle.iter().rposition(|c| &c.params == params) {
+                return Ok(st.idle.remove(i));
+            }
             if st.open < MAX_CONNECTIONS {
                 st.open += 1;
                 drop(st);
+                return self.connect(params).inspect_err(|_| {
+                    self.lock().open -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            // Full of idle connections to other databases: the oldest one
+            // makes room (its slot is ours once its backend is gone).
+            if !st.idle.is_empty() {
+                let c = st.idle.remove(0);
+                st.own_pids.remove(&c.backend_pid);
+                drop(st);
+                close(c);
                 return self.connect(params).inspect_err(|_| {
                     self.lock().open -= 1;
                     self.freed.notify_one();

@@ -14,7 +14,9 @@ use rusqlite::Connection;
 use tracing::{error, info, warn};
 
 use crate::ipc::client::SyncClient;
-use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError, WorkerSettings};
+use crate::ipc::messages::{
+    ProbeCall, ProbeReply, TaskCall, TaskReply, WorkerError, WorkerSettings,
+};
 use crate::plugins::{Job, PluginCall, Worker, REGISTRY};
 use crate::store::sessions;
 
@@ -32,6 +34,7 @@ enum PgState {
 pub struct JobHost {
     ctx: WorkerCtx,
     probe: SyncClient<ProbeCall, ProbeReply>,
+    task: SyncClient<TaskCall, TaskReply>,
     db: Connection,
     hostname: Option<String>,
 }
@@ -53,23 +56,30 @@ impl JobHost {
         &mut self.db
     }
 
-    /// Runs a plugin's call on the probe worker; the error says why in words
-    /// fit for a log line. Calls for the pg_ctl worker are refused: jobs do
-    /// not run commands.
+    /// Runs a plugin's call on the probe or task worker; the error says why
+    /// in words fit for a log line. Calls for the pg_ctl worker are refused:
+    /// jobs do not run commands.
     pub fn call<C: PluginCall>(&self, call: C, timeout: Duration) -> Result<C::Reply, String> {
-        if C::WORKER != Worker::Probe {
-            return Err(format!("{} jobs may only call the probe worker", C::PLUGIN));
-        }
         let call = serde_json::to_value(call).map_err(|e| e.to_string())?;
         let plugin = C::PLUGIN.to_string();
-        match self.probe.call(ProbeCall::Plugin { plugin, call }, timeout) {
-            Ok(Ok(ProbeReply::Plugin { value })) => {
-                crate::plugins::reply_of::<C>(value).map_err(|e| e.to_string())
+        let value = match C::WORKER {
+            Worker::Pgctl => {
+                return Err(format!("{} jobs may not call the pg_ctl worker", C::PLUGIN))
             }
-            Ok(Ok(other)) => Err(format!("unexpected probe reply {other:?}")),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("probe worker unavailable: {e}")),
-        }
+            Worker::Probe => match self.probe.call(ProbeCall::Plugin { plugin, call }, timeout) {
+                Ok(Ok(ProbeReply::Plugin { value })) => value,
+                Ok(Ok(other)) => return Err(format!("unexpected probe reply {other:?}")),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(e) => return Err(format!("probe worker unavailable: {e}")),
+            },
+            Worker::Task => match self.task.call(TaskCall::Plugin { plugin, call }, timeout) {
+                Ok(Ok(TaskReply::Plugin { value })) => value,
+                Ok(Ok(other)) => return Err(format!("unexpected task reply {other:?}")),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(e) => return Err(format!("task worker unavailable: {e}")),
+            },
+        };
+        crate::plugins::reply_of::<C>(value).map_err(|e| e.to_string())
     }
 
     /// `[temboard] hostname`, or the system FQDN (resolved once).
@@ -182,6 +192,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let mut s = Scheduler {
         host: JobHost {
             probe: SyncClient::new(settings.runtime.run_dir.join("probe.sock")),
+            task: SyncClient::new(settings.runtime.run_dir.join("task.sock")),
             ctx: ctx.clone(),
             db,
             hostname: None,

@@ -1,0 +1,92 @@
+//! Bloat estimates of each table and each btree index of one database, from
+//! the planner's statistics (no table is read or locked). Shared by the
+//! monitoring probes (a ratio per database) and the maintenance pages
+//! (bytes per table and per index), so both tell the same story.
+//!
+//! Each constant is a list of SQL common table expressions ending in a
+//! relation with `oid`, `pages` (`relpages`, as of the last VACUUM or
+//! ANALYZE) and `needed` (the pages the live rows would fill at the
+//! relation's fillfactor); callers add `WITH` and their own `SELECT`. The
+//! reclaimable space is `greatest(pages - needed, 0)` pages.
+
+/// Tables: for each ordinary table whose columns all have statistics, the
+/// pages its live rows need — tuple header (23 bytes, plus the null bitmap
+/// when a column has nulls, aligned to 8), the average width of each column
+/// weighted by its non-null fraction (aligned to 8), a 4-byte line pointer,
+/// pages of 8 KiB less their 24-byte header filled to the table's
+/// fillfactor. Temporary and TOAST tables are left out. Ends in `heap_need`.
+pub const HEAP_NEED: &str = "
+heap_cols AS (
+  SELECT c.oid, count(*) AS ncols, count(s.attname) AS with_stats,
+         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
+         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname
+                      AND s.attname = a.attname AND NOT s.inherited
+  WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND n.nspname <> 'pg_toast'
+  GROUP BY c.oid
+), heap_est AS (
+  SELECT c.oid, c.relpages::float8 AS pages, greatest(c.reltuples, 0)::float8 AS tuples,
+         coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
+                   WHERE o.option_name = 'fillfactor'), 100) AS fillfactor,
+         8 * ceil((23 + CASE WHEN heap_cols.has_nulls THEN ceil(heap_cols.ncols / 8.0) ELSE 0 END) / 8.0)
+           + 8 * ceil(heap_cols.data_width / 8.0) + 4 AS tuple_bytes
+  FROM heap_cols JOIN pg_class c ON c.oid = heap_cols.oid
+  WHERE heap_cols.with_stats = heap_cols.ncols
+), heap_need AS (
+  SELECT oid, pages, ceil(tuples / greatest(floor((current_setting('block_size')::int - 24)
+           * fillfactor / 100.0 / tuple_bytes), 1)) AS needed
+  FROM heap_est
+)";
+
+/// Btree indexes: for each btree index whose key and included columns are
+/// plain columns with statistics, the leaf pages its entries need — 8-byte
+/// index tuple header (plus a 4-byte null bitmap when a column has nulls),
+/// the columns' average widths, aligned to 8, a 4-byte line pointer, pages
+/// less their 24-byte header and 16-byte btree special space filled to the
+/// index's fillfactor (90 by default), plus the metapage. Expression
+/// indexes and columns without statistics are not estimable (no row).
+/// Ends in `btree_need`.
+pub const BTREE_NEED: &str = "
+btree_keys AS (
+  SELECT i.indexrelid, k.attnum, n.nspname, tc.relname, a.attname
+  FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
+  JOIN pg_class tc ON tc.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = tc.relnamespace
+  CROSS JOIN LATERAL unnest(i.indkey::int2[]) AS k(attnum)
+  LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum AND k.attnum > 0
+  WHERE tc.relpersistence <> 't' AND n.nspname <> 'pg_toast'
+), btree_cols AS (
+  SELECT btree_keys.indexrelid, count(*) AS ncols, count(s.attname) AS with_stats,
+         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
+         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+  FROM btree_keys
+  LEFT JOIN pg_stats s ON s.schemaname = btree_keys.nspname AND s.tablename = btree_keys.relname
+                      AND s.attname = btree_keys.attname AND NOT s.inherited
+  GROUP BY btree_keys.indexrelid
+), btree_est AS (
+  SELECT ic.oid, ic.relpages::float8 AS pages, greatest(ic.reltuples, 0)::float8 AS tuples,
+         coalesce((SELECT o.option_value::int FROM pg_options_to_table(ic.reloptions) o
+                   WHERE o.option_name = 'fillfactor'), 90) AS fillfactor,
+         8 * ceil((8 + CASE WHEN btree_cols.has_nulls THEN 4 ELSE 0 END + btree_cols.data_width) / 8.0) + 4
+           AS tuple_bytes
+  FROM btree_cols JOIN pg_class ic ON ic.oid = btree_cols.indexrelid
+  WHERE btree_cols.with_stats = btree_cols.ncols AND ic.relpages > 0
+), btree_need AS (
+  SELECT oid, pages, 1 + ceil(tuples / greatest(floor((current_setting('block_size')::int - 24 - 16)
+           * fillfactor / 100.0 / tuple_bytes), 1)) AS needed
+  FROM btree_est
+)";
+
+/// The ratio of a `*_need` relation: 100 × the pages beyond the need over
+/// all pages of its estimable relations; null when none is.
+pub fn ratio_query(ctes: &str, relation: &str) -> String {
+    format!(
+        "WITH {ctes}
+SELECT (100 * sum(greatest(pages - needed, 0)) / nullif(sum(pages), 0))::float8 FROM {relation}"
+    )
+}
