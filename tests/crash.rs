@@ -16,7 +16,7 @@ use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const ROLES: [&str; 4] = ["http", "scheduler", "probe", "pgctl"];
+const ROLES: [&str; 5] = ["http", "scheduler", "probe", "pgctl", "task"];
 const KILLS_PER_ROLE: usize = 20;
 
 /// What the load threads saw.

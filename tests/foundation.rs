@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-const ROLES: [&str; 4] = ["http", "scheduler", "probe", "pgctl"];
+const ROLES: [&str; 5] = ["http", "scheduler", "probe", "pgctl", "task"];
 
 #[test]
 fn status_titles_and_clean_sigterm() {
@@ -40,7 +40,7 @@ fn status_titles_and_clean_sigterm() {
     );
     assert_eq!(j["reload_datetime"], j["start_datetime"]);
 
-    // Supervisor plus four workers, each with its title.
+    // Supervisor plus five workers, each with its title.
     let workers = agent.workers();
     let mut titles: Vec<&str> = workers.iter().map(|(_, t)| t.as_str()).collect();
     titles.sort();
@@ -50,7 +50,8 @@ fn status_titles_and_clean_sigterm() {
             "temboard-agent: http",
             "temboard-agent: pgctl",
             "temboard-agent: probe",
-            "temboard-agent: scheduler"
+            "temboard-agent: scheduler",
+            "temboard-agent: task"
         ]
     );
     for (pid, title) in &workers {
@@ -233,7 +234,7 @@ fn killing_the_supervisor_takes_every_worker_down() {
     let files = AgentFiles::new(None);
     let mut agent = Agent::start(files);
     let pids: Vec<i32> = agent.workers().iter().map(|(p, _)| *p).collect();
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), 5);
     agent.signal(Signal::SIGKILL);
     agent
         .wait_exit(Duration::from_secs(2))

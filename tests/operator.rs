@@ -32,6 +32,7 @@ fn health_follows_postgresql_and_the_workers() {
         "scheduler",
         "probe",
         "pgctl",
+        "task",
         "postgresql",
     ] {
         assert_eq!(body["components"][c]["status"], "ok", "{c}: {body}");
@@ -302,7 +303,7 @@ fn agent_self_shows_config_sources_and_workers_without_secrets() {
     assert_eq!(v["sources"]["dashboard.history_length"]["kind"], "default");
     assert!(eventually(Duration::from_secs(5), || get()["workers"]
         .as_array()
-        .map(|w| w.len() == 4 && w.iter().all(|x| x["pid"].is_u64()))
+        .map(|w| w.len() == 5 && w.iter().all(|x| x["pid"].is_u64()))
         .unwrap_or(false)));
     // A crash shows up with its reason.
     let pid = agent.worker_pid("scheduler").unwrap();

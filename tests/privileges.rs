@@ -108,7 +108,7 @@ fn workers_are_unprivileged_and_hold_no_password() {
 
     let seed = SEED_PASSWORD.as_bytes();
     let mut roles = std::collections::BTreeMap::new();
-    for role in ["http", "scheduler", "probe", "pgctl"] {
+    for role in ["http", "scheduler", "probe", "pgctl", "task"] {
         roles.insert(role, agent.worker_pid(role).expect(role));
     }
     for (role, pid) in &roles {

@@ -506,7 +506,7 @@ fn workers_memory_is_closed_to_their_own_uid() {
     let pg = PgCluster::start();
     let agent = Agent::start(AgentFiles::new(Some(&pg)));
     let workers = agent.workers();
-    assert_eq!(workers.len(), 4, "{workers:?}");
+    assert_eq!(workers.len(), 5, "{workers:?}");
     for (pid, title) in workers {
         for file in ["environ", "mem"] {
             let path = format!("/proc/{pid}/{file}");

@@ -121,7 +121,10 @@ pub fn run(role: Role) -> i32 {
         error!("cannot start the control thread: {e}");
         return 1;
     }
-    if matches!(role, Role::Http | Role::Scheduler | Role::Pgctl | Role::Task) {
+    if matches!(
+        role,
+        Role::Http | Role::Scheduler | Role::Pgctl | Role::Task
+    ) {
         // Create or migrate the state database before serving, so a broken
         // home is a clear, early error (and a restart with backoff).
         let home = ctx.settings().config.temboard.home.clone();

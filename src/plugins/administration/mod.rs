@@ -61,6 +61,22 @@ const ROUTES: &[Route] = &[
         "Operation",
         routes::operation,
     ),
+    // The operations of signed requests' actions (maintenance tasks) are
+    // readable by the same signed clients; not in the 9.x contract.
+    Route::signed(
+        "administration",
+        "GET",
+        "/operations",
+        "Operations9",
+        routes::list_operations,
+    ),
+    Route::signed(
+        "administration",
+        "GET",
+        "/operations/{id}",
+        "Operation9",
+        routes::operation,
+    ),
 ];
 
 /// A control action (2.x `T_CONTROL`).

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::routes::{Call, Handled, Reply};
 use super::AppState;
-use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply};
+use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, TaskCall, TaskReply};
 use hyper::StatusCode;
 
 /// A worker must answer a ping within this.
@@ -36,15 +36,17 @@ pub async fn check(app: &AppState) -> (bool, Value) {
 
 /// Runs the checks; returns (all required components ok, body).
 async fn run_checks(app: &AppState) -> (bool, Value) {
-    let (probe, pgctl, pg) = tokio::join!(
+    let (probe, pgctl, task, pg) = tokio::join!(
         app.probe.call(ProbeCall::Ping, PING),
         app.pgctl.call(PgCtlCall::Ping, PING),
+        app.task.call(TaskCall::Ping, PING),
         app.probe.call(ProbeCall::PgCheck, Duration::from_secs(3)),
     );
     let settings = app.ctx.settings();
     let supervisor = nix::unistd::getppid().as_raw() as u32 == settings.runtime.supervisor_pid;
     let probe_ok = matches!(probe, Ok(Ok(ProbeReply::Pong)));
     let pgctl_ok = matches!(pgctl, Ok(Ok(PgCtlReply::Pong)));
+    let task_ok = matches!(task, Ok(Ok(TaskReply::Pong)));
     let pg_ok = matches!(pg, Ok(Ok(ProbeReply::PgUp)));
     let config = settings.config.clone();
     let now = crate::store::sessions::now();
@@ -75,12 +77,13 @@ async fn run_checks(app: &AppState) -> (bool, Value) {
     components.insert("scheduler".into(), state(scheduler_ok));
     components.insert("probe".into(), state(probe_ok));
     components.insert("pgctl".into(), state(pgctl_ok));
+    components.insert("task".into(), state(task_ok));
     components.insert("postgresql".into(), state(pg_ok));
     for (name, component) in plugin_components {
         components.insert(name.into(), component);
     }
     components.insert("store".into(), state(store_ok));
-    let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && pg_ok && store_ok;
+    let ok = supervisor && scheduler_ok && probe_ok && pgctl_ok && task_ok && pg_ok && store_ok;
     (
         ok,
         json!({ "status": if ok { "ok" } else { "failing" }, "components": components }),

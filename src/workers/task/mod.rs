@@ -55,7 +55,10 @@ impl TaskConn {
     /// The server's messages so far (`INFO: ...` lines), at most
     /// [`OUTPUT_LIMIT`] bytes.
     pub fn output(&self) -> String {
-        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Closes the connection and waits (a moment at most) for its backend
@@ -126,7 +129,11 @@ impl TaskHost {
 
     /// Runs `f` on a thread of its own with a clone of the host: a task
     /// runs for as long as it takes while the worker goes on answering.
-    pub fn spawn(&self, name: &str, f: impl FnOnce(TaskHost) + Send + 'static) -> Result<(), WorkerError> {
+    pub fn spawn(
+        &self,
+        name: &str,
+        f: impl FnOnce(TaskHost) + Send + 'static,
+    ) -> Result<(), WorkerError> {
         let host = self.clone();
         std::thread::Builder::new()
             .name(name.to_string())
@@ -169,9 +176,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
                 )));
             }
             let (_, work) = serving.iter().find(|(n, _)| *n == plugin).ok_or_else(|| {
-                WorkerError::BadRequest(format!(
-                    "plugin {plugin:?} has no work in the task worker"
-                ))
+                WorkerError::BadRequest(format!("plugin {plugin:?} has no work in the task worker"))
             })?;
             work.handle(&host, call)
                 .map(|value| TaskReply::Plugin { value })

@@ -1,0 +1,794 @@
+//! The maintenance plugin (issue #20, facts 9.x section 9) against the real
+//! binary and PostgreSQL, from signed requests: the pages' shapes and
+//! types, the bloat estimates before and after a VACUUM FULL run through
+//! the API, tasks scheduled at their time, canceled before it or while
+//! running, a task worker killed in the middle, a task surviving a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::signed::*;
+use common::*;
+use serde_json::{json, Value};
+
+const PLUGINS: &str = r#"["activity", "administration", "maintenance"]"#;
+
+fn agent_for(pg: &PgCluster, public: &str) -> Agent {
+    let mut files = AgentFiles::new(Some(pg));
+    files.set("temboard", "plugins", PLUGINS);
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), public).unwrap();
+    Agent::start(files)
+}
+
+fn client_to(pg: &PgCluster, db: &str) -> postgres::Client {
+    postgres::Config::new()
+        .host_path(pg.socket_dir())
+        .port(pg.port)
+        .user("postgres")
+        .dbname(db)
+        .connect(postgres::NoTls)
+        .unwrap()
+}
+
+fn get(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> (u16, Value) {
+    let r = Signed::get(target).send(agent, key);
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, body)
+}
+
+fn post(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str, body: Value) -> (u16, Value) {
+    let text = body.to_string();
+    let r = Signed {
+        user: "maud",
+        ..Signed::post(target, text.as_bytes())
+    }
+    .send(agent, key);
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+fn delete(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> (u16, Value) {
+    let r = Signed {
+        method: "DELETE",
+        user: "dora",
+        ..Signed::get(target)
+    }
+    .send(agent, key);
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, `secs` from now.
+fn at(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The status of task `id` in a `…/scheduled` list.
+fn status_in(agent: &Agent, key: &rsa::RsaPrivateKey, list: &str, id: &str) -> Option<String> {
+    let (code, rows) = get(agent, key, list);
+    assert_eq!(code, 200, "{rows}");
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .map(|r| r["status"].as_str().unwrap().to_string())
+}
+
+/// The operation of a task (the newest of that type whose output starts
+/// with the statement), from the signed `/operations`.
+fn operations_of(agent: &Agent, key: &rsa::RsaPrivateKey, kind: &str) -> Vec<Value> {
+    let (code, body) = get(agent, key, "/operations");
+    assert_eq!(code, 200, "{body}");
+    body["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn messages(agent: &Agent, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
+    get(agent, key, "/notifications")
+        .1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["username"].as_str().unwrap().to_string(),
+                n["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn is_int(v: &Value) -> bool {
+    v.is_i64() || v.is_u64()
+}
+
+fn is_float(v: &Value) -> bool {
+    v.is_f64()
+}
+
+/// A database `app` with schema `app`: table `t` (100,000 rows, primary
+/// key, a hash index, an expression index), analyzed.
+fn setup_app(pg: &PgCluster) -> postgres::Client {
+    pg.client().batch_execute("CREATE DATABASE app").unwrap();
+    let mut c = client_to(pg, "app");
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.t (id int PRIMARY KEY, label text, n int) WITH (autovacuum_enabled = off);
+         INSERT INTO app.t SELECT i, 'label ' || i, i % 100 FROM generate_series(1, 100000) i;
+         CREATE INDEX t_hash ON app.t USING hash (n);
+         CREATE INDEX t_expr ON app.t ((lower(label)));
+         CREATE TABLE app.empty (x int);
+         ANALYZE app.t;",
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn reading_routes_answer_the_9x_shapes_and_bloat_follows_vacuum_full() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut app = setup_app(&pg);
+    let agent = agent_for(&pg, &public);
+
+    // GET /maintenance: the instance and every database.
+    let (code, inst) = get(&agent, &key, "/maintenance");
+    assert_eq!(code, 200, "{inst}");
+    assert!(is_float(&inst["instance"]["total_bytes"]), "{inst}");
+    assert!(inst["instance"]["total_size"].is_string());
+    let dbs = inst["databases"].as_array().unwrap();
+    let names: Vec<&str> = dbs.iter().map(|d| d["datname"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["app", "postgres"], "templates left out");
+    let d = &dbs[0];
+    assert_eq!(
+        keys(d),
+        sorted(&[
+            "datname",
+            "total_bytes",
+            "total_size",
+            "n_tables",
+            "tables_bytes",
+            "n_indexes",
+            "indexes_bytes",
+            "tables_bloat_bytes",
+            "indexes_bloat_bytes",
+            "toast_bytes",
+            "tables_size",
+            "indexes_size",
+            "tables_bloat_size",
+            "indexes_bloat_size",
+            "toast_size",
+        ])
+    );
+    assert!(is_int(&d["total_bytes"]));
+    for k in [
+        "n_tables",
+        "tables_bytes",
+        "n_indexes",
+        "indexes_bytes",
+        "toast_bytes",
+    ] {
+        assert!(is_float(&d[k]), "{k}: {d}");
+    }
+    let server_size: i64 = app
+        .query_one("SELECT pg_database_size('app')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(d["total_bytes"].as_i64().unwrap(), server_size);
+
+    // GET /maintenance/app: the schemas.
+    let (code, db) = get(&agent, &key, "/maintenance/app");
+    assert_eq!(code, 200, "{db}");
+    assert_eq!(db["total_bytes"].as_i64().unwrap(), server_size);
+    let schemas = db["schemas"].as_array().unwrap();
+    let names: Vec<&str> = schemas
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"app") && names.contains(&"public") && names.contains(&"pg_catalog"));
+    assert!(!names
+        .iter()
+        .any(|n| n.starts_with("pg_toast") || n.starts_with("pg_temp")));
+    let s = schemas.iter().find(|s| s["name"] == "app").unwrap();
+    assert_eq!(s["n_tables"], 2, "{s}");
+    assert_eq!(s["n_indexes"], 3, "{s}");
+    for k in [
+        "total_bytes",
+        "n_tables",
+        "tables_bytes",
+        "n_indexes",
+        "indexes_bytes",
+    ] {
+        assert!(is_int(&s[k]), "{k}: {s}");
+    }
+    for k in ["tables_bloat_bytes", "indexes_bloat_bytes", "toast_bytes"] {
+        assert!(is_float(&s[k]), "{k}: {s}");
+    }
+    for k in ["total_size", "tables_size", "indexes_size"] {
+        assert!(s[k].is_string(), "{k}: {s}");
+    }
+    let heap: i64 = app
+        .query_one(
+            "SELECT pg_relation_size('app.t') + pg_relation_size('app.empty')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(s["tables_bytes"].as_i64().unwrap(), heap);
+
+    // GET /maintenance/app/schema/app: tables and every index.
+    let (code, sc) = get(&agent, &key, "/maintenance/app/schema/app");
+    assert_eq!(code, 200, "{sc}");
+    let t = sc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "t")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        keys(&t),
+        sorted(&[
+            "name",
+            "total_bytes",
+            "index_bytes",
+            "toast_bytes",
+            "table_bytes",
+            "n_indexes",
+            "total_size",
+            "index_size",
+            "toast_size",
+            "table_size",
+            "bloat_bytes",
+            "bloat_size",
+            "index_bloat_bytes",
+            "index_bloat_size",
+            "row_estimate",
+        ])
+    );
+    assert_eq!(t["n_indexes"], 3);
+    assert_eq!(t["row_estimate"].as_f64().unwrap(), 100_000.0);
+    assert!(is_float(&t["bloat_bytes"]) && is_float(&t["row_estimate"]));
+    assert_eq!(
+        t["table_bytes"].as_i64().unwrap(),
+        t["total_bytes"].as_i64().unwrap()
+            - t["index_bytes"].as_i64().unwrap()
+            - t["toast_bytes"].as_i64().unwrap()
+    );
+    assert!(is_int(&sc["total_bytes"]) && sc["size"].is_string(), "{sc}");
+    let indexes = sc["indexes"].as_array().unwrap();
+    let names: Vec<&str> = indexes
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["t_expr", "t_hash", "t_pkey"], "every index");
+    let pkey = indexes.iter().find(|i| i["name"] == "t_pkey").unwrap();
+    assert_eq!(
+        keys(pkey),
+        sorted(&[
+            "tablename",
+            "name",
+            "tablespace",
+            "number_of_columns",
+            "scans",
+            "idx_tup_read",
+            "idx_tup_fetch",
+            "indexrelname",
+            "indisunique",
+            "def",
+            "total_bytes",
+            "total_size",
+            "type",
+            "bloat_bytes",
+            "bloat_size",
+        ])
+    );
+    assert_eq!(pkey["type"], "btree");
+    assert_eq!(pkey["indisunique"], true);
+    assert_eq!(pkey["tablespace"], Value::Null);
+    assert!(is_float(&pkey["bloat_bytes"]), "{pkey}");
+    let hash = indexes.iter().find(|i| i["name"] == "t_hash").unwrap();
+    assert_eq!(hash["type"], "hash");
+    assert_eq!(hash["bloat_bytes"], Value::Null, "not estimable");
+    let expr = indexes.iter().find(|i| i["name"] == "t_expr").unwrap();
+    assert_eq!(
+        expr["bloat_bytes"],
+        Value::Null,
+        "an expression: not estimable"
+    );
+    // A schema without tables, an unknown schema.
+    let (code, public_schema) = get(&agent, &key, "/maintenance/app/schema/public");
+    assert_eq!(code, 200);
+    assert_eq!(public_schema, json!({"tables": [], "indexes": []}));
+    let (code, none) = get(&agent, &key, "/maintenance/app/schema/nope");
+    assert_eq!((code, none), (200, json!({"tables": [], "indexes": []})));
+
+    // The table page: the table, its statistics, fillfactor, indexes.
+    let (code, tp) = get(&agent, &key, "/maintenance/app/schema/app/table/t");
+    assert_eq!(code, 200, "{tp}");
+    for k in [
+        "relid",
+        "schemaname",
+        "relname",
+        "seq_scan",
+        "n_live_tup",
+        "last_vacuum",
+        "last_analyze",
+        "vacuum_count",
+    ] {
+        assert!(tp.get(k).is_some(), "{k} missing: {tp}");
+    }
+    assert!(tp.get("n_indexes").is_none());
+    assert_eq!(tp["fillfactor"], 100);
+    assert!(tp["last_analyze"].is_string(), "{tp}");
+    assert_eq!(tp["indexes"].as_array().unwrap().len(), 3);
+
+    // Unknown database and table: 404 naming them.
+    assert_eq!(
+        error(&Signed::get("/maintenance/nodb").send(&agent, &key)),
+        (404, "Database nodb not found".into())
+    );
+    assert_eq!(
+        error(&Signed::get("/maintenance/app/schema/app/table/nope").send(&agent, &key)),
+        (404, "Table app.nope not found".into())
+    );
+    // A SQL-looking name is only a name.
+    let r = Signed::get("/maintenance/app/schema/app/table/t';%20DROP%20TABLE%20app.t;--")
+        .send(&agent, &key);
+    assert_eq!(r.status, 404);
+    assert!(app.query_one("SELECT count(*) FROM app.t", &[]).is_ok());
+
+    // Bloat: 90 % of the rows deleted, statistics refreshed, no vacuum.
+    let bloat = |agent: &Agent| {
+        let (_, tp) = get(agent, &key, "/maintenance/app/schema/app/table/t");
+        let pk = tp["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "t_pkey")
+            .unwrap()["bloat_bytes"]
+            .as_f64()
+            .unwrap();
+        (
+            tp["bloat_bytes"].as_f64().unwrap(),
+            tp["table_bytes"].as_i64().unwrap() as f64,
+            pk,
+        )
+    };
+    let (before, size, _) = bloat(&agent);
+    app.batch_execute("DELETE FROM app.t WHERE id % 10 <> 0; ANALYZE app.t;")
+        .unwrap();
+    let (after_delete, size_after_delete, pk_after_delete) = bloat(&agent);
+    println!(
+        "bloat of app.t: {before:.0} of {size:.0} bytes before; {after_delete:.0} of {size_after_delete:.0} after deleting 90 % (t_pkey: {pk_after_delete:.0})"
+    );
+    assert!(
+        after_delete > 0.8 * size_after_delete && after_delete > before + 0.5 * size,
+        "bloat did not rise: {before} -> {after_delete} of {size_after_delete}"
+    );
+
+    // VACUUM FULL through the API: it runs and the estimate falls.
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/t/vacuum",
+        json!({"mode": "full,analyze"}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 8);
+    let list = "/maintenance/app/schema/app/table/t/vacuum/scheduled";
+    assert!(
+        eventually(Duration::from_secs(60), || status_in(
+            &agent, &key, list, &id
+        )
+        .as_deref()
+            == Some("done")),
+        "VACUUM FULL not done: {:?}",
+        status_in(&agent, &key, list, &id)
+    );
+    let (after_full, size_after_full, pk_after_full) = bloat(&agent);
+    println!("after VACUUM FULL through the API: {after_full:.0} of {size_after_full:.0} bytes (t_pkey: {pk_after_full:.0})");
+    assert!(
+        after_full < 0.2 * size_after_full && size_after_full < 0.3 * size_after_delete,
+        "bloat did not fall: {after_full} of {size_after_full}"
+    );
+    assert!(
+        pk_after_full < pk_after_delete,
+        "{pk_after_full} vs {pk_after_delete}"
+    );
+    // Its operation: the statement, identifiers quoted, and VERBOSE output.
+    let ops = operations_of(&agent, &key, "vacuum");
+    let op = &ops[0];
+    assert_eq!(op["state"], "DONE", "{op}");
+    assert_eq!(op["username"], "maud");
+    let output = op["output"].as_str().unwrap();
+    assert!(
+        output.starts_with("VACUUM (VERBOSE, FULL, ANALYZE) \"app\".\"t\""),
+        "{output}"
+    );
+    assert!(output.contains("INFO: "), "{output}");
+}
+
+#[test]
+fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut app = setup_app(&pg);
+    app.batch_execute(
+        "CREATE TABLE app.u (x int); CREATE TABLE app.v (x int);
+         CREATE TABLE app.big AS SELECT i AS x FROM generate_series(1, 200000) i;",
+    )
+    .unwrap();
+    let agent = agent_for(&pg, &public);
+    let last_analyze = |c: &mut postgres::Client, t: &str| -> Option<std::time::SystemTime> {
+        c.query_one(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'app' AND relname = $1",
+            &[&t],
+        )
+        .unwrap()
+        .get(0)
+    };
+
+    // Refusals.
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "/maintenance/app/vacuum",
+            json!({"datetime": "2026-11-30 10:00:00"}),
+            406,
+            "Parameter 'datetime' is malformed.",
+        ),
+        (
+            "/maintenance/app/vacuum",
+            json!({"datetime": "2026-02-30T10:00:00Z"}),
+            406,
+            "Parameter 'datetime' is malformed.",
+        ),
+        (
+            "/maintenance/app/vacuum",
+            json!({"mode": ""}),
+            406,
+            "Parameter 'mode' is malformed.",
+        ),
+        (
+            "/maintenance/app/vacuum",
+            json!({"mode": "full; DROP TABLE app.t"}),
+            406,
+            "Parameter 'mode' is malformed.",
+        ),
+        (
+            "/maintenance/app/vacuum",
+            json!([1]),
+            406,
+            "The body must be a JSON object.",
+        ),
+        (
+            "/maintenance/nodb/analyze",
+            json!({}),
+            404,
+            "Database nodb not found",
+        ),
+        (
+            "/maintenance/app/schema/app/table/nope/analyze",
+            json!({}),
+            404,
+            "Table app.nope not found",
+        ),
+        (
+            "/maintenance/app/schema/app/index/nope/reindex",
+            json!({}),
+            404,
+            "Index app.nope not found",
+        ),
+    ];
+    for (path, body, status, message) in cases {
+        let (code, r) = post(&agent, &key, path, body.clone());
+        assert_eq!(
+            (code, r["error"].as_str().unwrap_or("")),
+            (status, message),
+            "{path} {body}"
+        );
+    }
+    assert_eq!(
+        error(&Signed::get("/maintenance/app/vacuum").send(&agent, &key)).0,
+        405
+    );
+
+    // An ANALYZE a few seconds ahead: listed `todo`, runs at its time.
+    let when = at(5);
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/v/analyze",
+        json!({"datetime": when}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    // The same again: a clear 409.
+    let (code, dup) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/v/analyze",
+        json!({"datetime": when}),
+    );
+    assert_eq!(
+        (code, dup),
+        (409, json!({"error": "Task id already exists"}))
+    );
+    let (code, rows) = get(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/v/analyze/scheduled",
+    );
+    assert_eq!(code, 200);
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        row,
+        json!({"id": id, "dbname": "app", "schema": "app", "table": "v", "index": null, "mode": null, "datetime": when, "status": row["status"]})
+    );
+    // Filtered lists: other databases' and other tables' lists do not show it.
+    assert!(status_in(&agent, &key, "/maintenance/postgres/analyze/scheduled", &id).is_none());
+    assert!(status_in(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/u/analyze/scheduled",
+        &id
+    )
+    .is_none());
+    assert!(status_in(&agent, &key, "/maintenance/app/vacuum/scheduled", &id).is_none());
+    assert!(status_in(&agent, &key, "/maintenance/analyze/scheduled", &id).is_some());
+    assert!(status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &id).is_some());
+
+    // One on u just before it, canceled before its time: it never runs.
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/u/analyze",
+        json!({"datetime": at(4)}),
+    );
+    assert_eq!(code, 200);
+    let canceled = r["id"].as_str().unwrap().to_string();
+    // The type in the path is checked.
+    assert_eq!(
+        delete(&agent, &key, &format!("/maintenance/vacuum/{canceled}")),
+        (404, json!({"error": "Scheduled operation not found"}))
+    );
+    assert_eq!(
+        delete(&agent, &key, &format!("/maintenance/analyze/{canceled}")),
+        (200, json!({"response": "ok"}))
+    );
+    assert_eq!(
+        delete(&agent, &key, &format!("/maintenance/analyze/{canceled}")).0,
+        404,
+        "ended"
+    );
+    assert_eq!(delete(&agent, &key, "/maintenance/analyze/ffffffff").0, 404);
+
+    assert!(
+        eventually(Duration::from_secs(30), || last_analyze(&mut app, "v")
+            .is_some()),
+        "the scheduled ANALYZE did not run"
+    );
+    let ran: chrono::DateTime<chrono::Utc> = last_analyze(&mut app, "v").unwrap().into();
+    let due = chrono::DateTime::parse_from_rfc3339(&when).unwrap();
+    assert!(ran >= due, "ran at {ran}, before its time {due}");
+    assert!(eventually(Duration::from_secs(10), || status_in(
+        &agent,
+        &key,
+        "/maintenance/analyze/scheduled",
+        &id
+    )
+    .as_deref()
+        == Some("done")),);
+    // u's task was due first and canceled: it never ran.
+    assert_eq!(last_analyze(&mut app, "u"), None);
+
+    // A running VACUUM FULL canceled: another session holds a lock on the
+    // table, so the task is `doing` (its backend waiting) until canceled.
+    let mut holder = client_to(&pg, "app");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE app.big IN ACCESS SHARE MODE;")
+        .unwrap();
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/big/vacuum",
+        json!({"mode": "full"}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let running = r["id"].as_str().unwrap().to_string();
+    let backend = || -> Option<i32> {
+        pg.client()
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'temboard-agent task' AND query LIKE 'VACUUM%'",
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get(0))
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || backend().is_some()),
+        "the VACUUM FULL never started"
+    );
+    let pid = backend().unwrap();
+    assert_eq!(
+        status_in(&agent, &key, "/maintenance/app/vacuum/scheduled", &running).as_deref(),
+        Some("doing")
+    );
+    // The probe worker answers meanwhile: the task is not on its pool.
+    assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+    assert_eq!(
+        delete(&agent, &key, &format!("/maintenance/vacuum/{running}")),
+        (200, json!({"response": "ok"}))
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || status_in(
+            &agent,
+            &key,
+            "/maintenance/app/vacuum/scheduled",
+            &running
+        )
+        .as_deref()
+            == Some("canceled")),
+        "{:?}",
+        status_in(&agent, &key, "/maintenance/app/vacuum/scheduled", &running)
+    );
+    let alive: i64 = pg
+        .client()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+            &[&pid],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(alive, 0, "the canceled task's backend is gone");
+    holder.batch_execute("COMMIT").unwrap();
+    let op = &operations_of(&agent, &key, "vacuum")[0];
+    assert_eq!(op["state"], "FAILED", "{op}");
+    assert!(
+        op["reason"]
+            .as_str()
+            .unwrap()
+            .contains("canceling statement due to user request"),
+        "{op}"
+    );
+
+    // Notifications, each with its user: scheduled by maud, canceled by dora.
+    let m = messages(&agent, &key);
+    let has = |user: &str, text: &str| m.iter().any(|(u, t)| u == user && t == text);
+    assert!(
+        has(
+            "maud",
+            &format!("Maintenance ANALYZE of app.app.v scheduled for {when}")
+        ),
+        "{m:?}"
+    );
+    assert!(
+        has("maud", "Maintenance ANALYZE of app.app.v started"),
+        "{m:?}"
+    );
+    assert!(
+        has("maud", "Maintenance ANALYZE of app.app.v done"),
+        "{m:?}"
+    );
+    assert!(
+        has("dora", "Maintenance ANALYZE of app.app.u canceled"),
+        "{m:?}"
+    );
+    assert!(
+        has("dora", "Maintenance VACUUM (FULL) of app.app.big canceled"),
+        "{m:?}"
+    );
+}
+
+#[test]
+fn a_killed_task_worker_aborts_its_task_and_later_tasks_survive_a_restart() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut app = setup_app(&pg);
+    app.batch_execute("CREATE TABLE app.w (x int)").unwrap();
+    let mut agent = agent_for(&pg, &public);
+
+    // A VACUUM FULL waiting on a lock another session holds: `doing`.
+    let mut holder = client_to(&pg, "app");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE app.t IN ACCESS SHARE MODE;")
+        .unwrap();
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/t/vacuum",
+        json!({"mode": "full"}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let list = "/maintenance/app/vacuum/scheduled";
+    assert!(eventually(Duration::from_secs(30), || status_in(
+        &agent, &key, list, &id
+    )
+    .as_deref()
+        == Some("doing")));
+    let worker = agent.worker_pid("task").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The API answers throughout.
+    let started = Instant::now();
+    let mut answered = 0;
+    while status_in(&agent, &key, list, &id).as_deref() == Some("doing") {
+        assert_eq!(agent.get("/status").unwrap().status, 200);
+        assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+        answered += 1;
+        assert!(started.elapsed() < Duration::from_secs(30), "still doing");
+    }
+    assert_eq!(
+        status_in(&agent, &key, list, &id).as_deref(),
+        Some("aborted")
+    );
+    println!("{answered} rounds of /status and /activity answered while the task worker restarted");
+    let op = &operations_of(&agent, &key, "vacuum")[0];
+    assert_eq!(op["state"], "FAILED", "{op}");
+    assert!(agent.worker_pid("task").is_some_and(|p| p != worker));
+    holder.batch_execute("COMMIT").unwrap();
+    assert!(messages(&agent, &key)
+        .iter()
+        .any(|(u, t)| u == "maud" && t == "Maintenance VACUUM (FULL) of app.app.t aborted"),);
+
+    // A task for later survives a restart of the whole agent and runs.
+    let when = at(6);
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/w/analyze",
+        json!({"datetime": when}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let later = r["id"].as_str().unwrap().to_string();
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(10)).unwrap();
+    let files = std::mem::replace(&mut agent.files, AgentFiles::new(None));
+    drop(agent);
+    let agent = Agent::start(files);
+    assert!(status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &later).is_some());
+    assert!(
+        eventually(Duration::from_secs(40), || status_in(
+            &agent,
+            &key,
+            "/maintenance/app/analyze/scheduled",
+            &later
+        )
+        .as_deref()
+            == Some("done")),
+        "{:?}",
+        status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &later)
+    );
+    let analyzed: Option<std::time::SystemTime> = app
+        .query_one(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'w'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(analyzed.is_some());
+}
