@@ -9,25 +9,41 @@ use postgres::Row;
 use serde_json::{json, Map, Value};
 
 use crate::ipc::messages::WorkerError;
-use crate::pgbloat::{BTREE_NEED, HEAP_NEED};
 use crate::workers::probe::pool::{self, Conn};
 use crate::workers::probe::ProbeHost;
 
 /// Per-relation sizes and bloat bytes, ending in `tbl`, `idx`, `heap` and
-/// `btree`; the estimates are the monitoring probes' (see `pgbloat`).
-fn relations() -> String {
+/// `btree`; the estimates are the monitoring probes' (see `pgbloat`). With
+/// `in_schema`, only the relations of the schema named `$1`.
+///
+/// Each relation is measured once (each size function opens the relation
+/// and reads its files' sizes: on 10,000 tables, these calls are most of
+/// the page's time): a table's main fork, its size with TOAST
+/// (`pg_table_size`), its TOAST (`pg_total_relation_size` of the TOAST
+/// table), each index with all its forks; totals are sums of those.
+fn relations(ctes: &str, in_schema: bool) -> String {
+    let filter = if in_schema {
+        "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
+    } else {
+        ""
+    };
     format!(
-        "WITH {HEAP_NEED}, {BTREE_NEED},
-tbl AS (
+        "WITH {ctes},
+idx AS (
+  SELECT i.indexrelid AS oid, c.relnamespace AS nsp, i.indrelid,
+         pg_total_relation_size(i.indexrelid) AS bytes
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+  WHERE true {filter}
+), tbl AS (
   SELECT c.oid, c.relnamespace AS nsp, c.relname, c.reltuples, c.reloptions,
-         pg_total_relation_size(c.oid) AS total_bytes,
          pg_relation_size(c.oid) AS main_bytes,
-         pg_indexes_size(c.oid) AS index_bytes,
+         pg_table_size(c.oid) + coalesce(ti.bytes, 0) AS total_bytes,
+         coalesce(ti.bytes, 0) AS index_bytes, coalesce(ti.n, 0) AS n_indexes,
          CASE WHEN c.reltoastrelid = 0 THEN 0 ELSE pg_total_relation_size(c.reltoastrelid) END AS toast_bytes
-  FROM pg_class c WHERE c.relkind IN ('r', 'm')
-), idx AS (
-  SELECT i.indexrelid AS oid, ic.relnamespace AS nsp, i.indrelid, pg_relation_size(i.indexrelid) AS bytes
-  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+  FROM pg_class c
+  LEFT JOIN (SELECT indrelid, sum(bytes) AS bytes, count(*) AS n FROM idx GROUP BY indrelid) ti
+         ON ti.indrelid = c.oid
+  WHERE c.relkind IN ('r', 'm') {filter}
 ), heap AS (
   SELECT oid, greatest(pages - needed, 0) * current_setting('block_size')::int AS bloat FROM heap_need
 ), btree AS (
@@ -37,7 +53,7 @@ tbl AS (
 }
 
 /// One row per schema (every namespace but temporary and TOAST ones).
-fn schemas_sql() -> String {
+fn schemas_sql(ctes: &str) -> String {
     format!(
         "{}, schemas AS (
   SELECT n.nspname::text AS name,
@@ -53,7 +69,7 @@ fn schemas_sql() -> String {
              FROM idx LEFT JOIN btree USING (oid) GROUP BY nsp) i ON i.nsp = n.oid
   WHERE n.nspname !~ '^pg_temp' AND n.nspname !~ '^pg_toast'
 )",
-        relations()
+        relations(ctes, false)
     )
 }
 
@@ -91,7 +107,7 @@ fn object(row: &Row) -> Map<String, Value> {
 fn read<T>(
     host: &ProbeHost,
     dbname: &str,
-    f: impl Fn(&mut postgres::Transaction<'_>) -> Result<T, postgres::Error>,
+    f: impl Fn(&mut postgres::Transaction<'_>, &str) -> Result<T, postgres::Error>,
 ) -> Result<T, WorkerError> {
     let s = super::settings(&host.settings().config);
     let exists = host.with(|c| {
@@ -106,7 +122,17 @@ fn read<T>(
         return Err(WorkerError::NotFound(format!("Database {dbname} not found")));
     }
     host.with_in(dbname, |c: &mut Conn| {
-        pool::bounded(c, s.statement_timeout * 1000, s.lock_timeout * 1000, &f)
+        let version = c.version_num;
+        pool::bounded(c, s.statement_timeout * 1000, s.lock_timeout * 1000, |tx| {
+            // The estimates' statistics source depends on the role.
+            let ctes = crate::pgbloat::ctes(tx, version)?;
+            f(tx, &ctes)
+        })
+    })
+    // A timeout or a refusal says what PostgreSQL said.
+    .map_err(|e| match e {
+        WorkerError::Postgres(m) => WorkerError::Failed(m),
+        other => other,
     })
 }
 
@@ -122,7 +148,7 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
         let total: f64 = dbs.iter().map(|r| r.get::<_, i64>(1) as f64).sum();
         Ok((dbs.iter().map(object).collect::<Vec<_>>(), total))
     })?;
-    let sums = format!(
+    let sums = |ctes: &str| format!(
         "{} SELECT sum(n_tables)::float8 AS n_tables, sum(tables_bytes)::float8 AS tables_bytes,
                    sum(n_indexes)::float8 AS n_indexes, sum(indexes_bytes)::float8 AS indexes_bytes,
                    sum(tables_bloat_bytes)::float8 AS tables_bloat_bytes,
@@ -130,7 +156,7 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
                    sum(toast_bytes)::float8 AS toast_bytes,
                    {}, {}, {}, {}, {}
             FROM schemas",
-        schemas_sql(),
+        schemas_sql(ctes),
         pretty("sum(tables_bytes)", false) + " AS tables_size",
         pretty("sum(indexes_bytes)", false) + " AS indexes_size",
         pretty("sum(tables_bloat_bytes)", true) + " AS tables_bloat_size",
@@ -146,7 +172,7 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
             .to_string();
         // One database at a time, on the pool: never more connections than
         // the agent's share, whatever the number of databases.
-        match read(host, &name, |tx| tx.query_one(sums.as_str(), &[])) {
+        match read(host, &name, |tx, ctes| tx.query_one(sums(ctes).as_str(), &[])) {
             Ok(row) => db.extend(object(&row)),
             // A database dropped meanwhile, or one we may not read: listed
             // with its size only.
@@ -167,9 +193,9 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
 
 /// `GET /maintenance/<db>`: the database's size and its schemas.
 pub fn database(host: &ProbeHost, dbname: &str) -> Result<Value, WorkerError> {
-    let sql = format!(
+    let sql = |ctes: &str| format!(
         "{} SELECT *, {}, {}, {}, {}, {}, {} FROM schemas ORDER BY name",
-        schemas_sql(),
+        schemas_sql(ctes),
         pretty("total_bytes", false) + " AS total_size",
         pretty("tables_bytes", false) + " AS tables_size",
         pretty("indexes_bytes", false) + " AS indexes_size",
@@ -177,14 +203,14 @@ pub fn database(host: &ProbeHost, dbname: &str) -> Result<Value, WorkerError> {
         pretty("indexes_bloat_bytes", true) + " AS indexes_bloat_size",
         pretty("toast_bytes", true) + " AS toast_size",
     );
-    read(host, dbname, |tx| {
+    read(host, dbname, |tx, ctes| {
         let size = tx.query_one(
             "SELECT pg_database_size(current_database())::bigint,
                     pg_size_pretty(pg_database_size(current_database()))",
             &[],
         )?;
         let schemas: Vec<Value> = tx
-            .query(sql.as_str(), &[])?
+            .query(sql(ctes).as_str(), &[])?
             .iter()
             .map(|r| Value::Object(object(r)))
             .collect();
@@ -198,15 +224,15 @@ pub fn database(host: &ProbeHost, dbname: &str) -> Result<Value, WorkerError> {
 
 /// Tables of a schema (all, or the one named `$2`), as the schema page
 /// lists them.
-fn tables_sql() -> String {
+fn tables_sql(ctes: &str) -> String {
     format!(
         "{}, ib AS (
-  SELECT idx.indrelid, sum(btree.bloat) AS bloat, count(*) AS n
+  SELECT idx.indrelid, sum(btree.bloat) AS bloat
   FROM idx LEFT JOIN btree USING (oid) GROUP BY idx.indrelid
 )
 SELECT tbl.relname::text AS name, tbl.total_bytes::bigint, tbl.index_bytes::bigint,
        tbl.toast_bytes::bigint, (tbl.total_bytes - tbl.index_bytes - tbl.toast_bytes)::bigint AS table_bytes,
-       coalesce(ib.n, 0)::bigint AS n_indexes,
+       tbl.n_indexes::bigint,
        {}, {}, {}, {},
        heap.bloat::float8 AS bloat_bytes, {},
        ib.bloat::float8 AS index_bloat_bytes, {},
@@ -220,7 +246,7 @@ LEFT JOIN ib ON ib.indrelid = tbl.oid
 WHERE tbl.nsp = (SELECT oid FROM pg_namespace WHERE nspname = $1)
   AND ($2::text IS NULL OR tbl.relname = $2)
 ORDER BY tbl.relname",
-        relations(),
+        relations(ctes, true),
         pretty("tbl.total_bytes", false) + " AS total_size",
         pretty("tbl.index_bytes", false) + " AS index_size",
         pretty("tbl.toast_bytes", false) + " AS toast_size",
@@ -233,14 +259,14 @@ ORDER BY tbl.relname",
 /// Every index of a schema's tables (all, or of the table `$2`): decision
 /// 16, not only the btree indexes with statistics; `bloat_bytes` is null
 /// when the index is not estimable.
-fn indexes_sql() -> String {
+fn indexes_sql(ctes: &str) -> String {
     format!(
         "{}
 SELECT tc.relname::text AS tablename, ic.relname::text AS name, ts.spcname::text AS tablespace,
        i.indnatts::int AS number_of_columns, s.idx_scan AS scans, s.idx_tup_read, s.idx_tup_fetch,
        s.indexrelname::text AS indexrelname, i.indisunique, pg_get_indexdef(i.indexrelid) AS def,
-       pg_relation_size(i.indexrelid)::bigint AS total_bytes,
-       pg_size_pretty(pg_relation_size(i.indexrelid)) AS total_size, am.amname::text AS type,
+       coalesce(idx.bytes, 0)::bigint AS total_bytes,
+       pg_size_pretty(coalesce(idx.bytes, 0)::bigint) AS total_size, am.amname::text AS type,
        btree.bloat::float8 AS bloat_bytes, {}
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -249,22 +275,22 @@ JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_tablespace ts ON ts.oid = ic.reltablespace
 LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 LEFT JOIN btree ON btree.oid = i.indexrelid
+LEFT JOIN idx ON idx.oid = i.indexrelid
 WHERE tc.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
   AND ($2::text IS NULL OR tc.relname = $2)
 ORDER BY tc.relname, ic.relname",
-        relations(),
+        relations(ctes, true),
         pretty("btree.bloat", false) + " AS bloat_size",
     )
 }
 
 /// `GET /maintenance/<db>/schema/<s>`.
 pub fn schema(host: &ProbeHost, dbname: &str, schema: &str) -> Result<Value, WorkerError> {
-    let (tables_sql, indexes_sql) = (tables_sql(), indexes_sql());
-    read(host, dbname, |tx| {
+    read(host, dbname, |tx, ctes| {
         let none: Option<&str> = None;
         let mut total: i64 = 0;
         let tables: Vec<Value> = tx
-            .query(tables_sql.as_str(), &[&schema, &none])?
+            .query(tables_sql(ctes).as_str(), &[&schema, &none])?
             .iter()
             .map(|r| {
                 let mut t = object(r);
@@ -275,7 +301,7 @@ pub fn schema(host: &ProbeHost, dbname: &str, schema: &str) -> Result<Value, Wor
             })
             .collect();
         let indexes: Vec<Value> = tx
-            .query(indexes_sql.as_str(), &[&schema, &none])?
+            .query(indexes_sql(ctes).as_str(), &[&schema, &none])?
             .iter()
             .map(|r| Value::Object(object(r)))
             .collect();
@@ -294,9 +320,8 @@ pub fn schema(host: &ProbeHost, dbname: &str, schema: &str) -> Result<Value, Wor
 /// `GET /maintenance/<db>/schema/<s>/table/<t>`: the table's sizes, its
 /// `pg_stat_all_tables` row, its fillfactor and its indexes.
 pub fn table(host: &ProbeHost, dbname: &str, schema: &str, table: &str) -> Result<Value, WorkerError> {
-    let (tables_sql, indexes_sql) = (tables_sql(), indexes_sql());
-    let found = read(host, dbname, |tx| {
-        let Some(row) = tx.query_opt(tables_sql.as_str(), &[&schema, &Some(table)])? else {
+    let found = read(host, dbname, |tx, ctes| {
+        let Some(row) = tx.query_opt(tables_sql(ctes).as_str(), &[&schema, &Some(table)])? else {
             return Ok(None);
         };
         let mut t = object(&row);
@@ -313,7 +338,7 @@ pub fn table(host: &ProbeHost, dbname: &str, schema: &str, table: &str) -> Resul
             }
         }
         let indexes: Vec<Value> = tx
-            .query(indexes_sql.as_str(), &[&schema, &Some(table)])?
+            .query(indexes_sql(ctes).as_str(), &[&schema, &Some(table)])?
             .iter()
             .map(|r| Value::Object(object(r)))
             .collect();
@@ -336,11 +361,11 @@ pub fn check(
     let (kinds, name, what) = match (table, index) {
         (Some(t), _) => (vec!["r", "m", "p"], t, "Table"),
         (None, Some(i)) => (vec!["i", "I"], i, "Index"),
-        (None, None) => return read(host, dbname, |_| Ok(())),
+        (None, None) => return read(host, dbname, |_, _| Ok(())),
     };
     let schema = schema.unwrap_or_default();
     let kinds: Vec<i8> = kinds.iter().map(|k| k.as_bytes()[0] as i8).collect();
-    let found = read(host, dbname, |tx| {
+    let found = read(host, dbname, |tx, _| {
         tx.query_opt(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = ANY($3)",

@@ -4,7 +4,7 @@
 //! which owns the delta state. A probe that fails or does not apply (e.g.
 //! wal_files on a standby) yields `[]`, never an error for the whole run.
 
-use crate::pgbloat::{ratio_query, BTREE_NEED, HEAP_NEED};
+use crate::pgbloat::ratio_query;
 use postgres::types::Type;
 use postgres::Row;
 use serde_json::{json, Map, Value};
@@ -254,11 +254,13 @@ pub fn per_database(
     // The per-relation estimates are `crate::pgbloat`'s (the maintenance
     // pages show the same ones per table and index); the ratio is over
     // every estimable relation of the database, catalogs included.
-    let sql = match probe {
-        "heap_bloat" => ratio_query(HEAP_NEED, "heap_need"),
-        "btree_bloat" => ratio_query(BTREE_NEED, "btree_need"),
+    let relation = match probe {
+        "heap_bloat" => "heap_need",
+        "btree_bloat" => "btree_need",
         _ => return Ok(None),
     };
+    let ctes = crate::pgbloat::ctes(&mut conn.client, conn.version_num)?;
+    let sql = ratio_query(&ctes, relation);
     let rows = bounded_query(conn, &sql, Some(limits))?;
     Ok(Some(rows.first().and_then(|r| r.get::<_, Option<f64>>(0))))
 }

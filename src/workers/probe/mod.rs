@@ -1,5 +1,6 @@
-//! The probe worker: the only process that holds PostgreSQL credentials and
-//! connections. Serves typed requests from the http, scheduler and pg_ctl
+//! The probe worker: holds the agent's pooled PostgreSQL connections (the
+//! task worker, the only other holder of the credentials, opens one per
+//! long task). Serves typed requests from the http, scheduler and pg_ctl
 //! workers on `<home>/run/probe.sock`.
 //!
 //! Uses the blocking `postgres` crate on plain threads (it must not run inside a
@@ -19,8 +20,8 @@ use crate::plugins::{Work, REGISTRY};
 use super::{Streaming, WorkerCtx};
 
 /// What plugins' probe work may use: the settings in force and the bounded
-/// PostgreSQL pool. Only this worker builds one: it is the only process that
-/// holds the PostgreSQL password.
+/// PostgreSQL pool. Only this worker builds one (the http, scheduler and
+/// pg_ctl workers never receive the PostgreSQL password).
 pub struct ProbeHost {
     ctx: WorkerCtx,
     pool: pool::Pool,
