@@ -74,6 +74,6 @@ for n in ${TABLES:-100 1000 10000}; do
   done
   psqlc -c "ANALYZE" "t$n"
 done
-psqlc -c "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, ${ROWS:-3000000}) g; ANALYZE big" postgres
+psqlc -c "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, ${ROWS:-3000000}) g; CREATE INDEX ON big (id); CREATE INDEX ON big (label); ANALYZE big" postgres
 
 python3 scripts/maintenance_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" ${TABLES:-100 1000 10000}

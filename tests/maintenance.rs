@@ -429,7 +429,7 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     let pg = PgCluster::start();
     let mut app = setup_app(&pg);
     app.batch_execute(
-        "CREATE TABLE app.u (x int); CREATE TABLE app.v (x int);
+        "CREATE TABLE app.u (x int); CREATE TABLE app.v (x int); CREATE TABLE app.w (x int);
          CREATE TABLE app.big AS SELECT i AS x FROM generate_series(1, 200000) i;",
     )
     .unwrap();
@@ -636,6 +636,41 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     );
     // The probe worker answers meanwhile: the task is not on its pool.
     assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+    // One task per database: an ANALYZE of app.w due now waits for the
+    // VACUUM FULL, while one in the database postgres, due after it, runs.
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/app/schema/app/table/w/analyze",
+        json!({}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let waiting = r["id"].as_str().unwrap().to_string();
+    pg.client()
+        .batch_execute("CREATE TABLE other (x int)")
+        .unwrap();
+    let (code, r) = post(
+        &agent,
+        &key,
+        "/maintenance/postgres/schema/public/table/other/analyze",
+        json!({"datetime": at(1)}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let other = r["id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(30), || status_in(
+        &agent,
+        &key,
+        "/maintenance/postgres/analyze/scheduled",
+        &other
+    )
+    .as_deref()
+        == Some("done")));
+    assert_eq!(
+        status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &waiting).as_deref(),
+        Some("todo"),
+        "a second task ran in a database busy with one"
+    );
+    assert_eq!(last_analyze(&mut app, "w"), None);
     assert_eq!(
         delete(&agent, &key, &format!("/maintenance/vacuum/{running}")),
         (200, json!({"response": "ok"}))
@@ -662,6 +697,11 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
         .get(0);
     assert_eq!(alive, 0, "the canceled task's backend is gone");
     holder.batch_execute("COMMIT").unwrap();
+    // The database is free again: the waiting ANALYZE runs.
+    assert!(eventually(Duration::from_secs(30), || last_analyze(
+        &mut app, "w"
+    )
+    .is_some()));
     let op = &operations_of(&agent, &key, "vacuum")[0];
     assert_eq!(op["state"], "FAILED", "{op}");
     assert!(
@@ -791,4 +831,100 @@ fn a_killed_task_worker_aborts_its_task_and_later_tasks_survive_a_restart() {
         .unwrap()
         .get(0);
     assert!(analyzed.is_some());
+}
+
+#[test]
+fn a_role_without_superuser_gets_the_same_estimates_through_pg_stats() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut app = setup_app(&pg);
+    app.batch_execute(
+        "DELETE FROM app.t WHERE id % 4 <> 0; ANALYZE app.t;
+         CREATE ROLE reader LOGIN;
+         GRANT USAGE ON SCHEMA app TO reader;
+         GRANT SELECT ON ALL TABLES IN SCHEMA app TO reader;",
+    )
+    .unwrap();
+    let figures = |agent: &Agent| {
+        let (code, tp) = get(agent, &key, "/maintenance/app/schema/app/table/t");
+        assert_eq!(code, 200, "{tp}");
+        let pk = tp["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "t_pkey")
+            .unwrap()["bloat_bytes"]
+            .clone();
+        (tp["bloat_bytes"].clone(), pk)
+    };
+    let superuser = figures(&agent_for(&pg, &public));
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("temboard", "plugins", PLUGINS);
+    files.set("postgresql", "user", "reader");
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    let reader = figures(&Agent::start(files));
+    assert!(superuser.0.as_f64().unwrap() > 0.0, "{superuser:?}");
+    assert_eq!(
+        reader, superuser,
+        "pg_statistic (superuser) and pg_stats (reader) disagree"
+    );
+}
+
+#[test]
+fn the_maintenance_pages_accept_what_the_real_toolkit_signs() {
+    let (public, _) = test_keys();
+    let pg = PgCluster::start();
+    let _app = setup_app(&pg);
+    let agent = agent_for(&pg, &public);
+    // The UI's maintenance pages: sizes, lists polled, a VACUUM and a
+    // REINDEX scheduled (the keys it sends), the same VACUUM again.
+    let when = at(3600);
+    let vacuum = json!({"datetime": when, "mode": "full,analyze"}).to_string();
+    let reindex = json!({"datetime": when}).to_string();
+    let spec = json!([
+        {"method": "GET", "path": "/maintenance"},
+        {"method": "GET", "path": "/maintenance/app"},
+        {"method": "GET", "path": "/maintenance/app/schema/app"},
+        {"method": "GET", "path": "/maintenance/app/schema/app/table/t"},
+        {"method": "POST", "path": "/maintenance/app/schema/app/table/t/vacuum", "body": vacuum},
+        {"method": "POST", "path": "/maintenance/app/schema/app/table/t/vacuum", "body": vacuum},
+        {"method": "POST", "path": "/maintenance/app/schema/app/index/t_pkey/reindex", "body": reindex},
+        {"method": "GET", "path": "/maintenance/app/vacuum/scheduled"},
+        {"method": "GET", "path": "/maintenance/app/schema/app/table/t/vacuum/scheduled"},
+        {"method": "GET", "path": "/maintenance/app/schema/app/reindex/scheduled"},
+        {"method": "GET", "path": "/maintenance/app/schema/app/table/t/analyze/scheduled"},
+    ]);
+    let a = toolkit_requests(&agent, &spec);
+    for (i, answer) in a.iter().enumerate() {
+        let want = if i == 5 { 409 } else { 200 };
+        assert_eq!(answer["status"], want, "{i}: {answer}");
+    }
+    assert_eq!(a[0]["body"]["databases"][0]["datname"], "app");
+    assert_eq!(a[3]["body"]["indexes"].as_array().unwrap().len(), 3);
+    let vacuum_id = a[4]["body"]["id"].as_str().unwrap().to_string();
+    let reindex_id = a[6]["body"]["id"].as_str().unwrap().to_string();
+    assert_eq!(a[5]["body"], json!({"error": "Task id already exists"}));
+    assert_eq!(
+        a[8]["body"],
+        json!([{"id": vacuum_id, "dbname": "app", "schema": "app", "table": "t", "index": null,
+                "mode": "full,analyze", "datetime": when, "status": "todo"}])
+    );
+    assert_eq!(a[7]["body"], a[8]["body"]);
+    assert_eq!(
+        a[9]["body"],
+        json!([{"id": reindex_id, "dbname": "app", "schema": "app", "table": null, "index": "t_pkey",
+                "mode": null, "datetime": when, "status": "todo"}])
+    );
+    assert_eq!(a[10]["body"], json!([]));
+    // Both canceled, as the UI's buttons do.
+    let spec = json!([
+        {"method": "DELETE", "path": format!("/maintenance/vacuum/{vacuum_id}")},
+        {"method": "DELETE", "path": format!("/maintenance/reindex/{reindex_id}")},
+        {"method": "GET", "path": "/maintenance/app/vacuum/scheduled"},
+    ]);
+    let a = toolkit_requests(&agent, &spec);
+    assert_eq!(a[0]["body"], json!({"response": "ok"}), "{}", a[0]);
+    assert_eq!(a[1]["body"], json!({"response": "ok"}), "{}", a[1]);
+    assert_eq!(a[2]["body"][0]["status"], "canceled", "{}", a[2]);
 }

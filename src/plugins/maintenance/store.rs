@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE maintenance_tasks (
     operation TEXT,
     backend_pid INTEGER,
     error TEXT,
+    queued_at REAL,
     finished_at REAL
 );
 CREATE UNIQUE INDEX maintenance_tasks_active ON maintenance_tasks (id)
@@ -173,11 +174,31 @@ pub fn cancel_waiting(conn: &Connection, id: &str, from: &[&str]) -> rusqlite::R
     Ok(n > 0)
 }
 
+/// Seconds a task may stay `queued` (handed to the task worker, which
+/// starts it at once) before it is handed again: the scheduler or the task
+/// worker died between the two.
+const QUEUED_MAX: f64 = 60.0;
+
 /// Takes the tasks due at `at` (epoch seconds) that may start: at most one
 /// per database (a database with a task queued or running waits), and no
 /// more than `cap` queued or running in all. They become `queued`.
 pub fn claim_due(conn: &mut Connection, at: i64, cap: usize) -> rusqlite::Result<Vec<String>> {
+    // Every second, usually with nothing due: a read first, the write lock
+    // only when there is something to take.
+    let due: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM maintenance_tasks WHERE status = 'todo' AND start_at <= ?1)
+             OR EXISTS (SELECT 1 FROM maintenance_tasks WHERE status = 'queued' AND queued_at < ?2)",
+        params![at, now() - QUEUED_MAX],
+        |r| r.get(0),
+    )?;
+    if !due {
+        return Ok(vec![]);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE maintenance_tasks SET status = 'todo' WHERE status = 'queued' AND queued_at < ?1",
+        [now() - QUEUED_MAX],
+    )?;
     let mut busy: Vec<String> = {
         let mut stmt = tx.prepare(
             "SELECT dbname FROM maintenance_tasks WHERE status IN ('queued', 'doing')",
@@ -201,8 +222,8 @@ pub fn claim_due(conn: &mut Connection, at: i64, cap: usize) -> rusqlite::Result
             continue;
         }
         tx.execute(
-            "UPDATE maintenance_tasks SET status = 'queued' WHERE seq = ?1",
-            [seq],
+            "UPDATE maintenance_tasks SET status = 'queued', queued_at = ?2 WHERE seq = ?1",
+            params![seq, now()],
         )?;
         busy.push(db);
         claimed.push(id);
@@ -256,19 +277,25 @@ pub fn finish(
     )? > 0)
 }
 
-/// Ends every task a previous task worker left queued or running as
-/// `aborted`; returns them.
-pub fn abort_interrupted(conn: &Connection) -> rusqlite::Result<Vec<Task>> {
+/// When a task worker starts: every task a previous one was running ends
+/// `aborted` (returned); those handed to it but not started go back to
+/// `todo`, to be handed again (a start racing this finds them no longer
+/// `queued` and leaves them to the next round).
+pub fn recover(conn: &Connection) -> rusqlite::Result<Vec<Task>> {
     let tasks: Vec<Task> = {
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM maintenance_tasks WHERE status IN ('queued', 'doing')"
+            "SELECT {COLUMNS} FROM maintenance_tasks WHERE status = 'doing'"
         ))?;
         let rows = stmt.query_map([], from_row)?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     conn.execute(
-        "UPDATE maintenance_tasks SET status = 'aborted', error = 'the task worker stopped during the task', finished_at = ?1 WHERE status IN ('queued', 'doing')",
+        "UPDATE maintenance_tasks SET status = 'aborted', error = 'the task worker stopped during the task', finished_at = ?1 WHERE status = 'doing'",
         [now()],
+    )?;
+    conn.execute(
+        "UPDATE maintenance_tasks SET status = 'todo' WHERE status = 'queued'",
+        [],
     )?;
     Ok(tasks)
 }
@@ -330,8 +357,17 @@ mod tests {
         );
         // the id of an ended task may be scheduled again
         assert!(insert(&c, &task("a", "db1", 10)).unwrap());
-        let aborted = abort_interrupted(&c).unwrap();
-        assert_eq!(aborted.len(), 2);
-        assert!(start(&c, "b", "op2").unwrap().is_none());
+        // a new task worker: the running task is aborted, the handed one
+        // goes back to todo and is handed again
+        assert!(start(&c, "b", "op2").unwrap().is_some());
+        let aborted = recover(&c).unwrap();
+        assert_eq!(
+            aborted.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            vec!["b"]
+        );
+        assert!(start(&c, "c", "op3").unwrap().is_none(), "no longer queued");
+        assert_eq!(claim_due(&mut c, 50, 2).unwrap(), vec!["a", "c"]);
+        // nothing due: nothing taken, no write
+        assert_eq!(claim_due(&mut c, 5, 2).unwrap(), Vec::<String>::new());
     }
 }

@@ -32,12 +32,13 @@ pub struct TaskWork {
     running: Arc<Mutex<HashMap<String, Arc<Slot>>>>,
 }
 
-/// Built when the task worker starts: what a previous incarnation left
-/// queued or running is over — `aborted`, its operation failed, said in a
-/// notification — and a task scheduled for later is untouched.
+/// Built when the task worker starts: what a previous incarnation was
+/// running is over — `aborted`, its operation failed, said in a
+/// notification; what it was handed but had not started is handed again;
+/// a task scheduled for later is untouched.
 pub fn build(host: &TaskHost) -> Box<dyn crate::plugins::Work<TaskHost>> {
     let db = host.db();
-    match store::abort_interrupted(&db) {
+    match store::recover(&db) {
         Ok(tasks) => {
             for t in tasks {
                 warn!("maintenance task {} ({}) aborted: the task worker stopped during it", t.id, describe(&t));
