@@ -7,11 +7,13 @@
 # beside Debian's nginx answering the same body over TLS, /status with a new TLS
 # connection per request, 10,000 idle TLS connections, /activity with 10, 100
 # and 1,000 backends, one monitoring collection on 1, 100 and 1,000
-# databases, and the criterion micro-benchmarks (IPC codec, hba, units,
-# temBoard 9.x signature verification).
+# databases, the criterion micro-benchmarks (IPC codec, hba, units,
+# temBoard 9.x signature verification), and the maintenance pages and a
+# VACUUM FULL's effect on /activity (scripts/maintenance_bench.sh).
 #
 #   bash scripts/bench.sh              IDLE=60 s of idle before memory/CPU are read
 #   MICRO=0 bash scripts/bench.sh      skip the criterion micro-benchmarks
+#   MAINTENANCE=0 bash scripts/bench.sh   skip the maintenance figures (10,000 tables: minutes)
 #   IDLE=10 DURATION=3 BACKENDS=10 DATABASES=1 IDLE_CONNECTIONS=1000 bash scripts/bench.sh   (quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,7 +72,7 @@ ssl_key_file = server.key
 home = $work/home
 hostname = bench.example.org
 key = benchkey
-plugins = ["activity", "administration", "dashboard", "monitoring", "pgconf", "statements"]
+plugins = ["activity", "administration", "dashboard", "monitoring", "pgconf", "statements", "maintenance"]
 # The idle-connections figure opens 10,000 from one address: above the
 # default per-address cap, which would (rightly) refuse them.
 max_connections_per_client = 12000
@@ -447,4 +449,10 @@ if [ "${MICRO:-1}" = 1 ]; then
   cargo bench --quiet --bench signing -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(canonical|verify)|time:" || true
   echo "==> pgconf micro-benchmarks (criterion: hba parse/write, unit conversion)"
   cargo bench --quiet --bench pgconf -- --warm-up-time 1 --measurement-time 3 2>/dev/null | grep -E "^(hba|unit|typed)|time:" || true
+fi
+
+if [ "${MAINTENANCE:-1}" = 1 ]; then
+  echo
+  echo "==> maintenance plugin (scripts/maintenance_bench.sh)"
+  bash scripts/maintenance_bench.sh | sed 's/^/  /'
 fi
