@@ -6,11 +6,12 @@ use rusqlite::{Connection, OptionalExtension};
 
 /// Sets `key` to `value`.
 pub fn set(conn: &Connection, key: &str, value: f64) -> rusqlite::Result<()> {
-    conn.execute(
+    // Written every few seconds (heartbeats): a cached statement.
+    conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        rusqlite::params![key, value.to_string()],
-    )?;
+    )?
+    .execute(rusqlite::params![key, value.to_string()])?;
     Ok(())
 }
 

@@ -26,15 +26,21 @@ pub fn push(
     v9: &Value,
     history_length: u64,
 ) -> rusqlite::Result<()> {
+    // Every 2 s by default: cached statements (parsing them was a fifth
+    // of the scheduler's idle CPU).
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO dashboard_history (collected_at, data, v9) VALUES (?1, ?2, ?3)",
-        params![crate::store::sessions::now(), data.to_string(), v9.to_string()],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![
+        crate::store::sessions::now(),
+        data.to_string(),
+        v9.to_string()
+    ])?;
+    tx.prepare_cached(
         "DELETE FROM dashboard_history WHERE seq <= (SELECT max(seq) FROM dashboard_history) - ?1",
-        [history_length as i64],
-    )?;
+    )?
+    .execute([history_length as i64])?;
     tx.commit()
 }
 
