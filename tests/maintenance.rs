@@ -430,7 +430,8 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     let mut app = setup_app(&pg);
     app.batch_execute(
         "CREATE TABLE app.u (x int); CREATE TABLE app.v (x int); CREATE TABLE app.w (x int);
-         CREATE TABLE app.big AS SELECT i AS x FROM generate_series(1, 200000) i;",
+         CREATE TABLE app.big AS SELECT i AS x FROM generate_series(1, 200000) i;
+         ANALYZE app.big;",
     )
     .unwrap();
     let agent = agent_for(&pg, &public);
@@ -636,6 +637,19 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     );
     // The probe worker answers meanwhile: the task is not on its pool.
     assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+    // The pages too: the table waited for by the VACUUM FULL's exclusive
+    // lock is measured from the catalog instead of waiting behind it.
+    let (code, sc) = get(&agent, &key, "/maintenance/app/schema/app");
+    assert_eq!(code, 200, "{sc}");
+    let big = sc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "big")
+        .unwrap()
+        .clone();
+    assert!(big["total_bytes"].as_i64().unwrap() > 0, "{big}");
+    assert_eq!(get(&agent, &key, "/maintenance/app").0, 200);
     // One task per database: an ANALYZE of app.w due now waits for the
     // VACUUM FULL, while one in the database postgres, due after it, runs.
     let (code, r) = post(
@@ -790,6 +804,22 @@ fn a_killed_task_worker_aborts_its_task_and_later_tasks_survive_a_restart() {
     let op = &operations_of(&agent, &key, "vacuum")[0];
     assert_eq!(op["state"], "FAILED", "{op}");
     assert!(agent.worker_pid("task").is_some_and(|p| p != worker));
+    // The killed worker's backend does not go on: terminated by the next
+    // task worker (or gone by itself on PostgreSQL 14+).
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let n: i64 = pg
+                .client()
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'temboard-agent task'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            n == 0
+        }),
+        "the aborted task's backend is still there"
+    );
     holder.batch_execute("COMMIT").unwrap();
     assert!(messages(&agent, &key)
         .iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use super::{store, TaskCall};
+use super::{store, RunnerCall};
 use crate::config::Config;
 use crate::plugins::Job;
 use crate::workers::scheduler::JobHost;
@@ -41,15 +41,21 @@ impl Job for Dispatch {
                 return;
             }
         };
-        for id in due {
-            match host.call(TaskCall::Run { id: id.clone() }, Duration::from_secs(10)) {
+        let mut due = due.into_iter();
+        while let Some(id) = due.next() {
+            match host.call(RunnerCall::Run { id: id.clone() }, Duration::from_secs(10)) {
                 Ok(_) => self.failing = false,
                 Err(e) => {
                     if !self.failing {
                         warn!("maintenance: task {id} not started, retrying: {e}");
                         self.failing = true;
                     }
-                    let _ = store::unclaim(host.db(), &id);
+                    // The task worker is away: this one and the rest wait
+                    // for the next round (the scheduler's other jobs do
+                    // not wait behind ten-second timeouts).
+                    for id in std::iter::once(id).chain(due.by_ref()) {
+                        let _ = store::unclaim(host.db(), &id);
+                    }
                 }
             }
         }

@@ -157,10 +157,11 @@ impl PluginCall for SizesCall {
     type Reply = Value;
 }
 
-/// Calls to the task worker.
+/// The maintenance plugin's calls to the task worker (inside the task
+/// channel's `TaskCall::Plugin`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-pub enum TaskCall {
+pub enum RunnerCall {
     /// Start a queued task (the scheduler's dispatcher).
     Run {
         /// Task id.
@@ -170,10 +171,12 @@ pub enum TaskCall {
     Cancel {
         /// Task id.
         id: String,
+        /// Who asked (the notification of the cancel names them).
+        username: String,
     },
 }
 
-impl PluginCall for TaskCall {
+impl PluginCall for RunnerCall {
     const PLUGIN: &'static str = "maintenance";
     const WORKER: Worker = Worker::Task;
     type Reply = Value;

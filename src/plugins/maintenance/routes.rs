@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::store::{self, Filter, Task};
-use super::{SizesCall, TaskCall, INSTANCE_WAIT};
+use super::{SizesCall, RunnerCall, INSTANCE_WAIT};
 use crate::store::notifications;
 use crate::workers::http::error::ApiError;
 use crate::workers::http::routes::{Call, Handled, Reply, Route};
@@ -237,6 +237,7 @@ fn schedule(c: Call<'_>) -> Handled<'_> {
             status: "todo".into(),
             username: c.caller()?.username.clone(),
             operation: None,
+            backend_pid: None,
         };
         c.state
             .call(SizesCall::Check {
@@ -324,13 +325,20 @@ fn cancel(c: Call<'_>) -> Handled<'_> {
             .db
             .run(move |conn| store::cancel_waiting(conn, &waiting, &["todo"]))
             .await?;
-        if !canceled {
-            c.state.call(TaskCall::Cancel { id: id.clone() }).await?;
+        let username = c.caller()?.username.clone();
+        if canceled {
+            let message = format!("Maintenance {} canceled", super::task::describe(&task));
+            c.state.notify(&username, vec![message]).await?;
+        } else {
+            // Queued or running: the task worker cancels it and writes the
+            // notification once the task has really ended canceled.
+            c.state
+                .call(RunnerCall::Cancel {
+                    id: id.clone(),
+                    username,
+                })
+                .await?;
         }
-        let message = format!("Maintenance {} canceled", super::task::describe(&task));
-        c.state
-            .notify(&c.caller()?.username, vec![message])
-            .await?;
         Ok(Reply::Json(json!({"response": "ok"})))
     })
 }
@@ -353,6 +361,7 @@ mod tests {
             status: "todo".into(),
             username: String::new(),
             operation: None,
+            backend_pid: None,
         }
     }
 

@@ -21,29 +21,61 @@ use crate::workers::probe::ProbeHost;
 /// the page's time): a table's main fork, its size with TOAST
 /// (`pg_table_size`), its TOAST (`pg_total_relation_size` of the TOAST
 /// table), each index with all its forks; totals are sums of those.
+///
+/// A relation locked exclusively, or waited for by such a lock (a VACUUM
+/// FULL or REINDEX running or queued, often the agent's own task), is
+/// measured from the catalog instead (`relpages`, as of its last VACUUM or
+/// ANALYZE): measuring its files would wait for the lock, and the page
+/// would fail on `lock_timeout` for as long as the task runs.
 fn relations(ctes: &str, in_schema: bool) -> String {
     let filter = if in_schema {
         "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
     } else {
         ""
     };
+    let size = |oid: &str, exact: &str, pages: &str| {
+        format!(
+            "CASE WHEN {oid} IN (SELECT relation FROM busy) THEN {pages} * current_setting('block_size')::bigint ELSE {exact} END"
+        )
+    };
+    let index_bytes = size(
+        "i.indexrelid",
+        "pg_total_relation_size(i.indexrelid)",
+        "c.relpages",
+    );
+    let main_bytes = size("c.oid", "pg_relation_size(c.oid)", "c.relpages");
+    let toast_bytes = format!(
+        "CASE WHEN c.reltoastrelid = 0 THEN 0 ELSE {} END",
+        size(
+            "c.reltoastrelid",
+            "pg_total_relation_size(c.reltoastrelid)",
+            "coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0)",
+        )
+    );
+    let table_bytes = format!(
+        "CASE WHEN c.oid IN (SELECT relation FROM busy) OR c.reltoastrelid IN (SELECT relation FROM busy)
+              THEN ({main_bytes}) + ({toast_bytes}) ELSE pg_table_size(c.oid) END"
+    );
     format!(
         "WITH {ctes},
-idx AS (
-  SELECT i.indexrelid AS oid, c.relnamespace AS nsp, i.indrelid,
-         pg_total_relation_size(i.indexrelid) AS bytes
+busy AS (
+  SELECT relation FROM pg_locks
+  WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND relation IS NOT NULL
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+), idx AS (
+  SELECT i.indexrelid AS oid, c.relnamespace AS nsp, i.indrelid, {index_bytes} AS bytes
   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
   WHERE true {filter}
 ), tbl AS (
   SELECT c.oid, c.relnamespace AS nsp, c.relname, c.reltuples, c.reloptions,
-         pg_relation_size(c.oid) AS main_bytes,
-         pg_table_size(c.oid) + coalesce(ti.bytes, 0) AS total_bytes,
+         {main_bytes} AS main_bytes,
+         {table_bytes} + coalesce(ti.bytes, 0) AS total_bytes,
          coalesce(ti.bytes, 0) AS index_bytes, coalesce(ti.n, 0) AS n_indexes,
-         CASE WHEN c.reltoastrelid = 0 THEN 0 ELSE pg_total_relation_size(c.reltoastrelid) END AS toast_bytes
+         {toast_bytes} AS toast_bytes
   FROM pg_class c
   LEFT JOIN (SELECT indrelid, sum(bytes) AS bytes, count(*) AS n FROM idx GROUP BY indrelid) ti
          ON ti.indrelid = c.oid
-  WHERE c.relkind IN ('r', 'm') {filter}
+  WHERE c.relkind = 'r' {filter}
 ), heap AS (
   SELECT oid, greatest(pages - needed, 0) * current_setting('block_size')::int AS bloat FROM heap_need
 ), btree AS (
@@ -73,12 +105,13 @@ fn schemas_sql(ctes: &str) -> String {
     )
 }
 
-/// `pg_size_pretty` of a column, null when it is null (or 0 when `zero_null`).
-fn pretty(col: &str, zero_null: bool) -> String {
+/// `pg_size_pretty` of an expression, null when it is null (or 0 when
+/// `zero_null`).
+fn pretty(expr: &str, zero_null: bool) -> String {
     if zero_null {
-        format!("CASE WHEN coalesce({col}, 0) = 0 THEN NULL ELSE pg_size_pretty({col}::bigint) END")
+        format!("CASE WHEN coalesce(({expr}), 0) = 0 THEN NULL ELSE pg_size_pretty(({expr})::bigint) END")
     } else {
-        format!("pg_size_pretty({col}::bigint)")
+        format!("pg_size_pretty(({expr})::bigint)")
     }
 }
 
@@ -88,14 +121,20 @@ fn object(row: &Row) -> Map<String, Value> {
     use postgres::types::Type;
     let mut m = Map::new();
     for (i, col) in row.columns().iter().enumerate() {
+        // `try_get`: a type this reader does not know is a null, never a
+        // panic (which would cost the pool its connection slot).
         let v = match *col.type_() {
-            Type::INT8 => json!(row.get::<_, Option<i64>>(i)),
-            Type::INT4 => json!(row.get::<_, Option<i32>>(i)),
-            Type::INT2 => json!(row.get::<_, Option<i16>>(i)),
-            Type::FLOAT8 => json!(row.get::<_, Option<f64>>(i)),
-            Type::FLOAT4 => json!(row.get::<_, Option<f32>>(i).map(f64::from)),
-            Type::BOOL => json!(row.get::<_, Option<bool>>(i)),
-            _ => json!(row.get::<_, Option<String>>(i)),
+            Type::INT8 => json!(row.try_get::<_, Option<i64>>(i).ok().flatten()),
+            Type::INT4 => json!(row.try_get::<_, Option<i32>>(i).ok().flatten()),
+            Type::INT2 => json!(row.try_get::<_, Option<i16>>(i).ok().flatten()),
+            Type::FLOAT8 => json!(row.try_get::<_, Option<f64>>(i).ok().flatten()),
+            Type::FLOAT4 => json!(row
+                .try_get::<_, Option<f32>>(i)
+                .ok()
+                .flatten()
+                .map(f64::from)),
+            Type::BOOL => json!(row.try_get::<_, Option<bool>>(i).ok().flatten()),
+            _ => json!(row.try_get::<_, Option<String>>(i).ok().flatten()),
         };
         m.insert(col.name().to_string(), v);
     }
@@ -136,6 +175,22 @@ fn read<T>(
     })
 }
 
+/// The figures of a database on the instance page, beside its size.
+const SUM_KEYS: [&str; 12] = [
+    "n_tables",
+    "tables_bytes",
+    "n_indexes",
+    "indexes_bytes",
+    "tables_bloat_bytes",
+    "indexes_bloat_bytes",
+    "toast_bytes",
+    "tables_size",
+    "indexes_size",
+    "tables_bloat_size",
+    "indexes_bloat_size",
+    "toast_size",
+];
+
 /// `GET /maintenance`: every non-template database with its sums.
 pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
     let (dbs, total) = host.with(|c| {
@@ -145,7 +200,12 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
              FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname",
             &[],
         )?;
-        let total: f64 = dbs.iter().map(|r| r.get::<_, i64>(1) as f64).sum();
+        // A database dropped meanwhile has no size (null).
+        let total: f64 = dbs
+            .iter()
+            .filter_map(|r| r.try_get::<_, Option<i64>>(1).ok().flatten())
+            .map(|b| b as f64)
+            .sum();
         Ok((dbs.iter().map(object).collect::<Vec<_>>(), total))
     })?;
     let sums = |ctes: &str| format!(
@@ -175,8 +235,13 @@ pub fn instance(host: &ProbeHost) -> Result<Value, WorkerError> {
         match read(host, &name, |tx, ctes| tx.query_one(sums(ctes).as_str(), &[])) {
             Ok(row) => db.extend(object(&row)),
             // A database dropped meanwhile, or one we may not read: listed
-            // with its size only.
-            Err(e) => tracing::debug!("maintenance: database {name}: {e}"),
+            // with its size and null figures.
+            Err(e) => {
+                tracing::debug!("maintenance: database {name}: {e}");
+                for key in SUM_KEYS {
+                    db.insert(key.to_string(), Value::Null);
+                }
+            }
         }
         databases.push(Value::Object(db));
     }
@@ -209,14 +274,15 @@ pub fn database(host: &ProbeHost, dbname: &str) -> Result<Value, WorkerError> {
                     pg_size_pretty(pg_database_size(current_database()))",
             &[],
         )?;
+        let size = object(&size);
         let schemas: Vec<Value> = tx
             .query(sql(ctes).as_str(), &[])?
             .iter()
             .map(|r| Value::Object(object(r)))
             .collect();
         Ok(json!({
-            "total_bytes": size.get::<_, i64>(0),
-            "total_size": size.get::<_, String>(1),
+            "total_bytes": size.get("pg_database_size").cloned().unwrap_or(Value::Null),
+            "total_size": size.get("pg_size_pretty").cloned().unwrap_or(Value::Null),
             "schemas": schemas,
         }))
     })

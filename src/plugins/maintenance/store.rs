@@ -67,9 +67,12 @@ pub struct Task {
     pub username: String,
     /// Its operation id once started.
     pub operation: Option<String>,
+    /// The backend running it, once connected.
+    #[serde(default)]
+    pub backend_pid: Option<i32>,
 }
 
-const COLUMNS: &str = "id, op, dbname, schema_name, table_name, index_name, mode, datetime, start_at, status, username, operation";
+const COLUMNS: &str = "id, op, dbname, schema_name, table_name, index_name, mode, datetime, start_at, status, username, operation, backend_pid";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -85,6 +88,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         status: r.get(9)?,
         username: r.get(10)?,
         operation: r.get(11)?,
+        backend_pid: r.get(12)?,
     })
 }
 
@@ -319,6 +323,7 @@ mod tests {
             status: "todo".into(),
             username: "alice".into(),
             operation: None,
+            backend_pid: None,
         }
     }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::store::{self, Task};
-use super::TaskCall;
+use super::RunnerCall;
 use crate::ipc::messages::WorkerError;
 use crate::store::{notifications, operations};
 use crate::workers::task::TaskHost;
@@ -23,8 +23,12 @@ use crate::workers::task::TaskHost;
 #[derive(Default)]
 struct Slot {
     token: Mutex<Option<CancelToken>>,
+    /// Who canceled it, once someone did.
+    canceled_by: Mutex<Option<String>>,
     canceled: AtomicBool,
     stopping: AtomicBool,
+    /// Set when the task's statement is over: cancels stop being resent.
+    ended: AtomicBool,
 }
 
 /// The maintenance work of the task worker.
@@ -34,18 +38,41 @@ pub struct TaskWork {
 
 /// Built when the task worker starts: what a previous incarnation was
 /// running is over — `aborted`, its operation failed, said in a
-/// notification; what it was handed but had not started is handed again;
-/// a task scheduled for later is untouched.
+/// notification, and its backend, if still there, terminated (before
+/// PostgreSQL 14 nothing else stops it); what it was handed but had not
+/// started is handed again; a task scheduled for later is untouched.
 pub fn build(host: &TaskHost) -> Box<dyn crate::plugins::Work<TaskHost>> {
     let db = host.db();
     match store::recover(&db) {
         Ok(tasks) => {
-            for t in tasks {
-                warn!("maintenance task {} ({}) aborted: the task worker stopped during it", t.id, describe(&t));
+            for t in &tasks {
+                warn!(
+                    "maintenance task {} ({}) aborted: the task worker stopped during it",
+                    t.id,
+                    describe(t)
+                );
                 if let Some(op) = &t.operation {
-                    let _ = operations::finish(&db, op, false, "", Some("the task worker stopped during the task"));
+                    let _ = operations::finish(
+                        &db,
+                        op,
+                        false,
+                        "",
+                        Some("the task worker stopped during the task"),
+                    );
                 }
-                let _ = notifications::push(&db, &t.username, &format!("Maintenance {} aborted", describe(&t)));
+                let _ = notifications::push(
+                    &db,
+                    &t.username,
+                    &format!("Maintenance {} aborted", describe(t)),
+                );
+            }
+            let orphans: Vec<(String, i32)> = tasks
+                .iter()
+                .filter_map(|t| t.backend_pid.map(|pid| (t.dbname.clone(), pid)))
+                .collect();
+            if !orphans.is_empty() {
+                // Off the start: PostgreSQL may be slow to answer.
+                let _ = host.spawn("orphans", move |host| terminate_orphans(&host, &orphans));
             }
         }
         Err(e) => warn!("maintenance: cannot record interrupted tasks: {e}"),
@@ -54,6 +81,30 @@ pub fn build(host: &TaskHost) -> Box<dyn crate::plugins::Work<TaskHost>> {
     Box::new(TaskWork {
         running: Arc::default(),
     })
+}
+
+/// Terminates the backends the previous task worker left running, only if
+/// they are still the agent's task backends (a pid may have been reused).
+fn terminate_orphans(host: &TaskHost, orphans: &[(String, i32)]) {
+    for (dbname, pid) in orphans {
+        let outcome = host.connect(dbname, 5_000).and_then(|mut c| {
+            let row = c
+                .client
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE pid = $1 AND application_name = 'temboard-agent task'",
+                    &[pid],
+                )
+                .map_err(|e| WorkerError::Postgres(crate::workers::probe::pool::describe(&e)));
+            c.close();
+            row.map(|r| r.get::<_, i64>(0))
+        });
+        match outcome {
+            Ok(1) => info!("maintenance: backend {pid} of an aborted task terminated"),
+            Ok(_) => {}
+            Err(e) => warn!("maintenance: backend {pid} of an aborted task not checked: {e}"),
+        }
+    }
 }
 
 /// Double-quoted identifier (any name, quotes doubled).
@@ -77,8 +128,11 @@ pub fn describe(t: &Task) -> String {
     format!("{}{mode} of {target}", t.op.to_uppercase())
 }
 
-/// The statement of a task, identifiers quoted.
-pub fn statement(t: &Task) -> String {
+/// The statement of a task, identifiers quoted; `None` for a mode that is
+/// not a list of `full`, `freeze`, `analyze` (checked when scheduled, and
+/// again here: the row comes from the state database, which the http
+/// worker writes, and only these words may reach the SQL).
+pub fn statement(t: &Task) -> Option<String> {
     let qualified = |name: &Option<String>| {
         name.as_ref().map(|n| {
             format!(
@@ -89,69 +143,91 @@ pub fn statement(t: &Task) -> String {
         })
     };
     let table = qualified(&t.table);
-    match t.op.as_str() {
+    let sql = match t.op.as_str() {
         "vacuum" => {
-            let mut opts = vec!["VERBOSE".to_string()];
-            opts.extend(
-                t.mode
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_uppercase),
-            );
+            let mut opts = vec!["VERBOSE"];
+            for m in t.mode.as_deref().unwrap_or_default().split(',') {
+                let word = match m {
+                    "" => continue,
+                    "full" => "FULL",
+                    "freeze" => "FREEZE",
+                    "analyze" => "ANALYZE",
+                    _ => return None,
+                };
+                if !opts.contains(&word) {
+                    opts.push(word);
+                }
+            }
             format!("VACUUM ({}) {}", opts.join(", "), table.unwrap_or_default())
-                .trim_end()
-                .to_string()
         }
-        "analyze" => format!("ANALYZE VERBOSE {}", table.unwrap_or_default())
-            .trim_end()
-            .to_string(),
+        "analyze" => format!("ANALYZE VERBOSE {}", table.unwrap_or_default()),
         _ => match (table, qualified(&t.index)) {
             (Some(tb), _) => format!("REINDEX (VERBOSE) TABLE {tb}"),
             (None, Some(ix)) => format!("REINDEX (VERBOSE) INDEX {ix}"),
             (None, None) => format!("REINDEX (VERBOSE) DATABASE {}", quote_ident(&t.dbname)),
         },
-    }
+    };
+    Some(sql.trim_end().to_string())
 }
 
 impl crate::plugins::Work<TaskHost> for TaskWork {
     fn handle(&self, host: &TaskHost, call: Value) -> Result<Value, WorkerError> {
-        crate::plugins::typed(call, |c: TaskCall| match c {
-            TaskCall::Run { id } => {
+        crate::plugins::typed(call, |c: RunnerCall| match c {
+            RunnerCall::Run { id } => {
                 let running = self.running.clone();
                 let slot = Arc::new(Slot::default());
-                running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone(), slot.clone());
-                let thread_id = id.clone();
-                host.spawn(&format!("task {id}"), move |host| {
-                    run(&host, &thread_id, &slot);
-                    running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&thread_id);
-                })?;
+                lock(&running).insert(id.clone(), slot.clone());
+                let (thread_id, thread_slot) = (id.clone(), slot.clone());
+                let spawned = host.spawn(&format!("task {id}"), move |host| {
+                    // A panic must not leave the task `doing` (its database
+                    // would never run another): it ends `failed`.
+                    let run = std::panic::AssertUnwindSafe(|| run(&host, &thread_id, &thread_slot));
+                    if std::panic::catch_unwind(run).is_err() {
+                        let ending = Ending {
+                            task: None,
+                            status: "failed",
+                            error: Some("internal error (see the agent's log)"),
+                            output: "",
+                            op_id: None,
+                            notify_as: "",
+                        };
+                        end(&host, &thread_id, &ending);
+                    }
+                    thread_slot.ended.store(true, Ordering::SeqCst);
+                    let mut map = lock(&running);
+                    // Only this run's slot (the id may be running again).
+                    if map.get(&thread_id).is_some_and(|s| Arc::ptr_eq(s, &thread_slot)) {
+                        map.remove(&thread_id);
+                    }
+                });
+                if let Err(e) = spawned {
+                    lock(&self.running).remove(&id);
+                    return Err(e);
+                }
                 Ok(json!({"started": id}))
             }
-            TaskCall::Cancel { id } => {
-                let slot = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&id)
-                    .cloned();
+            RunnerCall::Cancel { id, username } => {
+                let slot = lock(&self.running).get(&id).cloned();
                 if let Some(slot) = slot {
+                    *lock(&slot.canceled_by) = Some(username);
                     slot.canceled.store(true, Ordering::SeqCst);
-                    cancel_backend(&slot);
+                    resend_cancel(host, slot)?;
                     return Ok(json!({"canceled": id}));
                 }
                 // Not running here: it may still be queued.
                 let db = host.db();
+                let waiting = store::active(&db, &id)
+                    .map_err(|e| WorkerError::Internal(e.to_string()))?;
                 if store::cancel_waiting(&db, &id, &["todo", "queued"])
                     .map_err(|e| WorkerError::Internal(e.to_string()))?
                 {
+                    if let Some(t) = waiting {
+                        let _ = notifications::push(
+                            &db,
+                            &username,
+                            &format!("Maintenance {} canceled", describe(&t)),
+                        );
+                    }
                     Ok(json!({"canceled": id}))
                 } else {
                     Err(WorkerError::NotFound("Scheduled operation not found".into()))
@@ -161,13 +237,7 @@ impl crate::plugins::Work<TaskHost> for TaskWork {
     }
 
     fn stop(&self, _host: &TaskHost) {
-        let slots: Vec<Arc<Slot>> = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let slots: Vec<Arc<Slot>> = lock(&self.running).values().cloned().collect();
         for slot in slots {
             slot.stopping.store(true, Ordering::SeqCst);
             cancel_backend(&slot);
@@ -175,13 +245,33 @@ impl crate::plugins::Work<TaskHost> for TaskWork {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn cancel_backend(slot: &Slot) {
-    let token = slot.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let token = lock(&slot.token).clone();
     if let Some(token) = token {
         if let Err(e) = token.cancel_query(NoTls) {
             warn!("cannot cancel a maintenance task's backend: {e}");
         }
     }
+}
+
+/// Sends the cancel request, and again every 200 ms until the statement is
+/// over (10 s at most): PostgreSQL ignores a cancel that reaches a backend
+/// between two statements, so one request could be lost.
+fn resend_cancel(host: &TaskHost, slot: Arc<Slot>) -> Result<(), WorkerError> {
+    cancel_backend(&slot);
+    host.spawn("cancel", move |_| {
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if slot.ended.load(Ordering::SeqCst) {
+                return;
+            }
+            cancel_backend(&slot);
+        }
+    })
 }
 
 /// One task from `queued` to its end.
@@ -195,10 +285,28 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
     };
     let task = {
         let db = host.db();
+        if slot.canceled.load(Ordering::SeqCst) {
+            // Canceled between its hand-over and now: it never starts.
+            let task = store::active(&db, id).ok().flatten();
+            if store::cancel_waiting(&db, id, &["queued"]).unwrap_or(false) {
+                if let (Some(t), Some(who)) = (task, lock(&slot.canceled_by).clone()) {
+                    let _ = notifications::push(
+                        &db,
+                        &who,
+                        &format!("Maintenance {} canceled", describe(&t)),
+                    );
+                }
+            }
+            return;
+        }
         match store::start(&db, id, &op_id) {
             Ok(Some(t)) => {
                 let _ = operations::begin_beside(&db, &op_id, &t.op, &t.username);
-                let _ = notifications::push(&db, &t.username, &format!("Maintenance {} started", describe(&t)));
+                let _ = notifications::push(
+                    &db,
+                    &t.username,
+                    &format!("Maintenance {} started", describe(&t)),
+                );
                 t
             }
             Ok(None) => return, // canceled before it started
@@ -208,10 +316,22 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
             }
         }
     };
-    let sql = statement(&task);
+    let Some(sql) = statement(&task) else {
+        let ending = Ending {
+            task: Some(&task),
+            status: "failed",
+            error: Some("the task's mode is not full, freeze or analyze"),
+            output: "",
+            op_id: Some(&op_id),
+            notify_as: &task.username,
+        };
+        end(host, id, &ending);
+        return;
+    };
     info!("maintenance task {id}: {sql}");
     let settings = super::settings(&host.settings().config);
     let outcome = execute(host, &task, &sql, settings.task_lock_timeout * 1000, slot);
+    slot.ended.store(true, Ordering::SeqCst);
     let (status, error, output) = match outcome {
         Ok(output) => ("done", None, output),
         Err((e, output)) => {
@@ -225,25 +345,68 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
             (status, Some(e), output)
         }
     };
+    let canceled_by = lock(&slot.canceled_by).clone();
     let text = format!("{sql}\n{output}");
-    let db = host.db();
-    match store::finish(&db, id, status, error.as_deref()) {
-        Ok(true) => {
-            let _ = operations::finish(&db, &op_id, status == "done", &text, error.as_deref());
-            // A cancel is notified by the API, under the user who asked it.
-            if status != "canceled" {
-                let message = match &error {
-                    Some(e) if status == "failed" => {
-                        format!("Maintenance {} failed: {e}", describe(&task))
-                    }
-                    _ => format!("Maintenance {} {status}", describe(&task)),
-                };
-                let _ = notifications::push(&db, &task.username, &message);
+    let who = match status {
+        "canceled" => canceled_by.as_deref().unwrap_or(&task.username),
+        _ => &task.username,
+    };
+    let ending = Ending {
+        task: Some(&task),
+        status,
+        error: error.as_deref(),
+        output: &text,
+        op_id: Some(&op_id),
+        notify_as: who,
+    };
+    end(host, id, &ending);
+}
+
+/// How a task ended, for [`end`].
+struct Ending<'a> {
+    task: Option<&'a Task>,
+    status: &'a str,
+    error: Option<&'a str>,
+    output: &'a str,
+    op_id: Option<&'a str>,
+    /// The user of the notification.
+    notify_as: &'a str,
+}
+
+/// Records a task's end (retried: a busy state database must not leave it
+/// `doing`), its operation's, and the notification: by who canceled it for
+/// a cancel, by who scheduled it otherwise.
+fn end(host: &TaskHost, id: &str, e: &Ending<'_>) {
+    let status = e.status;
+    for attempt in 0..5 {
+        let db = host.db();
+        match store::finish(&db, id, status, e.error) {
+            Ok(true) => {
+                if let Some(op) = e.op_id {
+                    let _ = operations::finish(&db, op, status == "done", e.output, e.error);
+                }
+                if let Some(t) = e.task {
+                    let message = match (status, e.error) {
+                        ("failed", Some(why)) => {
+                            format!("Maintenance {} failed: {why}", describe(t))
+                        }
+                        _ => format!("Maintenance {} {status}", describe(t)),
+                    };
+                    let _ = notifications::push(&db, e.notify_as, &message);
+                }
+                info!("maintenance task {id} {status}");
+                return;
             }
-            info!("maintenance task {id} {status}");
+            Ok(false) => return,
+            Err(err) => {
+                warn!(
+                    "maintenance task {id}: state database (attempt {}): {err}",
+                    attempt + 1
+                );
+                drop(db);
+                std::thread::sleep(std::time::Duration::from_secs(1 << attempt));
+            }
         }
-        Ok(false) => {}
-        Err(e) => warn!("maintenance task {id}: state database: {e}"),
     }
 }
 
@@ -266,6 +429,11 @@ fn execute(
         Err("canceled before it started".to_string())
     } else {
         exists(&mut conn.client, task).and_then(|()| {
+            // A cancel sent before the statement reached the backend was
+            // ignored by it: look at the flag last thing before sending.
+            if slot.canceled.load(Ordering::SeqCst) || slot.stopping.load(Ordering::SeqCst) {
+                return Err("canceled before it started".to_string());
+            }
             conn.client
                 .batch_execute(sql)
                 .map_err(|e| crate::workers::probe::pool::describe(&e))
@@ -284,16 +452,16 @@ fn execute(
 /// dropped since it was scheduled).
 fn exists(client: &mut postgres::Client, task: &Task) -> Result<(), String> {
     let schema = task.schema.as_deref().unwrap_or_default();
-    let (name, what) = match (&task.table, &task.index) {
-        (Some(t), _) => (t, "Table"),
-        (None, Some(i)) => (i, "Index"),
+    let (name, what, kinds) = match (&task.table, &task.index) {
+        (Some(t), _) => (t, "Table", "rmp"),
+        (None, Some(i)) => (i, "Index", "iI"),
         (None, None) => return Ok(()),
     };
     let found = client
         .query_opt(
             "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = $1 AND c.relname = $2",
-            &[&schema, name],
+             WHERE n.nspname = $1 AND c.relname = $2 AND strpos($3, c.relkind::text) > 0",
+            &[&schema, name, &kinds],
         )
         .map_err(|e| crate::workers::probe::pool::describe(&e))?;
     match found {

@@ -18,6 +18,17 @@ use crate::ipc::messages::WorkerError;
 
 /// Connections open at most (the agent's share of `max_connections`).
 pub const MAX_CONNECTIONS: usize = 4;
+/// How long a connection to a database other than the configured one stays
+/// idle in the pool.
+const OTHER_DB_IDLE: Duration = Duration::from_secs(60);
+
+/// Whether two connection settings differ only by database.
+fn same_server(a: &PostgresqlSection, b: &PostgresqlSection) -> bool {
+    let mut a = a.clone();
+    a.dbname.clone_from(&b.dbname);
+    &a == b
+}
+
 /// How long a call waits for a free connection.
 const CHECKOUT_WAIT: Duration = Duration::from_secs(5);
 /// How long a connection attempt may take.
@@ -34,6 +45,8 @@ pub struct Conn {
     /// `server_version_num`.
     pub version_num: i32,
     params: PostgresqlSection,
+    /// When it was last given back (idle since).
+    idle_since: std::time::Instant,
 }
 
 /// Builds connection parameters; a host starting with `/` is a socket directory.
@@ -277,8 +290,17 @@ impl Pool {
         }
         let mut st = self.lock();
         loop {
-            // Closed idle connections only take a slot: free it.
-            while let Some(i) = st.idle.iter().position(|c| c.client.is_closed()) {
+            // Closed idle connections only take a slot; those made with
+            // another configuration (a reload changed the role or the
+            // server) must go; one to another database idle for a minute
+            // goes too, so the agent never keeps a database busy (a
+            // `DROP DATABASE` would be refused) for a page seen once.
+            let stale = |c: &Conn| {
+                c.client.is_closed()
+                    || !same_server(&c.params, params)
+                    || (c.params.dbname != params.dbname && c.idle_since.elapsed() > OTHER_DB_IDLE)
+            };
+            while let Some(i) = st.idle.iter().position(stale) {
                 let c = st.idle.swap_remove(i);
                 st.own_pids.remove(&c.backend_pid);
                 drop(st);
@@ -349,6 +371,7 @@ impl Pool {
             version_num: row.get(1),
             client,
             params: params.clone(),
+            idle_since: std::time::Instant::now(),
         };
         debug!(
             "new PostgreSQL connection, backend pid {}",
@@ -368,6 +391,8 @@ impl Pool {
             close(conn);
             self.lock().open -= 1;
         } else {
+            let mut conn = conn;
+            conn.idle_since = std::time::Instant::now();
             st.idle.push(conn);
         }
         self.freed.notify_one();
