@@ -15,11 +15,7 @@ use serde_json::{json, Value};
 const PLUGINS: &str = r#"["activity", "administration", "maintenance"]"#;
 
 fn agent_for(pg: &PgCluster, public: &str) -> Agent {
-    let mut files = AgentFiles::new(Some(pg));
-    files.set("temboard", "plugins", PLUGINS);
-    files.write();
-    std::fs::write(files.etc().join("signing-public.pem"), public).unwrap();
-    Agent::start(files)
+    agent_with_plugins(pg, public, PLUGINS)
 }
 
 fn client_to(pg: &PgCluster, db: &str) -> postgres::Client {
@@ -97,18 +93,40 @@ fn operations_of(agent: &Agent, key: &rsa::RsaPrivateKey, kind: &str) -> Vec<Val
 }
 
 fn messages(agent: &Agent, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
-    get(agent, key, "/notifications")
-        .1
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["username"].as_str().unwrap().to_string(),
-                n["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    notification_pairs(agent, key)
+}
+
+/// A `VACUUM FULL` of `app.<table>` scheduled now, its backend waiting for
+/// the lock another session (the returned client, in a transaction) holds:
+/// the task is `doing` until that session commits or the task is canceled.
+fn blocked_vacuum_full(
+    pg: &PgCluster,
+    agent: &Agent,
+    key: &rsa::RsaPrivateKey,
+    table: &str,
+) -> (postgres::Client, String) {
+    let mut holder = client_to(pg, "app");
+    holder
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE app.{table} IN ACCESS SHARE MODE;"
+        ))
+        .unwrap();
+    let (code, r) = post(
+        agent,
+        key,
+        &format!("/maintenance/app/schema/app/table/{table}/vacuum"),
+        json!({"mode": "full"}),
+    );
+    assert_eq!(code, 200, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    let list = "/maintenance/app/vacuum/scheduled";
+    assert!(
+        eventually(Duration::from_secs(30), || status_in(agent, key, list, &id)
+            .as_deref()
+            == Some("doing")),
+        "the VACUUM FULL never started"
+    );
+    (holder, id)
 }
 
 fn is_int(v: &Value) -> bool {
@@ -605,18 +623,7 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
 
     // A running VACUUM FULL canceled: another session holds a lock on the
     // table, so the task is `doing` (its backend waiting) until canceled.
-    let mut holder = client_to(&pg, "app");
-    holder
-        .batch_execute("BEGIN; LOCK TABLE app.big IN ACCESS SHARE MODE;")
-        .unwrap();
-    let (code, r) = post(
-        &agent,
-        &key,
-        "/maintenance/app/schema/app/table/big/vacuum",
-        json!({"mode": "full"}),
-    );
-    assert_eq!(code, 200, "{r}");
-    let running = r["id"].as_str().unwrap().to_string();
+    let (mut holder, running) = blocked_vacuum_full(&pg, &agent, &key, "big");
     let backend = || -> Option<i32> {
         pg.client()
             .query_opt(
@@ -763,24 +770,8 @@ fn a_killed_task_worker_aborts_its_task_and_later_tasks_survive_a_restart() {
     let mut agent = agent_for(&pg, &public);
 
     // A VACUUM FULL waiting on a lock another session holds: `doing`.
-    let mut holder = client_to(&pg, "app");
-    holder
-        .batch_execute("BEGIN; LOCK TABLE app.t IN ACCESS SHARE MODE;")
-        .unwrap();
-    let (code, r) = post(
-        &agent,
-        &key,
-        "/maintenance/app/schema/app/table/t/vacuum",
-        json!({"mode": "full"}),
-    );
-    assert_eq!(code, 200, "{r}");
-    let id = r["id"].as_str().unwrap().to_string();
+    let (mut holder, id) = blocked_vacuum_full(&pg, &agent, &key, "t");
     let list = "/maintenance/app/vacuum/scheduled";
-    assert!(eventually(Duration::from_secs(30), || status_in(
-        &agent, &key, list, &id
-    )
-    .as_deref()
-        == Some("doing")));
     let worker = agent.worker_pid("task").unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(worker),
@@ -888,11 +879,9 @@ fn a_role_without_superuser_gets_the_same_estimates_through_pg_stats() {
         (tp["bloat_bytes"].clone(), pk)
     };
     let superuser = figures(&agent_for(&pg, &public));
-    let mut files = AgentFiles::new(Some(&pg));
-    files.set("temboard", "plugins", PLUGINS);
+    let mut files = signed_files(&pg, &public, PLUGINS);
     files.set("postgresql", "user", "reader");
     files.write();
-    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
     let reader = figures(&Agent::start(files));
     assert!(superuser.0.as_f64().unwrap() > 0.0, "{superuser:?}");
     assert_eq!(

@@ -23,19 +23,7 @@ fn show(pg: &PgCluster, name: &str) -> String {
 }
 
 fn messages(agent: &Agent, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
-    Signed::get("/notifications")
-        .send(agent, key)
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["username"].as_str().unwrap().to_string(),
-                n["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    notification_pairs(agent, key)
 }
 
 #[test]

@@ -17,11 +17,7 @@ use serde_json::Value;
 const PLUGINS: &str = r#"["activity", "dashboard", "monitoring", "pgconf", "statements"]"#;
 
 fn agent_for(pg: &PgCluster, public: &str) -> Agent {
-    let mut files = AgentFiles::new(Some(pg));
-    files.set("temboard", "plugins", PLUGINS);
-    files.write();
-    std::fs::write(files.etc().join("signing-public.pem"), public).unwrap();
-    Agent::start(files)
+    agent_with_plugins(pg, public, PLUGINS)
 }
 
 fn status_kib(pid: i32, field: &str) -> u64 {

@@ -211,6 +211,34 @@ pub fn typed<C: PluginCall>(
     serde_json::to_value(reply).map_err(|e| WorkerError::Internal(e.to_string()))
 }
 
+/// A host's list of plugins' work, built when the worker starts.
+pub type Works<H> = Vec<(&'static str, Box<dyn Work<H>>)>;
+
+/// The work a call names, only for a loaded plugin that registered work
+/// for this host (`worker` names it in the error): the check every host
+/// makes before running a plugin's call, whoever asks.
+pub fn loaded_work<'a, H>(
+    works: &'a Works<H>,
+    config: &Config,
+    plugin: &str,
+    worker: &str,
+) -> Result<&'a dyn Work<H>, WorkerError> {
+    if !config.has_plugin(plugin) {
+        return Err(WorkerError::BadRequest(format!(
+            "plugin {plugin:?} is not loaded"
+        )));
+    }
+    works
+        .iter()
+        .find(|(name, _)| *name == plugin)
+        .map(|(_, w)| w.as_ref())
+        .ok_or_else(|| {
+            WorkerError::BadRequest(format!(
+                "plugin {plugin:?} has no work in the {worker} worker"
+            ))
+        })
+}
+
 /// Decodes a plugin's reply received over a host channel.
 pub fn reply_of<C: PluginCall>(value: Value) -> Result<C::Reply, WorkerError> {
     serde_json::from_value(value)

@@ -154,6 +154,38 @@ pub fn error(r: &HttpResponse) -> (u16, String) {
     )
 }
 
+/// An agent's files with `plugins` in `[temboard] plugins` and the UI's
+/// public key, written (set more keys, then `write` again).
+pub fn signed_files(pg: &PgCluster, public_pem: &str, plugins: &str) -> AgentFiles {
+    let mut files = AgentFiles::new(Some(pg));
+    files.set("temboard", "plugins", plugins);
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), public_pem).unwrap();
+    files
+}
+
+/// A started agent with `plugins` and the UI's public key.
+pub fn agent_with_plugins(pg: &PgCluster, public_pem: &str, plugins: &str) -> Agent {
+    Agent::start(signed_files(pg, public_pem, plugins))
+}
+
+/// `GET /notifications` (signed) as (user, message) pairs, newest first.
+pub fn notification_pairs(agent: &Agent, key: &rsa::RsaPrivateKey) -> Vec<(String, String)> {
+    Signed::get("/notifications")
+        .send(agent, key)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["username"].as_str().unwrap().to_string(),
+                n["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn agent_with_key(pg: Option<&PgCluster>, public_pem: &str) -> Agent {
     let files = AgentFiles::new(pg);
     std::fs::write(files.etc().join("signing-public.pem"), public_pem).unwrap();

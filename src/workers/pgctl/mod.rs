@@ -14,10 +14,8 @@ use rusqlite::Connection;
 use tracing::{error, info};
 
 use crate::ipc::client::SyncClient;
-use crate::ipc::messages::{
-    PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, WorkerError, WorkerSettings,
-};
-use crate::plugins::{Work, REGISTRY};
+use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, WorkerSettings};
+use crate::plugins::{loaded_work, Works, REGISTRY};
 
 use super::WorkerCtx;
 
@@ -78,7 +76,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         ctx: ctx.clone(),
         db: Mutex::new(db),
     };
-    let works: Vec<(&'static str, Box<dyn Work<PgCtlHost>>)> = REGISTRY
+    let works: Works<PgCtlHost> = REGISTRY
         .iter()
         .filter_map(|p| p.pgctl.map(|build| (p.name, build(&host))))
         .collect();
@@ -86,16 +84,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     super::serve_ipc(&ctx, move |call: PgCtlCall, _| match call {
         PgCtlCall::Ping => Ok(PgCtlReply::Pong),
         PgCtlCall::Plugin { plugin, call } => {
-            if !host.settings().config.has_plugin(&plugin) {
-                return Err(WorkerError::BadRequest(format!(
-                    "plugin {plugin:?} is not loaded"
-                )));
-            }
-            let (_, work) = works.iter().find(|(n, _)| *n == plugin).ok_or_else(|| {
-                WorkerError::BadRequest(format!(
-                    "plugin {plugin:?} has no work in the pg_ctl worker"
-                ))
-            })?;
+            let work = loaded_work(&works, &host.settings().config, &plugin, "pg_ctl")?;
             work.handle(&host, call)
                 .map(|value| PgCtlReply::Plugin { value })
         }

@@ -96,7 +96,7 @@ impl ProbeHost {
 struct Probe {
     host: ProbeHost,
     /// Each registered plugin's work, built once.
-    works: Vec<(&'static str, Box<dyn Work<ProbeHost>>)>,
+    works: crate::plugins::Works<ProbeHost>,
 }
 
 fn document(r: Result<serde_json::Value, WorkerError>) -> Result<ProbeReply, WorkerError> {
@@ -113,20 +113,7 @@ impl Probe {
 
     fn work(&self, plugin: &str) -> Result<&dyn Work<ProbeHost>, WorkerError> {
         // Only a loaded plugin's work runs, whoever asks.
-        if !self.host.settings().config.has_plugin(plugin) {
-            return Err(WorkerError::BadRequest(format!(
-                "plugin {plugin:?} is not loaded"
-            )));
-        }
-        self.works
-            .iter()
-            .find(|(name, _)| *name == plugin)
-            .map(|(_, w)| w.as_ref())
-            .ok_or_else(|| {
-                WorkerError::BadRequest(format!(
-                    "plugin {plugin:?} has no work in the probe worker"
-                ))
-            })
+        crate::plugins::loaded_work(&self.works, &self.host.settings().config, plugin, "probe")
     }
 
     fn handle(

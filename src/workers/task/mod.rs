@@ -18,7 +18,7 @@ use rusqlite::Connection;
 use tracing::{error, info, warn};
 
 use crate::ipc::messages::{TaskCall, TaskReply, WorkerError, WorkerSettings};
-use crate::plugins::{Work, REGISTRY};
+use crate::plugins::{loaded_work, Works, REGISTRY};
 use crate::workers::probe::pool;
 
 use super::WorkerCtx;
@@ -159,7 +159,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             db: Mutex::new(db),
         }),
     };
-    let works: Vec<(&'static str, Box<dyn Work<TaskHost>>)> = REGISTRY
+    let works: Works<TaskHost> = REGISTRY
         .iter()
         .filter_map(|p| p.task.map(|build| (p.name, build(&host))))
         .collect();
@@ -170,14 +170,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let status = super::serve_ipc(&ctx, move |call: TaskCall, _| match call {
         TaskCall::Ping => Ok(TaskReply::Pong),
         TaskCall::Plugin { plugin, call } => {
-            if !host.settings().config.has_plugin(&plugin) {
-                return Err(WorkerError::BadRequest(format!(
-                    "plugin {plugin:?} is not loaded"
-                )));
-            }
-            let (_, work) = serving.iter().find(|(n, _)| *n == plugin).ok_or_else(|| {
-                WorkerError::BadRequest(format!("plugin {plugin:?} has no work in the task worker"))
-            })?;
+            let work = loaded_work(&serving, &host.settings().config, &plugin, "task")?;
             work.handle(&host, call)
                 .map(|value| TaskReply::Plugin { value })
         }
