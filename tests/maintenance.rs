@@ -78,6 +78,20 @@ fn status_in(agent: &Agent, key: &rsa::RsaPrivateKey, list: &str, id: &str) -> O
         .map(|r| r["status"].as_str().unwrap().to_string())
 }
 
+/// Whether task `id` shows `status` in `list` within `secs` seconds.
+fn reaches(
+    agent: &Agent,
+    key: &rsa::RsaPrivateKey,
+    list: &str,
+    id: &str,
+    status: &str,
+    secs: u64,
+) -> bool {
+    eventually(Duration::from_secs(secs), || {
+        status_in(agent, key, list, id).as_deref() == Some(status)
+    })
+}
+
 /// The operation of a task (the newest of that type whose output starts
 /// with the statement), from the signed `/operations`.
 fn operations_of(agent: &Agent, key: &rsa::RsaPrivateKey, kind: &str) -> Vec<Value> {
@@ -121,9 +135,7 @@ fn blocked_vacuum_full(
     let id = r["id"].as_str().unwrap().to_string();
     let list = "/maintenance/app/vacuum/scheduled";
     assert!(
-        eventually(Duration::from_secs(30), || status_in(agent, key, list, &id)
-            .as_deref()
-            == Some("doing")),
+        reaches(agent, key, list, &id, "doing", 30),
         "the VACUUM FULL never started"
     );
     (holder, id)
@@ -410,11 +422,7 @@ fn reading_routes_answer_the_9x_shapes_and_bloat_follows_vacuum_full() {
     assert_eq!(id.len(), 8);
     let list = "/maintenance/app/schema/app/table/t/vacuum/scheduled";
     assert!(
-        eventually(Duration::from_secs(60), || status_in(
-            &agent, &key, list, &id
-        )
-        .as_deref()
-            == Some("done")),
+        reaches(&agent, &key, list, &id, "done", 60),
         "VACUUM FULL not done: {:?}",
         status_in(&agent, &key, list, &id)
     );
@@ -610,14 +618,14 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     let ran: chrono::DateTime<chrono::Utc> = last_analyze(&mut app, "v").unwrap().into();
     let due = chrono::DateTime::parse_from_rfc3339(&when).unwrap();
     assert!(ran >= due, "ran at {ran}, before its time {due}");
-    assert!(eventually(Duration::from_secs(10), || status_in(
+    assert!(reaches(
         &agent,
         &key,
         "/maintenance/analyze/scheduled",
-        &id
-    )
-    .as_deref()
-        == Some("done")),);
+        &id,
+        "done",
+        10
+    ),);
     // u's task was due first and canceled: it never ran.
     assert_eq!(last_analyze(&mut app, "u"), None);
 
@@ -678,14 +686,14 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
     );
     assert_eq!(code, 200, "{r}");
     let other = r["id"].as_str().unwrap().to_string();
-    assert!(eventually(Duration::from_secs(30), || status_in(
+    assert!(reaches(
         &agent,
         &key,
         "/maintenance/postgres/analyze/scheduled",
-        &other
-    )
-    .as_deref()
-        == Some("done")));
+        &other,
+        "done",
+        30
+    ));
     assert_eq!(
         status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &waiting).as_deref(),
         Some("todo"),
@@ -697,14 +705,14 @@ fn tasks_run_at_their_time_are_canceled_and_refused_clearly() {
         (200, json!({"response": "ok"}))
     );
     assert!(
-        eventually(Duration::from_secs(20), || status_in(
+        reaches(
             &agent,
             &key,
             "/maintenance/app/vacuum/scheduled",
-            &running
-        )
-        .as_deref()
-            == Some("canceled")),
+            &running,
+            "canceled",
+            20
+        ),
         "{:?}",
         status_in(&agent, &key, "/maintenance/app/vacuum/scheduled", &running)
     );
@@ -833,14 +841,14 @@ fn a_killed_task_worker_aborts_its_task_and_later_tasks_survive_a_restart() {
     let agent = Agent::start(files);
     assert!(status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &later).is_some());
     assert!(
-        eventually(Duration::from_secs(40), || status_in(
+        reaches(
             &agent,
             &key,
             "/maintenance/app/analyze/scheduled",
-            &later
-        )
-        .as_deref()
-            == Some("done")),
+            &later,
+            "done",
+            40
+        ),
         "{:?}",
         status_in(&agent, &key, "/maintenance/app/analyze/scheduled", &later)
     );

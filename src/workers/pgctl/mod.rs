@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::ipc::client::SyncClient;
 use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, WorkerSettings};
@@ -64,12 +64,8 @@ impl PgCtlHost {
 /// Runs the pg_ctl worker until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
     let settings = ctx.settings();
-    let db = match crate::store::open(&settings.config.temboard.home) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return 1;
-        }
+    let Some(db) = super::open_store(&ctx) else {
+        return 1;
     };
     let host = PgCtlHost {
         probe: SyncClient::new(settings.runtime.run_dir.join("probe.sock")),

@@ -182,12 +182,8 @@ impl Scheduler {
 /// Runs the scheduler until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
     let settings = ctx.settings();
-    let db = match crate::store::open(&settings.config.temboard.home) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return 1;
-        }
+    let Some(db) = super::open_store(&ctx) else {
+        return 1;
     };
     let mut s = Scheduler {
         host: JobHost {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use postgres::{Client, NoTls};
 use rusqlite::Connection;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::ipc::messages::{TaskCall, TaskReply, WorkerError, WorkerSettings};
 use crate::plugins::{loaded_work, Works, REGISTRY};
@@ -145,13 +145,8 @@ impl TaskHost {
 
 /// Runs the task worker until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
-    let settings = ctx.settings();
-    let db = match crate::store::open(&settings.config.temboard.home) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("{e}");
-            return 1;
-        }
+    let Some(db) = super::open_store(&ctx) else {
+        return 1;
     };
     let host = TaskHost {
         inner: Arc::new(Inner {
