@@ -469,3 +469,47 @@ fn exists(client: &mut postgres::Client, task: &Task) -> Result<(), String> {
         None => Err(format!("{what} {schema}.{name} not found")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(op: &str, table: Option<&str>, index: Option<&str>, mode: Option<&str>) -> Task {
+        Task {
+            id: "0".into(),
+            op: op.into(),
+            dbname: "my \"db\"".into(),
+            schema: table.or(index).map(|_| "app".into()),
+            table: table.map(Into::into),
+            index: index.map(Into::into),
+            mode: mode.map(Into::into),
+            datetime: String::new(),
+            start_at: 0,
+            status: "todo".into(),
+            username: String::new(),
+            operation: None,
+            backend_pid: None,
+        }
+    }
+
+    #[test]
+    fn every_level_gets_its_statement_with_quoted_names() {
+        let cases = [
+            (task("vacuum", None, None, Some("")), "VACUUM (VERBOSE)"),
+            (
+                task("vacuum", Some("t 1"), None, Some("full,analyze,full")),
+                "VACUUM (VERBOSE, FULL, ANALYZE) \"app\".\"t 1\"",
+            ),
+            (task("analyze", None, None, None), "ANALYZE VERBOSE"),
+            (task("analyze", Some("t"), None, None), "ANALYZE VERBOSE \"app\".\"t\""),
+            (task("reindex", None, None, None), "REINDEX (VERBOSE) DATABASE \"my \"\"db\"\"\""),
+            (task("reindex", Some("t"), None, None), "REINDEX (VERBOSE) TABLE \"app\".\"t\""),
+            (task("reindex", None, Some("i"), None), "REINDEX (VERBOSE) INDEX \"app\".\"i\""),
+        ];
+        for (t, want) in cases {
+            assert_eq!(statement(&t).as_deref(), Some(want));
+        }
+        // A mode outside the whitelist never reaches the SQL.
+        assert_eq!(statement(&task("vacuum", None, None, Some("full); DROP TABLE x; --"))), None);
+    }
+}
