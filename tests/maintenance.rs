@@ -944,6 +944,38 @@ fn the_maintenance_pages_accept_what_the_real_toolkit_signs() {
                 "mode": null, "datetime": when, "status": "todo"}])
     );
     assert_eq!(a[10]["body"], json!([]));
+    // Every other scheduling route answers its id, and the lists show them.
+    let later = json!({"datetime": when}).to_string();
+    let spec = json!([
+        {"method": "POST", "path": "/maintenance/app/vacuum", "body": later},
+        {"method": "POST", "path": "/maintenance/app/analyze", "body": later},
+        {"method": "POST", "path": "/maintenance/app/reindex", "body": later},
+        {"method": "POST", "path": "/maintenance/app/schema/app/table/t/analyze", "body": later},
+        {"method": "POST", "path": "/maintenance/app/schema/app/table/t/reindex", "body": later},
+        {"method": "GET", "path": "/maintenance/app/analyze/scheduled"},
+        {"method": "GET", "path": "/maintenance/reindex/scheduled"},
+    ]);
+    let b = toolkit_requests(&agent, &spec);
+    for answer in &b[..5] {
+        assert_eq!(answer["status"], 200, "{answer}");
+        assert_eq!(answer["body"]["id"].as_str().unwrap().len(), 8, "{answer}");
+    }
+    let ids = |i: usize| -> Vec<String> {
+        b[i]["body"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(5).len(), 2, "{}", b[5]);
+    assert_eq!(
+        ids(6).len(),
+        3,
+        "database, table and index REINDEX: {}",
+        b[6]
+    );
+
     // Both canceled, as the UI's buttons do.
     let spec = json!([
         {"method": "DELETE", "path": format!("/maintenance/vacuum/{vacuum_id}")},
