@@ -280,3 +280,67 @@ fn stalled_statements_readers_block_no_other_route() {
     // The agent answers after the dropped one too.
     assert_eq!(Signed::get("/statements").send(&agent, &key).status, 200);
 }
+
+/// Issue #27 finding 1: four readers that stop reading a large answer hold
+/// no PostgreSQL connection and no snapshot (the answer is spooled, the
+/// query over before the first byte leaves), so every route that needs
+/// PostgreSQL still answers, in both contracts.
+#[test]
+fn stalled_statements_readers_hold_no_connection_and_no_snapshot() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start_with(
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
+    );
+    let mut c = pg.client();
+    c.batch_execute("CREATE EXTENSION pg_stat_statements")
+        .unwrap();
+    fill(&mut c, 60, 60, 4096);
+    let agent = agent_for(&pg, &public);
+    let readers: Vec<_> = (0..4)
+        .map(|_| stalled(&agent, &key, "/statements"))
+        .collect();
+    for (_, head) in &readers {
+        assert!(
+            String::from_utf8_lossy(head).starts_with("HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head[..head.len().min(200)])
+        );
+    }
+    // While the four stall: no backend of the agent is in a transaction or
+    // holds back the xmin horizon.
+    let held: Vec<(i32, Option<String>)> = c
+        .query(
+            "SELECT pid, state FROM pg_stat_activity
+             WHERE application_name = 'temboard-agent'
+               AND (state LIKE 'idle in transaction%' OR backend_xmin IS NOT NULL
+                    OR xact_start IS NOT NULL)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        held.is_empty(),
+        "agent backends held by stalled readers: {held:?}"
+    );
+    // Every route that needs PostgreSQL answers, both contracts.
+    for target in ["/activity", "/activity/sessions", "/pgconf/settings"] {
+        let r = Signed::get(target).send(&agent, &key);
+        assert_eq!(
+            r.status,
+            200,
+            "{target}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let session = agent.login("alice", "alice");
+    let r = agent.get_with_session("/activity", &session);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // A fifth reader gets the whole answer.
+    let r = Signed::get("/statements").send(&agent, &key);
+    assert_eq!(r.status, 200);
+    let doc: Value = serde_json::from_slice(&r.body).expect("a whole document");
+    assert!(doc["data"].as_array().unwrap().len() >= 3_600);
+    drop(readers);
+}

@@ -205,6 +205,10 @@ pub enum WorkerError {
     /// An external command failed; the message says how.
     #[error("{0}")]
     CommandFailed(String),
+    /// The worker's budget for this kind of work is in use: retry later
+    /// (a 503 with `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// Anything else.
     #[error("internal error: {0}")]
     Internal(String),

@@ -5,10 +5,13 @@
 //! Memory stays bounded whatever `pg_stat_statements.max` and the query
 //! texts: the probe worker reads the view through a cursor, a few rows at a
 //! time, and writes each row's JSON (made by PostgreSQL, so `queryid` and
-//! every other integer stay exact) straight to the http worker, which
-//! sends it on to the client as it arrives (see `ipc::stream`). Neither
-//! worker ever holds the answer; the 9.x agent, which built it whole, grew
-//! to gigabytes on large servers.
+//! every other integer stay exact) to a spool file under the home; when the
+//! query has ended (connection and snapshot released) the file goes to the
+//! http worker a chunk at a time, at the client's pace (see `ipc::stream`
+//! and `workers::Streaming`). Neither worker ever holds the answer; the 9.x
+//! agent, which built it whole, grew to gigabytes on large servers. A
+//! client that stops reading holds no PostgreSQL connection, and is cut
+//! after 30 s without progress.
 
 mod probe;
 
@@ -34,7 +37,8 @@ pub static PLUGIN: Plugin = Plugin {
         "/statements",
         "Statements9",
         statements,
-    )],
+    )
+    .with_deadline(SPOOL_WAIT)],
     probe: Some(|| Box::new(StatementsWork)),
     keys: KEYS,
     settings: Some(validate),
@@ -91,14 +95,14 @@ impl PluginCall for StatementsCall {
     type Reply = Value;
 }
 
-/// How long the worker may wait for PostgreSQL (and the client) between
-/// two chunks.
-const CHUNK_WAIT: Duration = Duration::from_secs(60);
+/// How long the http worker waits for the answer to be spooled (the
+/// query runs whole first), then for each chunk.
+const SPOOL_WAIT: Duration = Duration::from_secs(120);
 
 /// `GET /statements` (signed).
 fn statements(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
-        let chunks = c.state.stream(StatementsCall::Snapshot, CHUNK_WAIT).await?;
+        let chunks = c.state.stream(StatementsCall::Snapshot, SPOOL_WAIT).await?;
         Ok(Reply::Stream(chunks))
     })
 }

@@ -117,7 +117,7 @@ impl ApiError {
             Ok(WorkerError::NotConfigured(m)) | Ok(WorkerError::CommandFailed(m)) => {
                 ApiError::ServerMessage(m)
             }
-            Ok(WorkerError::Timeout(m)) => ApiError::Busy(m),
+            Ok(WorkerError::Timeout(m)) | Ok(WorkerError::Busy(m)) => ApiError::Busy(m),
             Ok(WorkerError::Invalid(m)) => ApiError::NotAcceptable(m),
             Ok(WorkerError::NotFound(m)) => ApiError::NotFoundText(m),
             Ok(WorkerError::Failed(m)) => ApiError::ServerMessage(m),

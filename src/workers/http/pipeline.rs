@@ -48,10 +48,19 @@ fn whole(resp: Response<Full<Bytes>>) -> Response<Body> {
     resp.map(|b| b.map_err(|never| match never {}).boxed())
 }
 
+/// Longest one chunk of a streamed answer waits for a client that stopped
+/// reading: then the answer is cut and the worker's stream released.
+const CLIENT_SEND_DEADLINE: Duration = Duration::from_secs(30);
+
 /// A body fed by a worker's chunks, through a small channel: hyper pulls a
 /// chunk, the task reads the next from the worker, so a slow client slows
-/// the worker (and its cursor) instead of filling memory.
-struct ChunkBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+/// the sending (the answer is spooled by the worker: PostgreSQL is done
+/// with it) instead of filling memory. The channel closing before the task
+/// said `complete` is a cut answer, never a short one taken for whole.
+struct ChunkBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    complete: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl hyper::body::Body for ChunkBody {
     type Data = Bytes;
@@ -61,34 +70,52 @@ impl hyper::body::Body for ChunkBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+        let complete = Arc::clone(&self.complete);
+        self.rx.poll_recv(cx).map(|o| match o {
+            Some(r) => Some(r.map(hyper::body::Frame::data)),
+            // Read after the close: the task says `complete` before it
+            // drops its sender.
+            None if complete.load(std::sync::atomic::Ordering::SeqCst) => None,
+            None => Some(Err(std::io::Error::other("streamed answer cut"))),
+        })
     }
 }
 
 fn streamed(state: &AppState, mut chunks: crate::ipc::client::ChunkStream) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::clone(&complete);
     tokio::spawn(async move {
         loop {
             match chunks.next().await {
                 Ok(Some(b)) => {
-                    if tx.send(Ok(b)).await.is_err() {
-                        break; // the client went away: dropping the stream stops the worker
+                    match tokio::time::timeout(CLIENT_SEND_DEADLINE, tx.send(Ok(b))).await {
+                        Ok(Ok(())) => {}
+                        // The client went away: dropping the stream frees the worker.
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            tracing::info!(
+                                "streamed answer cut: the client read nothing for {} s",
+                                CLIENT_SEND_DEADLINE.as_secs()
+                            );
+                            break;
+                        }
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
                 Err(e) => {
                     // Mid-answer: the only honest signal left is a cut
                     // response (the status line is gone already).
                     tracing::warn!("streamed answer cut: {e}");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     break;
                 }
             }
         }
     });
-    let mut resp = Response::new(ChunkBody(rx).boxed());
+    let mut resp = Response::new(ChunkBody { rx, complete }.boxed());
     base_headers(state, &mut resp);
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -474,8 +501,14 @@ fn error_response(state: &AppState, e: &ApiError) -> Response<Full<Bytes>> {
         e.status(),
         &serde_json::json!({ "error": e.to_string() }),
     );
-    if let ApiError::TooManyRequests(wait) = e {
-        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+    let retry = match e {
+        ApiError::TooManyRequests(wait) => Some(wait.as_secs().max(1)),
+        // Budgets (streams, request bytes) free up within seconds.
+        ApiError::Busy(_) => Some(1),
+        _ => None,
+    };
+    if let Some(secs) = retry {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
             resp.headers_mut().insert(RETRY_AFTER, v);
         }
     }
