@@ -256,9 +256,20 @@ fn parse_date(s: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.and_utc())
 }
 
-/// Verifies a request at time `now`, in the order of facts 2.5 (with the
-/// date checks of facts 14 row 1).
-pub fn verify(key: &PublicKey, req: &Request<'_>, now: DateTime<Utc>) -> Result<Signed, Refusal> {
+/// What can be checked of a signed request before its body arrives, in
+/// the order of facts 2.5: the date and its window, the signature's
+/// presence and format, the required headers, and a signature of the key's
+/// size. Returns the raw signature and the request's date.
+///
+/// Why apart from [`verify`]: the signature covers the body, so a body is
+/// read before it can be verified; a request that fails here is refused
+/// before any byte of its body is read (an unauthenticated peer makes the
+/// agent hold nothing).
+pub fn precheck(
+    key: &PublicKey,
+    req: &Request<'_>,
+    now: DateTime<Utc>,
+) -> Result<(Vec<u8>, DateTime<Utc>), Refusal> {
     let date = header(req, "x-temboard-date").filter(|d| !d.is_empty());
     let date = date.ok_or(Refusal::MissingDate)?;
     let date = parse_date(&date).ok_or(Refusal::MalformedDate)?;
@@ -276,10 +287,21 @@ pub fn verify(key: &PublicKey, req: &Request<'_>, now: DateTime<Utc>) -> Result<
     if b64.is_empty() {
         return Err(Refusal::MalformedSignature);
     }
-    let text = canonical(req)?;
+    canonical(req)?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|_| Refusal::Invalid)?;
+    if raw.len() != key.bits().div_ceil(8) {
+        return Err(Refusal::Invalid);
+    }
+    Ok((raw, date))
+}
+
+/// Verifies a request at time `now`, in the order of facts 2.5 (with the
+/// date checks of facts 14 row 1).
+pub fn verify(key: &PublicKey, req: &Request<'_>, now: DateTime<Utc>) -> Result<Signed, Refusal> {
+    let (raw, date) = precheck(key, req, now)?;
+    let text = canonical(req)?;
     if !key.verify(&text, &raw) {
         return Err(Refusal::Invalid);
     }

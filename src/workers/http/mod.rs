@@ -4,6 +4,7 @@
 //! probe worker, every control action a request to the pg_ctl worker.
 
 mod access_log;
+mod budget;
 pub mod core;
 pub mod db;
 pub mod error;
@@ -52,6 +53,13 @@ const PASSWORD_CHECKS: usize = 2;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head (request line and headers): a signed 9.x request
+/// with a 4096-bit key is about 1.2 KiB; nginx's default is 4 × 8 KiB.
+/// Past it, 431 (hyper's default, 400 KiB, let 300 connections hold
+/// 110 MiB of headers).
+const MAX_HEAD: usize = 32 * 1024;
+/// Most header lines in a request.
+const MAX_HEADERS: usize = 64;
 /// How often freed heap is handed back to the OS after traffic.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 /// Time given to open connections on stop.
@@ -87,6 +95,8 @@ pub struct AppState {
     pub discover: fresh::Fresh<Result<(serde_json::Value, String), error::ApiError>>,
     /// Requests by route pattern and status, for `/metrics`.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    /// Request body bytes in flight, in all and per peer address.
+    pub bodies: budget::BodyBudget,
     server_header: HeaderValue,
     fqdn: tokio::sync::OnceCell<String>,
 }
@@ -288,6 +298,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         signing_key: Default::default(),
         replay: Default::default(),
         discover: fresh::Fresh::new(Duration::ZERO),
+        bodies: budget::BodyBudget::default(),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
     });
@@ -541,6 +552,8 @@ async fn serve_http<T>(
     let mut conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
         .keep_alive(true)
         .serve_connection(
             TokioIo::new(json_errors::JsonErrors::new(io, SERVER_HEADER)),
@@ -553,17 +566,19 @@ async fn serve_http<T>(
             std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
         }
     };
-    match done {
-        Ok(()) if *stop.borrow() => {}
-        Ok(()) => {
-            let io = conn.into_parts().io.into_inner();
-            tokio::select! {
-                _ = linger(io) => {}
-                // A stopping worker does not wait for lingering clients.
-                _ = stop.changed() => {}
-            }
-        }
-        Err(e) => tracing::debug!("connection with {peer}: {e}"),
+    if let Err(e) = &done {
+        tracing::debug!("connection with {peer}: {e}");
+    }
+    if *stop.borrow() {
+        return;
+    }
+    // After an answer hyper wrote itself too (431 to a head past
+    // MAX_HEAD, 400 to a malformed one): the client may still be sending.
+    let io = conn.into_parts().io.into_inner();
+    tokio::select! {
+        _ = linger(io) => {}
+        // A stopping worker does not wait for lingering clients.
+        _ = stop.changed() => {}
     }
 }
 

@@ -185,15 +185,9 @@ async fn process(
         _ => return Err(ApiError::MethodNotAllowed),
     }
     if super::v9::is_v9(req.headers()) {
-        // temBoard 9.x: answered in its own contract.
+        // temBoard 9.x: answered in its own contract. Route, then what can
+        // be checked of the signature, then the body (within the budget).
         let (parts, body) = req.into_parts();
-        let raw = if parts.method == Method::POST {
-            let b = read_body(&parts.headers, body).await?;
-            *consumed = true;
-            Some(b)
-        } else {
-            None
-        };
         let target = parts
             .uri
             .path_and_query()
@@ -201,9 +195,21 @@ async fn process(
             .unwrap_or("/");
         let settings = state.ctx.settings();
         let loaded = |p: &str| settings.config.has_plugin(p);
-        if let Some((route, params)) =
-            super::v9::plugin_route(&parts.method, parts.uri.path(), loaded)?
-        {
+        let plugin = super::v9::plugin_route(&parts.method, parts.uri.path(), loaded)?;
+        let takes_body =
+            parts.method == Method::POST && (plugin.is_some() || parts.uri.path() == "/discover");
+        let mut _reserved = None;
+        let raw = if takes_body {
+            let len = content_length(&parts.headers)?;
+            super::v9::precheck(state, &parts.method, target, &parts.headers)?;
+            let (b, r) = read_body(state, peer, len, body).await?;
+            _reserved = Some(r);
+            *consumed = true;
+            Some(b)
+        } else {
+            None
+        };
+        if let Some((route, params)) = plugin {
             let signed = super::v9::verify(
                 state,
                 &parts.method,
@@ -242,12 +248,14 @@ async fn process(
         .ok_or(ApiError::NotFound)?;
     let (parts, body) = req.into_parts();
     let query = routes::parse_query(parts.uri.query());
-    let raw = if parts.method == Method::POST {
-        let b = read_body(&parts.headers, body).await?;
-        *consumed = true;
-        Some(b)
-    } else {
-        None
+    // Facts 1.4 reads the body before the session; here its length is
+    // checked first (same 400 and 413) and the body is read only once the
+    // caller is known, so an unauthenticated peer makes the agent hold no
+    // body (a route without credentials, `/login`, reads it within the
+    // budget).
+    let length = match parts.method {
+        Method::POST => Some(content_length(&parts.headers)?),
+        _ => None,
     };
     let by_key = route.key
         && !parts.headers.contains_key("x-session")
@@ -267,6 +275,16 @@ async fn process(
         Some(authenticate(state, &parts.method, &parts.headers).await?)
     } else {
         None
+    };
+    let mut _reserved = None;
+    let raw = match length {
+        Some(len) => {
+            let (b, r) = read_body(state, peer, len, body).await?;
+            _reserved = Some(r);
+            *consumed = true;
+            Some(b)
+        }
+        None => None,
     };
     let body = match raw {
         Some(b) => serde_json::from_slice::<Value>(&b)
@@ -349,19 +367,38 @@ fn whole_response(state: &AppState, outcome: Result<Out, ApiError>) -> Response<
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, ApiError> {
-    const UNREADABLE: ApiError = ApiError::BadRequest("Unable to read post data");
+/// The `Content-Length` of a POST: 400 when missing or invalid (chunked
+/// bodies are not read, as in 2.x), 413 past [`MAX_BODY`].
+fn content_length(headers: &HeaderMap) -> Result<usize, ApiError> {
     let len: usize = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-        .ok_or(UNREADABLE)?;
+        .ok_or(ApiError::BadRequest("Unable to read post data"))?;
     if len > MAX_BODY {
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     }
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        _ => Err(UNREADABLE),
+    Ok(len)
+}
+
+/// Reads a body of `len` bytes within [`BODY_TIMEOUT`], once the worker's
+/// body budget has room for it (else 503 with `Retry-After`, before any
+/// byte is read). The reservation is held while the body is.
+async fn read_body(
+    state: &AppState,
+    peer: IpAddr,
+    len: usize,
+    body: Incoming,
+) -> Result<(Bytes, super::budget::Reservation), ApiError> {
+    let reserved = state.bodies.reserve(peer, len).ok_or_else(|| {
+        ApiError::Busy(
+            "Too many request bodies in flight (from this address or in all): retry shortly."
+                .into(),
+        )
+    })?;
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, len.max(1)).collect()).await {
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), reserved)),
+        _ => Err(ApiError::BadRequest("Unable to read post data")),
     }
 }
 

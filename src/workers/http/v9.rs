@@ -108,6 +108,38 @@ fn header_list(headers: &HeaderMap) -> Vec<(&str, &[u8])> {
         .collect()
 }
 
+/// The key in force, or the 400 that says signing is not configured.
+fn configured_key(state: &AppState) -> Result<Arc<PublicKey>, ApiError> {
+    key(state).ok_or_else(|| {
+        error(
+            400,
+            "Signed requests are not configured on this agent: set [temboard] signing_public_key (see temboard-agent fetch-key).",
+        )
+    })
+}
+
+/// What can be checked of a signed request before its body is read
+/// ([`signing::precheck`]): a request that fails here is answered without
+/// its body ever being read.
+pub fn precheck(
+    state: &AppState,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let key = configured_key(state)?;
+    let list = header_list(headers);
+    let req = signing::Request {
+        method: method.as_str(),
+        target,
+        headers: &list,
+        body: &[],
+    };
+    signing::precheck(&key, &req, Utc::now())
+        .map(|_| ())
+        .map_err(|r| error(r.status(), r.to_string()))
+}
+
 /// Checks the signature (facts 2.5 with our stricter rules) and refuses a
 /// request id seen within the window.
 pub async fn verify(
@@ -117,12 +149,7 @@ pub async fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Signed, ApiError> {
-    let Some(key) = key(state) else {
-        return Err(error(
-            400,
-            "Signed requests are not configured on this agent: set [temboard] signing_public_key (see temboard-agent fetch-key).",
-        ));
-    };
+    let key = configured_key(state)?;
     let list = header_list(headers);
     let req = signing::Request {
         method: method.as_str(),

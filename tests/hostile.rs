@@ -1,0 +1,174 @@
+//! Regression tests of the third adversarial review (issue #27): hostile and
+//! stalled clients against the real binary over HTTPS and a real
+//! PostgreSQL. Each test plays what was seen and checks the bound now holds.
+
+mod common;
+
+use std::io::Write;
+
+use common::signed::*;
+use common::*;
+
+const PLUGINS: &str = r#"["activity", "dashboard", "monitoring", "pgconf", "maintenance"]"#;
+
+fn status_kib(pid: i32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A TLS connection to the agent from `source`.
+fn tls_from(
+    source: std::net::Ipv4Addr,
+    agent: &Agent,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let tcp = connect_from(source, agent.port);
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(tls_config(&agent.files.cert_pem()), name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Finding 2: 300 uploads of 1 MiB that stall 10 bytes short, half in the
+/// 2.x contract without a session, half signed with a forged signature,
+/// leave the http worker's peak memory under +32 MiB, and a signed
+/// `GET /activity` from another address answers meanwhile.
+#[test]
+fn stalled_unauthenticated_uploads_hold_little_memory() {
+    const DECLARED: usize = 1_048_576;
+    const SENT: usize = 1_048_566;
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+    let http = agent.worker_pid("http").unwrap();
+    std::fs::write(format!("/proc/{http}/clear_refs"), "5").unwrap();
+    let base = status_kib(http, "VmRSS:");
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let body = vec![b' '; SENT];
+    // A forged signature of the right size: every header check passes,
+    // only the body would tell (the signature covers it).
+    let forged = {
+        let s = Signed::post("/activity/kill", b"{}");
+        let mut h = s.headers(&key);
+        for (k, v) in h.iter_mut() {
+            if k == "X-TemBoard-Signature" {
+                let flip = if v.ends_with("A==") { "B==" } else { "A==" };
+                *v = format!("{}{flip}", &v[..v.len() - 3]);
+            }
+        }
+        h
+    };
+    let heads: Vec<Vec<u8>> = (0..300)
+        .map(|i| {
+            let mut head = format!(
+                "POST /activity/kill HTTP/1.1\r\nHost: localhost\r\nContent-Length: {DECLARED}\r\n"
+            );
+            if i % 2 == 1 {
+                for (k, v) in &forged {
+                    if k != "X-TemBoard-Request-Id" {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                }
+                head.push_str(&format!("X-TemBoard-Request-Id: {}\r\n", uuid()));
+            }
+            head.push_str("\r\n");
+            head.into_bytes()
+        })
+        .collect();
+    let held: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = heads
+            .chunks(75)
+            .map(|part| {
+                let agent = &agent;
+                let body = &body;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|head| {
+                            let mut conn = tls_from(attacker, agent);
+                            // The agent may answer and close first: fine.
+                            let _ = conn
+                                .write_all(head)
+                                .and_then(|()| conn.write_all(body))
+                                .and_then(|()| conn.flush());
+                            conn
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    // Meanwhile, another address is served.
+    let r = Signed::get("/activity").send(&agent, &key);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let peak = status_kib(http, "VmHWM:");
+    let grown = peak.saturating_sub(base);
+    println!("http worker: RSS {base} KiB before, peak {peak} KiB during 300 stalled uploads (+{grown} KiB)");
+    assert!(
+        grown < 32 * 1024,
+        "300 stalled unauthenticated uploads grew the http worker by {grown} KiB"
+    );
+    drop(held);
+}
+
+/// Finding 2: what can be checked before a body is checked first; a peer
+/// that fails gets its answer without the agent reading the body, and a
+/// head past 32 KiB is refused with 431.
+#[test]
+fn requests_are_refused_before_their_body_and_heads_are_bounded() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    let mut conn = KeepAlive::connect(agent.port, &agent.files.cert_pem()).unwrap();
+    // 2.x: no session, a body announced but never sent: answered at once.
+    let head = "POST /activity/kill HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n";
+    conn.tls.write_all(head.as_bytes()).unwrap();
+    conn.tls.flush().unwrap();
+    let r = read_response(&mut conn.tls).unwrap();
+    assert_eq!(r.status, 406, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("connection"), Some("close"));
+    // 9.x: a date out of the window, same.
+    let mut conn = KeepAlive::connect(agent.port, &agent.files.cert_pem()).unwrap();
+    let mut s = Signed::post("/activity/kill", b"{}");
+    s.date = "20200101T000000Z".into();
+    let mut head =
+        "POST /activity/kill HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n".to_string();
+    for (k, v) in s.headers(&key) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.tls.write_all(head.as_bytes()).unwrap();
+    conn.tls.flush().unwrap();
+    let r = read_response(&mut conn.tls).unwrap();
+    assert_eq!(
+        error(&r),
+        (400, "Request older than 2 hours.".into()),
+        "answered before the body"
+    );
+    // 95 header lines of 4 KB: 431, not 380 KB held.
+    let mut conn = KeepAlive::connect(agent.port, &agent.files.cert_pem()).unwrap();
+    let mut head = "GET /status HTTP/1.1\r\nHost: localhost\r\n".to_string();
+    for i in 0..95 {
+        head.push_str(&format!("X-Pad-{i}: {}\r\n", "p".repeat(4000)));
+    }
+    head.push_str("\r\n");
+    let _ = conn.tls.write_all(head.as_bytes());
+    let _ = conn.tls.flush();
+    let r = read_response(&mut conn.tls).unwrap();
+    assert_eq!(r.status, 431);
+    // A valid signed POST still works.
+    let r = Signed::post("/activity/kill", br#"{"pids": []}"#).send(&agent, &key);
+    assert!(
+        r.status < 500,
+        "{} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
+}
