@@ -22,8 +22,13 @@ fn purge(conn: &Connection, now: f64) -> rusqlite::Result<()> {
 /// the answer; `false` when it was already seen and has not expired (a
 /// replay). The slow path of the http worker's replay guard, once its map
 /// is no longer trusted alone.
+///
+/// Each call also forgets up to 1,000 expired ids, so the table stays
+/// bounded on this path too (it was the flush's alone, which this path
+/// does not take).
 pub fn remember(conn: &mut Connection, id: &str, now: f64, expires: f64) -> rusqlite::Result<bool> {
     let tx = conn.transaction()?;
+    purge(&tx, now)?;
     let inserted = tx
         .prepare_cached("INSERT OR IGNORE INTO signed_requests (id, expires) VALUES (?1, ?2)")?
         .execute(params![id, expires])?;
@@ -64,6 +69,12 @@ pub fn unexpired(conn: &Connection, now: f64, limit: i64) -> rusqlite::Result<Ve
         Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)? as i64))
     })?;
     rows.collect()
+}
+
+/// How many ids have not expired at `now`.
+pub fn count_unexpired(conn: &Connection, now: f64) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT count(*) FROM signed_requests WHERE expires >= ?1")?
+        .query_row([now], |r| r.get(0))
 }
 
 /// The stored discover document and its ETag.

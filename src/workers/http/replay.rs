@@ -12,7 +12,9 @@
 //! Memory stays bounded: only requests with a valid signature (only the UI
 //! can make them) are recorded, each for its window, and past
 //! [`MAX_IN_MEMORY`] ids the map is no longer trusted alone: every id then
-//! goes through SQLite before the answer, as the slow path did.
+//! goes through SQLite before the answer, as the slow path did (purging
+//! expired ids as it goes). Once the unexpired ids fall back under half the
+//! bound, the flush loads them again and the map is trusted again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,6 +41,11 @@ struct State {
     loaded: bool,
     /// Checks since the last sweep of expired ids.
     since_sweep: u32,
+    /// Ids on their way through SQLite (the slow path): the map cannot be
+    /// declared complete while one is.
+    in_flight: usize,
+    /// When [`Replay::recover`] last counted SQLite's ids.
+    last_recover: i64,
 }
 
 /// The replay guard of one http worker.
@@ -105,14 +112,58 @@ impl Replay {
             }
         }
         // The map alone is not trusted: SQLite decides, before the answer.
-        let id = id.to_string();
-        db.write_quiet(move |c| crate::store::signed::remember(c, &id, now as f64, expires as f64))
-            .await
+        self.lock().in_flight += 1;
+        let owned = id.to_string();
+        let fresh = db
+            .write_quiet(move |c| {
+                crate::store::signed::remember(c, &owned, now as f64, expires as f64)
+            })
+            .await;
+        let mut s = self.lock();
+        s.in_flight -= 1;
+        if matches!(fresh, Ok(true)) && s.seen.len() < MAX_IN_MEMORY {
+            s.seen.insert(id.to_string(), expires);
+        }
+        fresh
+    }
+
+    /// Trusts the map again once SQLite's unexpired ids fit in half of it:
+    /// they are loaded, with every id the slow path recorded meanwhile
+    /// (each is put in the map after SQLite took it; none is in flight when
+    /// the map is declared complete).
+    async fn recover(&self, db: &Db, now: i64) {
+        {
+            let mut s = self.lock();
+            if s.complete || !s.loaded || now - s.last_recover < 10 {
+                return;
+            }
+            s.last_recover = now;
+            s.seen.retain(|_, e| *e >= now);
+        }
+        let half = (MAX_IN_MEMORY / 2) as i64;
+        let rows = db
+            .read(move |c| {
+                if crate::store::signed::count_unexpired(c, now as f64)? > half {
+                    return Ok(None);
+                }
+                crate::store::signed::unexpired(c, now as f64, half + 1).map(Some)
+            })
+            .await;
+        let Ok(Some(rows)) = rows else {
+            return;
+        };
+        let mut s = self.lock();
+        if s.in_flight == 0 && s.seen.len() + rows.len() < MAX_IN_MEMORY {
+            s.seen.extend(rows);
+            s.complete = true;
+            tracing::info!("signed request ids back under the in-memory bound");
+        }
     }
 
     /// Writes the recorded ids to SQLite (one transaction) and forgets the
     /// expired ones there.
     pub async fn flush(&self, db: &Db, now: i64) {
+        self.recover(db, now).await;
         let pending = std::mem::take(&mut self.lock().pending);
         if pending.is_empty() {
             return;
@@ -151,5 +202,36 @@ mod tests {
         // Past its window an id is new again (the date check refuses such
         // an old request anyway).
         assert!(again.first_time(&db, "a", 300, 400).await.unwrap());
+    }
+
+    fn stored(db_dir: &std::path::Path) -> i64 {
+        let c = crate::store::open(db_dir).unwrap();
+        c.query_row("SELECT count(*) FROM signed_requests", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_ids_are_still_purged_and_the_map_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let many: Vec<(String, i64)> = (0..=MAX_IN_MEMORY)
+            .map(|i| (format!("id{i}"), 1000))
+            .collect();
+        db.write_quiet(move |c| crate::store::signed::record(c, &many, 0.0))
+            .await
+            .unwrap();
+        let r = Replay::default();
+        // More than the bound in the window: the map is not trusted alone.
+        assert!(!r.first_time(&db, "id7", 500, 1000).await.unwrap());
+        assert!(!r.lock().complete);
+        // Later, every old id expired: the slow path purges as it goes...
+        let before = stored(dir.path());
+        assert!(r.first_time(&db, "new1", 2000, 3000).await.unwrap());
+        assert!(stored(dir.path()) <= before - 999, "expired ids purged");
+        // ...and the flush trusts the map again, with the slow path's ids.
+        r.flush(&db, 2000).await;
+        assert!(r.lock().complete);
+        assert!(!r.first_time(&db, "new1", 2001, 3000).await.unwrap());
+        assert!(r.first_time(&db, "new2", 2001, 3000).await.unwrap());
     }
 }
