@@ -24,6 +24,7 @@ pub mod plugins;
 pub mod privileges;
 pub mod setup;
 pub mod signing;
+pub mod small_file;
 pub mod store;
 pub mod supervisor;
 pub mod tls;

@@ -172,3 +172,42 @@ fn requests_are_refused_before_their_body_and_heads_are_bounded() {
         String::from_utf8_lossy(&r.body)
     );
 }
+
+/// Finding 7: a FIFO (or a link) put where the UI's public key was does not
+/// hang the supervisor: the reload is refused at once, naming the file, and
+/// the agent goes on serving signed requests with the key it had; a second
+/// signal is still handled.
+#[test]
+fn a_fifo_at_the_signing_key_path_is_refused_without_hanging() {
+    use nix::sys::signal::Signal;
+    use std::time::Duration;
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    let path = agent.files.etc().join("signing-public.pem");
+    std::fs::remove_file(&path).unwrap();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(20), || agent
+            .log()
+            .contains("is not a regular file")),
+        "the reload was not refused:\n{}",
+        agent.log()
+    );
+    assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+    // A link is refused too; the real file again is taken.
+    std::fs::remove_file(&path).unwrap();
+    let real = agent.files.etc().join("real.pem");
+    std::fs::write(&real, &public).unwrap();
+    std::os::unix::fs::symlink(&real, &path).unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(20), || agent
+            .log()
+            .contains("is a symbolic link")),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
+}

@@ -247,7 +247,7 @@ fn defaulted(ctx: &Values<'_>, section: &str, key: &str) -> bool {
 fn authentication(c: &mut Values<'_>) -> (Option<PathBuf>, Option<PathBuf>) {
     let signing = match c.path("temboard", "signing_public_key") {
         Some(p) if defaulted(c, "temboard", "signing_public_key") && !p.exists() => None,
-        Some(p) => match std::fs::read_to_string(&p) {
+        Some(p) => match crate::small_file::read(&p, crate::small_file::Links::Refuse) {
             Ok(pem) => match crate::signing::PublicKey::from_pem(&pem) {
                 Ok(_) => Some(p),
                 Err(e) => {
@@ -309,50 +309,71 @@ fn ui_url(c: &mut Values<'_>) -> Option<String> {
 }
 
 fn certificate(ctx: &mut Values<'_>, cert: Option<&Path>, key: Option<&Path>) {
+    use crate::small_file::{read, Links};
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    // Read once each, as the supervisor reads them (regular files of a
+    // bounded size, without blocking on a FIFO), then parsed.
+    let mut cert_pem = None;
     if let Some(cert) = cert {
-        match CertificateDer::pem_file_iter(cert).map(|it| it.collect::<Result<Vec<_>, _>>()) {
-            Ok(Ok(list)) if !list.is_empty() => {}
-            Ok(Ok(_)) => ctx.fail(
+        let parsed = read(cert, Links::Follow).map(|pem| {
+            let list =
+                CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>();
+            (pem, list)
+        });
+        match parsed {
+            Ok((pem, Ok(list))) if !list.is_empty() => cert_pem = Some(pem),
+            Ok((_, Ok(_))) => ctx.fail(
                 "temboard",
                 "ssl_cert_file",
                 format!("{}: no PEM certificate found", cert.display()),
             ),
-            Ok(Err(e)) | Err(e) => ctx.fail(
+            Ok((_, Err(e))) => ctx.fail(
+                "temboard",
+                "ssl_cert_file",
+                format!("{}: unreadable certificate: {e}", cert.display()),
+            ),
+            Err(e) => ctx.fail(
                 "temboard",
                 "ssl_cert_file",
                 format!("{}: unreadable certificate: {e}", cert.display()),
             ),
         }
     }
+    let mut key_pem = None;
     if let Some(key) = key {
-        if let Err(e) = PrivateKeyDer::from_pem_file(key) {
-            ctx.fail(
-                "temboard",
-                "ssl_key_file",
-                format!("{}: unreadable private key: {e}", key.display()),
-            );
-            return;
-        }
-    }
-    // Both readable: they must also make a server configuration together.
-    if let (Some(cert), Some(key)) = (cert, key) {
-        if let (Ok(cert_pem), Ok(key_pem)) =
-            (std::fs::read_to_string(cert), std::fs::read_to_string(key))
-        {
-            let m = crate::ipc::messages::TlsMaterial { cert_pem, key_pem };
-            if let Err(e) = crate::tls::acceptor(&m) {
+        let parsed = read(key, Links::Follow)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| {
+                PrivateKeyDer::from_pem_slice(pem.as_bytes())
+                    .map(|_| pem)
+                    .map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok(pem) => key_pem = Some(pem),
+            Err(e) => {
                 ctx.fail(
                     "temboard",
                     "ssl_key_file",
-                    format!(
-                        "{} does not go with certificate {}: {e}",
-                        key.display(),
-                        cert.display()
-                    ),
+                    format!("{}: unreadable private key: {e}", key.display()),
                 );
+                return;
             }
+        }
+    }
+    // Both readable: they must also make a server configuration together.
+    if let (Some(cert), Some(key), Some(cert_pem), Some(key_pem)) = (cert, key, cert_pem, key_pem) {
+        let m = crate::ipc::messages::TlsMaterial { cert_pem, key_pem };
+        if let Err(e) = crate::tls::acceptor(&m) {
+            ctx.fail(
+                "temboard",
+                "ssl_key_file",
+                format!(
+                    "{} does not go with certificate {}: {e}",
+                    key.display(),
+                    cert.display()
+                ),
+            );
         }
     }
 }

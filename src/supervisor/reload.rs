@@ -7,10 +7,12 @@ use super::*;
 /// make a server configuration.
 pub(super) fn read_tls(config: &Config) -> Result<TlsMaterial, SupervisorError> {
     let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).map_err(|source| SupervisorError::Read {
-            what: "",
-            path: p.to_path_buf(),
-            source,
+        crate::small_file::read(p, crate::small_file::Links::Follow).map_err(|source| {
+            SupervisorError::Read {
+                what: "",
+                path: p.to_path_buf(),
+                source,
+            }
         })
     };
     let material = TlsMaterial {
@@ -34,11 +36,14 @@ pub(super) fn read_signing_key(config: &Config) -> Result<Option<String>, Superv
     let Some(path) = &config.temboard.signing_public_key else {
         return Ok(None);
     };
-    let pem = std::fs::read_to_string(path).map_err(|source| SupervisorError::Read {
-        what: "signing key ",
-        path: path.clone(),
-        source,
-    })?;
+    let pem =
+        crate::small_file::read(path, crate::small_file::Links::Refuse).map_err(|source| {
+            SupervisorError::Read {
+                what: "signing key ",
+                path: path.clone(),
+                source,
+            }
+        })?;
     crate::signing::PublicKey::from_pem(&pem).map_err(|e| SupervisorError::SigningKey {
         path: path.clone(),
         reason: e.to_string(),
