@@ -211,3 +211,43 @@ fn a_fifo_at_the_signing_key_path_is_refused_without_hanging() {
     );
     assert_eq!(Signed::get("/activity").send(&agent, &key).status, 200);
 }
+
+/// Finding 9 and the encoded slash: names no PostgreSQL object can have
+/// are a clear 406, never a 500; `%2F` stays inside its signed segment.
+#[test]
+fn impossible_names_and_encoded_slashes_in_maintenance_paths() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    let long = format!("/maintenance/{}", "x".repeat(5000));
+    for target in [
+        "/maintenance/%00",
+        "/maintenance/a%00b",
+        "/maintenance/postgres/schema/a%00b",
+        "/maintenance/postgres/schema/public/table/t%00/vacuum/scheduled",
+        long.as_str(),
+    ] {
+        let r = Signed::get(target).send(&agent, &key);
+        let (status, text) = error(&r);
+        assert_eq!(status, 406, "{}: {text}", &target[..target.len().min(60)]);
+        assert!(
+            text.contains("PostgreSQL names have 1 to 63 bytes"),
+            "{text}"
+        );
+    }
+    let r = Signed::post("/maintenance/a%00b/vacuum", b"{}").send(&agent, &key);
+    assert_eq!(r.status, 406, "{}", String::from_utf8_lossy(&r.body));
+    // One signed segment is one name: the database "postgres/schema/public"
+    // does not exist, it does not reach the schema page.
+    let r = Signed::get("/maintenance/postgres%2Fschema%2Fpublic").send(&agent, &key);
+    assert_eq!(
+        error(&r),
+        (404, "Database postgres/schema/public not found".into())
+    );
+    assert_eq!(
+        Signed::get("/maintenance/postgres/schema/public")
+            .send(&agent, &key)
+            .status,
+        200
+    );
+}

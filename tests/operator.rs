@@ -572,6 +572,16 @@ fn a_token_made_on_one_agent_is_added_to_another_from_stdin() {
     let out = add("tba_0123\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a token made by"));
+    // Of the right shape but guessable (issue #27 finding 8).
+    for guessable in ["A".repeat(64), "a".repeat(64), "0123456789abcdef".repeat(4)] {
+        let out = add(&format!("tba_{guessable}\n"));
+        assert!(!out.status.success(), "{guessable} was taken");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("not a token made by") || err.contains("guessable"),
+            "{err}"
+        );
+    }
     let out = add(&format!("{token}\n"));
     assert!(
         out.status.success(),

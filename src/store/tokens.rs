@@ -33,8 +33,8 @@ pub fn create(conn: &Connection, name: &str, read_only: bool) -> Result<Option<S
 
 /// Adds a token made by `create` on another agent (so a fleet shares one
 /// token for, say, its Prometheus): it must have the shape `create` gives
-/// (`tba_` and 64 hexadecimal digits from the OS random source), so no
-/// guessable token gets in.
+/// (`tba_` and 64 lowercase hexadecimal digits) and look like what the OS
+/// random source gives ([`random_looking`]), so no guessable token gets in.
 pub fn import(
     conn: &Connection,
     name: &str,
@@ -42,12 +42,42 @@ pub fn import(
     read_only: bool,
 ) -> Result<Option<String>, String> {
     let id = token.strip_prefix(PREFIX).unwrap_or("");
-    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if id.len() != 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(format!(
-            "not a token made by 'temboard-agent-token create': expected {PREFIX} and 64 hexadecimal digits"
+            "not a token made by 'temboard-agent-token create': expected {PREFIX} and 64 lowercase hexadecimal digits"
         ));
     }
+    if !random_looking(id.as_bytes()) {
+        return Err(
+            "refused: this token is guessable (too few distinct digits, a long run or a repeated pattern); make one with 'temboard-agent-token create'"
+                .into(),
+        );
+    }
     add(conn, name, token, read_only)
+}
+
+/// Whether 64 hexadecimal digits could have come from 32 random bytes:
+/// at least 10 distinct digits, no digit repeated more than 10 times in a
+/// row, and no pattern repeated with a period of 32 or less. Each fails
+/// for random bytes with a probability under 10⁻¹⁰ (the run, the weakest),
+/// and each refuses what a person types (`AAAA…`, `0123…` repeated, a
+/// word padded with zeros).
+fn random_looking(digits: &[u8]) -> bool {
+    let distinct = digits
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let longest_run = digits
+        .chunk_by(|a, b| a == b)
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    let periodic = (1..=32).any(|p| (p..digits.len()).all(|i| digits[i] == digits[i - p]));
+    distinct >= 10 && longest_run <= 10 && !periodic
 }
 
 fn add(
@@ -116,6 +146,31 @@ mod tests {
             lookup(&b, &token).unwrap(),
             Some(("prometheus".into(), true))
         );
+    }
+
+    #[test]
+    fn guessable_tokens_are_refused_and_random_ones_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::store::open(dir.path()).unwrap();
+        for (i, guessable) in [
+            "A".repeat(64),
+            "a".repeat(64),
+            "0123456789abcdef".repeat(4),
+            format!("{}{}", "deadbeef", "0".repeat(56)),
+            "0011223344556677".repeat(4),
+            format!("{}{}", "0123456789abcdef0123456789abcdef", "9".repeat(32)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let r = import(&b, &format!("t{i}"), &format!("tba_{guessable}"), true);
+            assert!(r.is_err(), "{guessable} was taken");
+        }
+        // Every token create makes passes (1,000 of them).
+        for _ in 0..1_000 {
+            let id = crate::store::sessions::new_id().unwrap();
+            assert!(random_looking(id.as_bytes()), "{id} refused");
+        }
     }
 
     #[test]

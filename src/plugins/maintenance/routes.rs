@@ -104,6 +104,25 @@ fn op_of(route: &Route) -> &'static str {
         .unwrap_or("vacuum")
 }
 
+/// Longest PostgreSQL name in bytes (`NAMEDATALEN - 1`): a longer one
+/// cannot name anything.
+const MAX_NAME: usize = 63;
+
+/// Refuses names no PostgreSQL object can have before any query: a NUL
+/// byte (the protocol cannot carry it: it was a 500) or past [`MAX_NAME`]
+/// bytes (a 5,000-byte name was a 500 too).
+fn check_names(c: &Call<'_>) -> Result<(), ApiError> {
+    for name in &c.path {
+        if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+            return Err(ApiError::NotAcceptable(format!(
+                "Invalid name of {} bytes: PostgreSQL names have 1 to {MAX_NAME} bytes and no NUL character.",
+                name.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `GET /maintenance`.
 fn instance(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
@@ -115,6 +134,7 @@ fn instance(c: Call<'_>) -> Handled<'_> {
 /// `GET /maintenance/<db>`.
 fn database(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let db = c.segment(0).to_string();
         Ok(Reply::Json(c.state.call(SizesCall::Database { db }).await?))
     })
@@ -123,6 +143,7 @@ fn database(c: Call<'_>) -> Handled<'_> {
 /// `GET /maintenance/<db>/schema/<s>`.
 fn schema(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let (db, schema) = (c.segment(0).to_string(), c.segment(1).to_string());
         Ok(Reply::Json(c.state.call(SizesCall::Schema { db, schema }).await?))
     })
@@ -131,6 +152,7 @@ fn schema(c: Call<'_>) -> Handled<'_> {
 /// `GET /maintenance/<db>/schema/<s>/table/<t>`.
 fn table(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let call = SizesCall::Table {
             db: c.segment(0).to_string(),
             schema: c.segment(1).to_string(),
@@ -187,6 +209,7 @@ pub fn task_id(t: &Task) -> Result<String, ApiError> {
 /// `POST …/vacuum`, `…/analyze`, `…/reindex` at every level.
 fn schedule(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let op = op_of(c.route);
         let empty = Map::new();
         let body = match &c.body {
@@ -281,6 +304,7 @@ fn schedule(c: Call<'_>) -> Handled<'_> {
 /// what the path names.
 fn list(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let mut names = c.path.iter().cloned();
         let filter = Filter {
             op: op_of(c.route).to_string(),
@@ -313,6 +337,7 @@ fn list(c: Call<'_>) -> Handled<'_> {
 /// which cancels its backend.
 fn cancel(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
+        check_names(&c)?;
         let op = op_of(c.route);
         let id = c.segment(0).to_string();
         let lookup = id.clone();

@@ -172,23 +172,35 @@ pub async fn verify(
 }
 
 /// The plugin route of a 9.x request and its captures. The path is
-/// percent-decoded once, then matched (facts 1.2, with 14.8: UTF-8 names
-/// decode once); a plugin's bare prefix with a `/` reaches its root route;
-/// a known path with another method is a 405.
+/// matched on its segments as sent (and signed), then each captured
+/// segment is percent-decoded once (facts 1.2, with 14.8: UTF-8 names
+/// decode once), so an encoded `/` (`%2F`) stays inside its segment
+/// instead of routing as several; a plugin's bare prefix with a `/`
+/// reaches its root route; a known path with another method is a 405.
 pub fn plugin_route(
     method: &Method,
     raw_path: &str,
     loaded: impl Fn(&str) -> bool + Copy,
 ) -> Result<Option<(&'static Route, Vec<String>)>, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(raw_path)
+    let invalid = || error(400, "Invalid path string. Expected UTF-8");
+    percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
-        .map_err(|_| error(400, "Invalid path string. Expected UTF-8"))?;
-    let mut path: &str = &decoded;
+        .map_err(|_| invalid())?;
+    let mut path = raw_path;
     if path.len() > 1 && path.ends_with('/') && path.matches('/').count() == 2 {
         path = &path[..path.len() - 1];
     }
-    if let Some(found) = routes::lookup_in(Contract::V9, method, path, loaded) {
-        return Ok(Some(found));
+    if let Some((route, raw)) = routes::lookup_in(Contract::V9, method, path, loaded) {
+        let params = raw
+            .iter()
+            .map(|p| {
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8()
+                    .map(|d| d.into_owned())
+                    .map_err(|_| invalid())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some((route, params)));
     }
     if routes::path_known(Contract::V9, path, loaded) {
         return Err(error(405, "Method not allowed."));
