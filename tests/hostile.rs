@@ -251,3 +251,89 @@ fn impossible_names_and_encoded_slashes_in_maintenance_paths() {
         200
     );
 }
+
+/// Sends `s` signed with `key`, with its own `Host` header on the wire.
+fn send_as_signed(agent: &Agent, key: &rsa::RsaPrivateKey, s: &Signed<'_>) -> HttpResponse {
+    let mut conn = KeepAlive::connect(agent.port, &agent.files.cert_pem()).unwrap();
+    let mut req = format!("{} {} HTTP/1.1\r\nHost: {}\r\n", s.method, s.target, s.host);
+    for (k, v) in s.headers(key) {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.tls.write_all(req.as_bytes()).unwrap();
+    conn.tls.flush().unwrap();
+    read_response(&mut conn.tls).unwrap()
+}
+
+/// Finding 3: a request signed for another agent is refused with 403
+/// naming the accepted hosts (9.0.1 served it), the log names the host to
+/// add, and `accepted_hosts` admits a NAT or alias name after a reload.
+#[test]
+fn requests_signed_for_another_agent_are_refused() {
+    use nix::sys::signal::Signal;
+    use std::time::Duration;
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    let port = agent.port;
+    let elsewhere = format!("other-agent.example:{port}");
+    let other_port = format!("localhost:{}", port.wrapping_add(1).max(1));
+    for host in [elsewhere.as_str(), other_port.as_str()] {
+        let s = Signed {
+            host,
+            ..Signed::get("/activity")
+        };
+        let r = send_as_signed(&agent, &key, &s);
+        let (status, text) = error(&r);
+        assert_eq!(status, 403, "{host}: {text}");
+        assert!(
+            text.contains("accepted hosts are") && text.contains("accepted_hosts"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("port {port}")), "{text}");
+    }
+    assert!(
+        agent
+            .log()
+            .contains("signed request for host 'other-agent.example"),
+        "{}",
+        agent.log()
+    );
+    // This agent's own names pass: an interface address, localhost with
+    // the port (what the real UI signs when registered so).
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let s = Signed {
+            host: &host,
+            ..Signed::get("/activity")
+        };
+        assert_eq!(send_as_signed(&agent, &key, &s).status, 200, "{host}");
+    }
+    // A name the UI reaches the agent under through NAT: accepted once
+    // listed.
+    let conf = std::fs::read_to_string(agent.files.conf()).unwrap();
+    std::fs::write(
+        agent.files.conf(),
+        conf.replace(
+            "[temboard]\n",
+            "[temboard]\naccepted_hosts = other-agent.example, proxy.example:443\n",
+        ),
+    )
+    .unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let s = Signed {
+                host: &elsewhere,
+                ..Signed::get("/activity")
+            };
+            send_as_signed(&agent, &key, &s).status == 200
+        }),
+        "accepted_hosts not taken:\n{}",
+        agent.log()
+    );
+    let s = Signed {
+        host: "proxy.example:443",
+        ..Signed::get("/activity")
+    };
+    assert_eq!(send_as_signed(&agent, &key, &s).status, 200);
+}

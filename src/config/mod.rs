@@ -125,6 +125,9 @@ pub struct TemboardSection {
     pub home: PathBuf,
     /// Hostname override.
     pub hostname: Option<String>,
+    /// More names a signed request's `Host` may give (`name` with this
+    /// agent's port, or `name:port`), lowercase.
+    pub accepted_hosts: Vec<String>,
     /// Collector key (secret).
     pub key: Option<String>,
     /// OS user for workers when started as root.

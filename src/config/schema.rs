@@ -113,6 +113,12 @@ pub const CORE_KEYS: &[KeyDef] = &[
         None,
         "a fully qualified domain name",
     ),
+    k(
+        "temboard",
+        "accepted_hosts",
+        None,
+        "a comma separated list of host or host:port names the temBoard UI may sign requests for",
+    ),
     secret(
         "temboard",
         "key",

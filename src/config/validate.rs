@@ -422,6 +422,7 @@ fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
         ssl_ca_cert_file,
         home,
         hostname: c.opt_str("temboard", "hostname"),
+        accepted_hosts: accepted_hosts(c),
         key: c
             .opt_str("temboard", "key")
             .or_else(|| c.opt_str("postgresql", "key")),
@@ -431,6 +432,31 @@ fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
         pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
         daemonize: c.bool("temboard", "daemonize"),
     }
+}
+
+/// `[temboard] accepted_hosts`: `name`, `name:port` or `[v6]:port`
+/// entries, comma separated.
+fn accepted_hosts(c: &mut Values<'_>) -> Vec<String> {
+    let Some(list) = c.opt_str("temboard", "accepted_hosts") else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let ok = entry.len() <= 300
+            && entry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+        if !ok {
+            c.fail(
+                "temboard",
+                "accepted_hosts",
+                format!("'{entry}' is not a host name, an address or name:port"),
+            );
+            continue;
+        }
+        out.push(entry.to_ascii_lowercase());
+    }
+    out
 }
 
 /// `[postgresql]`.

@@ -63,6 +63,8 @@ pub struct Signed<'a> {
     pub user: &'a str,
     pub date: String,
     pub id: String,
+    /// The `Host` signed (what [`KeepAlive::request`] sends by default).
+    pub host: &'a str,
 }
 
 impl<'a> Signed<'a> {
@@ -74,6 +76,7 @@ impl<'a> Signed<'a> {
             user: "alice",
             date: chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(),
             id: uuid(),
+            host: "localhost",
         }
     }
 
@@ -93,7 +96,7 @@ impl<'a> Signed<'a> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
             .collect();
-        for_text.push(("Host".into(), b"localhost".to_vec()));
+        for_text.push(("Host".into(), self.host.as_bytes().to_vec()));
         if let Some(b) = self.body {
             for_text.push(("Content-Length".into(), b.len().to_string().into_bytes()));
         }

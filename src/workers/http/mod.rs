@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 mod fresh;
 pub mod health;
+pub mod hosts;
 mod json_errors;
 mod limits;
 pub mod login_guard;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     /// Request body bytes in flight, in all and per peer address.
     pub bodies: budget::BodyBudget,
+    /// This host's names, for the `Host` a signed request may give.
+    pub local_names: fresh::Fresh<hosts::LocalNames>,
     server_header: HeaderValue,
     fqdn: tokio::sync::OnceCell<String>,
 }
@@ -299,6 +302,7 @@ async fn serve(ctx: WorkerCtx) -> i32 {
         replay: Default::default(),
         discover: fresh::Fresh::new(Duration::ZERO),
         bodies: budget::BodyBudget::default(),
+        local_names: fresh::Fresh::new(hosts::LOCAL_NAMES_AGE),
         server_header: HeaderValue::from_static(SERVER_HEADER),
         fqdn: tokio::sync::OnceCell::new(),
     });

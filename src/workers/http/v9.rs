@@ -140,8 +140,50 @@ pub fn precheck(
         .map_err(|r| error(r.status(), r.to_string()))
 }
 
-/// Checks the signature (facts 2.5 with our stricter rules) and refuses a
-/// request id seen within the window.
+/// Refuses a request signed for another agent (see [`super::hosts`]): 403
+/// naming the accepted hosts; the log names the one to add.
+async fn check_host(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let host = headers
+        .get(hyper::header::HOST)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let settings = state.ctx.settings();
+    let t = &settings.config.temboard;
+    let local = state
+        .local_names
+        .get(|| async {
+            let fqdn = state.system_fqdn().await;
+            Arc::new(
+                tokio::task::spawn_blocking(move || super::hosts::local_names(&fqdn))
+                    .await
+                    .unwrap_or_default(),
+            )
+        })
+        .await;
+    if super::hosts::accepted(
+        &host,
+        t.port,
+        &local,
+        t.hostname.as_deref(),
+        &t.accepted_hosts,
+    ) {
+        return Ok(());
+    }
+    let shown: String = host.chars().filter(|c| !c.is_control()).take(300).collect();
+    tracing::warn!(
+        "signed request for host '{shown}' refused: it does not name this agent; if the UI reaches the agent under this name, add it to [temboard] accepted_hosts"
+    );
+    Err(error(
+        403,
+        format!(
+            "Request signed for host '{shown}', not this agent: accepted hosts are {}; add the name to [temboard] accepted_hosts if the UI reaches this agent under it.",
+            super::hosts::describe(t.port, &local, t.hostname.as_deref(), &t.accepted_hosts)
+        ),
+    ))
+}
+
+/// Checks the signature (facts 2.5 with our stricter rules), the signed
+/// `Host`, and refuses a request id seen within the window.
 pub async fn verify(
     state: &AppState,
     method: &Method,
@@ -159,6 +201,7 @@ pub async fn verify(
     };
     let now = Utc::now();
     let signed = signing::verify(&key, &req, now).map_err(|r| error(r.status(), r.to_string()))?;
+    check_host(state, headers).await?;
     let id = signed.request_id.clone();
     let expires = (signed.date + signing::MAX_AGE + signing::MAX_SKEW).timestamp() as f64;
     let fresh = state
