@@ -53,6 +53,10 @@ pub enum Command {
         /// Replace a different key already there.
         #[arg(long)]
         force: bool,
+        /// Allow an http:// UI or one whose certificate cannot be verified
+        /// (the key's fingerprint is printed: compare it with the UI's).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Register this agent in a temBoard 9.x UI (`[temboard] ui_url`); UI
     /// credentials from TEMBOARD_UI_USER / TEMBOARD_UI_PASSWORD or prompts.
@@ -70,6 +74,10 @@ pub enum Command {
         /// UI URL [default: [temboard] ui_url]
         #[arg(long)]
         ui_url: Option<String>,
+        /// Allow an http:// UI or one whose certificate cannot be verified
+        /// (the UI password then crosses the network unprotected).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Validate the configuration and print the effective values with their
     /// sources (secrets redacted) as JSON; exits 1 if it is invalid.
@@ -102,6 +110,14 @@ pub enum Command {
         /// configuration and its signing key beside it.
         #[arg(long, value_name = "URL")]
         ui_url: Option<String>,
+        /// The CA that signed the UI's certificate (PEM) [default: the
+        /// system's roots]; written as `ssl_ca_cert_file`.
+        #[arg(long, value_name = "FILE")]
+        ui_ca_file: Option<PathBuf>,
+        /// Allow an http:// UI or one whose certificate cannot be verified
+        /// (the key's fingerprint is printed: compare it with the UI's).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Write a self-signed certificate and its key (0600) for the given host names.
     GenerateCert {

@@ -34,6 +34,12 @@ pub struct SetupOptions {
     /// A temBoard 9.x UI to prepare for (`--ui-url`): its URL goes in the
     /// configuration and its signing key beside it.
     pub ui_url: Option<String>,
+    /// The CA that signed the UI's certificate (`--ui-ca-file`): the key is
+    /// fetched verified against it, and it goes in the configuration as
+    /// `ssl_ca_cert_file`. Without it, the system's roots.
+    pub ui_ca_file: Option<PathBuf>,
+    /// Fetch the key without verifying the UI (`--insecure`).
+    pub insecure: bool,
 }
 
 /// What was found and written.
@@ -47,8 +53,8 @@ pub struct SetupResult {
     pub key: String,
     /// Whether anything was written (false: it existed already).
     pub created: bool,
-    /// With `--ui-url`: where the UI's key was written, and its SHA-256
-    /// (to compare with the UI's).
+    /// With `--ui-url`: where the UI's key was written, and what to print
+    /// of it (its fingerprint and how to compare it with the UI's).
     pub signing_key: Option<(PathBuf, String)>,
     /// Whether `pg_stat_statements` can be installed in this cluster.
     pub pg_stat_statements: bool,
@@ -222,7 +228,11 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     let ui_key = match &o.ui_url {
         Some(url) => {
             let url = url.trim_end_matches('/').to_string();
-            Some((url.clone(), crate::ui9::download_key(&url, None)?))
+            crate::ui9::check_scheme(&url, o.insecure)?;
+            let trust = crate::ui9::trust(o.ui_ca_file.clone(), o.insecure);
+            let pem = crate::ui9::download_key(&url, &trust)?;
+            let shown = crate::ui9::describe_key(&url, &pem, &trust);
+            Some((url.clone(), pem, shown))
         }
         None => None,
     };
@@ -255,9 +265,13 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
          [postgresql]\nhost = {pghost}\nport = {pgport}\nuser = {pguser}\ndbname = {pgdb}\ninstance = {name}\n\n\
          [logging]\nmethod = syslog\nlevel = INFO\n\n\
          [administration]\npg_ctl = {pg_ctl}\n",
-        ui = match &ui_key {
-            Some((url, _)) => format!("ui_url = {url}\n"),
-            None => String::new(),
+        ui = match (&ui_key, &o.ui_ca_file) {
+            (Some((url, _, _)), Some(ca)) => format!(
+                "ui_url = {url}\nssl_ca_cert_file = {}\n",
+                ca.canonicalize().unwrap_or_else(|_| ca.clone()).display()
+            ),
+            (Some((url, _, _)), None) => format!("ui_url = {url}\n"),
+            (None, _) => String::new(),
         },
         home = home.display(),
         pghost = o.pghost,
@@ -270,14 +284,12 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
     give_to_root_readable_by(&tmp, &owner)?;
     std::fs::rename(&tmp, &conf).map_err(|e| format!("{}: {e}", conf.display()))?;
     let signing_key = match ui_key {
-        Some((_, pem)) => {
+        Some((_, pem, shown)) => {
             let path = dir.join("signing-public.pem");
             std::fs::write(&path, &pem).map_err(|e| format!("{}: {e}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
                 .map_err(|e| e.to_string())?;
-            use sha2::Digest;
-            let fp = crate::users::hex(&sha2::Sha256::digest(pem.as_bytes()));
-            Some((path, fp))
+            Some((path, shown))
         }
         None => None,
     };

@@ -50,6 +50,16 @@ impl PublicKey {
         Ok(PublicKey { key })
     }
 
+    /// SHA-256 of the key's DER form (SubjectPublicKeyInfo), lowercase hex:
+    /// what `openssl pkey -pubin -in KEY.pem -outform DER | sha256sum`
+    /// prints on the UI host, whatever the PEM's line breaks.
+    pub fn fingerprint(&self) -> String {
+        match self.key.public_key_to_der() {
+            Ok(der) => crate::users::hex(&Sha256::digest(der)),
+            Err(_) => String::from("unknown"),
+        }
+    }
+
     /// Key size in bits.
     pub fn bits(&self) -> usize {
         self.key.bits() as usize

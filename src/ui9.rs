@@ -1,8 +1,14 @@
 //! Operator commands for a temBoard 9.x UI (facts 9.x 11.1–11.2):
 //! `fetch-key` gets the UI's signing key, `register` registers this agent in
-//! the UI. Both read `[temboard] ui_url`; outgoing TLS is verified against
-//! `[temboard] ssl_ca_cert_file` when set (as 9.x), else not at all (as 9.x,
-//! and said in the output: set `ssl_ca_cert_file` on a hostile network).
+//! the UI. Both read `[temboard] ui_url`.
+//!
+//! The key fetched controls the agent (whoever holds its private half can
+//! run every signed route), and `register` sends the UI password: so the UI
+//! is verified, against `[temboard] ssl_ca_cert_file` when set, else the
+//! system's roots (9.0.1 verified nothing without a CA file, and took
+//! `http://`). `http://` and unverified TLS only with `--insecure`, which
+//! says so and prints the key's fingerprint to compare with the UI's; the
+//! fingerprint is printed in every case.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::config::{self, LoadRequest};
-use crate::http_client::{agent, error_of};
+use crate::http_client::{agent, error_of, ui_agent, UiTrust};
 
 /// An operator command's failure: the one line printed, exit status 1.
 pub type Outcome = Result<(), String>;
@@ -37,8 +43,13 @@ fn key_path(req: &LoadRequest) -> Result<PathBuf, String> {
     })
 }
 
-/// `[temboard] ui_url` and `ssl_ca_cert_file`, checked.
-fn ui(req: &LoadRequest, override_url: Option<&str>) -> Result<(String, Option<PathBuf>), String> {
+/// `[temboard] ui_url` and how to trust it: `http://` is refused unless
+/// `insecure`.
+fn ui(
+    req: &LoadRequest,
+    override_url: Option<&str>,
+    insecure: bool,
+) -> Result<(String, UiTrust), String> {
     let raw = config::raw_values(
         req,
         &[("temboard", "ui_url"), ("temboard", "ssl_ca_cert_file")],
@@ -51,9 +62,7 @@ fn ui(req: &LoadRequest, override_url: Option<&str>) -> Result<(String, Option<P
         .ok_or(
             "[temboard] ui_url is not set: set it (or pass --ui-url) to the temBoard UI's URL",
         )?;
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(format!("'{url}' is not an http(s) URL"));
-    }
+    check_scheme(&url, insecure)?;
     let ca = raw[1].clone().filter(|c| !c.is_empty()).map(|c| {
         let p = PathBuf::from(&c);
         if p.is_absolute() {
@@ -65,17 +74,60 @@ fn ui(req: &LoadRequest, override_url: Option<&str>) -> Result<(String, Option<P
                 .join(p)
         }
     });
-    Ok((url.trim_end_matches('/').to_string(), ca))
+    Ok((url.trim_end_matches('/').to_string(), trust(ca, insecure)))
 }
 
-/// GETs `<ui_url>/signing.key` (the full URL, path kept: facts 14 row 32).
-pub fn download_key(url: &str, ca: Option<&Path>) -> Result<String, String> {
-    let client = agent(ca)?;
+/// An https URL, or an http one with `insecure`.
+pub fn check_scheme(url: &str, insecure: bool) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    if url.starts_with("http://") {
+        if insecure {
+            return Ok(());
+        }
+        return Err(format!(
+            "refusing '{url}': over http:// the UI's signing key (which controls this agent) and the UI password would cross the network unprotected; use the UI's https:// URL, or --insecure and compare the key's fingerprint with the UI's"
+        ));
+    }
+    Err(format!("'{url}' is not an http(s) URL"))
+}
+
+/// How to trust the UI: `--insecure`, else the CA file, else the system.
+pub fn trust(ca: Option<PathBuf>, insecure: bool) -> UiTrust {
+    match (insecure, ca) {
+        (true, _) => UiTrust::Insecure,
+        (false, Some(ca)) => UiTrust::CaFile(ca),
+        (false, None) => UiTrust::System,
+    }
+}
+
+/// What is printed with a key fetched from a UI: its fingerprint, how to
+/// compare it, and a warning when the UI was not verified (on stderr).
+pub fn describe_key(url: &str, pem: &str, trust: &UiTrust) -> String {
+    let fp = crate::signing::PublicKey::from_pem(pem)
+        .map(|k| k.fingerprint())
+        .unwrap_or_else(|_| "unknown".into());
+    if *trust == UiTrust::Insecure {
+        eprintln!(
+            "WARNING: the key of {url} was fetched without verifying the UI (--insecure): anyone on the path could have sent theirs. Compare its fingerprint with the UI's before starting the agent."
+        );
+    }
+    format!(
+        "Key fingerprint (SHA-256 of the public key): {fp}
+  compare on the UI host: openssl pkey -pubin -in <the UI's signing public key> -outform DER | sha256sum"
+    )
+}
+
+/// GETs `<ui_url>/signing.key` (the full URL, path kept: facts 14 row 32),
+/// trusting the UI as `trust` says.
+pub fn download_key(url: &str, trust: &UiTrust) -> Result<String, String> {
+    let client = ui_agent(trust)?;
     let target = format!("{url}/signing.key");
     let mut resp = client
         .get(&target)
         .call()
-        .map_err(|e| format!("cannot fetch {target}: {e}"))?;
+        .map_err(|e| unreachable_ui(&target, &e, trust))?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()
@@ -89,13 +141,33 @@ pub fn download_key(url: &str, ca: Option<&Path>) -> Result<String, String> {
     Ok(body)
 }
 
-/// `temboard-agent fetch-key [--force]`: writes the UI's public key
-/// atomically (0644: it is public), refusing to replace a different key
-/// without `--force`. Reload the agent afterwards (SIGHUP) to use it.
-pub fn fetch_key(req: &LoadRequest, force: bool) -> Outcome {
-    let (url, ca) = ui(req, None)?;
+/// Why the UI could not be reached; a certificate refused says what to do.
+fn unreachable_ui(target: &str, e: &ureq::Error, trust: &UiTrust) -> String {
+    let text = e.to_string();
+    let tls = matches!(e, ureq::Error::Rustls(_)) || text.contains("certificate");
+    match trust {
+        UiTrust::System if tls => format!(
+            "cannot fetch {target}: {text}
+  the UI's certificate was checked against the system's roots: set [temboard] ssl_ca_cert_file to the CA that signed it, or use --insecure and compare the key's fingerprint with the UI's"
+        ),
+        UiTrust::CaFile(ca) if tls => format!(
+            "cannot fetch {target}: {text}
+  the UI's certificate was checked against {} ([temboard] ssl_ca_cert_file)",
+            ca.display()
+        ),
+        _ => format!("cannot fetch {target}: {text}"),
+    }
+}
+
+/// `temboard-agent fetch-key [--force] [--insecure]`: writes the UI's
+/// public key atomically (0644: it is public), refusing to replace a
+/// different key without `--force`, and prints its fingerprint. Reload the
+/// agent afterwards (SIGHUP) to use it.
+pub fn fetch_key(req: &LoadRequest, force: bool, insecure: bool) -> Outcome {
+    let (url, trust) = ui(req, None, insecure)?;
     let path = key_path(req)?;
-    let pem = download_key(&url, ca.as_deref())?;
+    let pem = download_key(&url, &trust)?;
+    println!("{}", describe_key(&url, &pem, &trust));
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing == pem => {
             println!("{} is already the key of {url}.", path.display());
@@ -190,6 +262,8 @@ pub struct RegisterOptions {
     pub environment: Option<String>,
     /// UI URL (default `[temboard] ui_url`).
     pub ui_url: Option<String>,
+    /// `http://` and unverified TLS allowed (`--insecure`).
+    pub insecure: bool,
 }
 
 /// Asks until the answer is valid (9.x re-asks after `Invalid ...`).
@@ -214,7 +288,7 @@ fn ask(
 pub fn register(req: &LoadRequest, o: &RegisterOptions) -> Outcome {
     let loaded = config::load(req).map_err(|e| format!("invalid configuration:\n{e}"))?;
     let c = &loaded.config;
-    let (url, ca) = ui(req, o.ui_url.as_deref())?;
+    let (url, trust) = ui(req, o.ui_url.as_deref(), o.insecure)?;
     let host = o
         .host
         .clone()
@@ -249,7 +323,8 @@ pub fn register(req: &LoadRequest, o: &RegisterOptions) -> Outcome {
         m.remove("signature_status");
     }
     // 2. The UI's key must be ours.
-    let theirs = download_key(&url, ca.as_deref())?;
+    let theirs = download_key(&url, &trust)?;
+    println!("{}", describe_key(&url, &theirs, &trust));
     let ours = c
         .temboard
         .signing_public_key
@@ -287,7 +362,7 @@ pub fn register(req: &LoadRequest, o: &RegisterOptions) -> Outcome {
         )?,
     };
     // 4. Login.
-    let to_ui = agent(ca.as_deref())?;
+    let to_ui = ui_agent(&trust)?;
     let login_url = format!("{url}/json/login");
     let mut resp = to_ui
         .post(&login_url)

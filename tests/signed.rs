@@ -410,6 +410,14 @@ fn fetch_key_and_register_against_a_ui() {
     let (ok, out) = run_agent(&conf, &["fetch-key"], &[]);
     assert!(ok, "{out}");
     assert!(out.contains("Reload the agent"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Key fingerprint (SHA-256 of the public key): {}",
+            fingerprint(&public)
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("WARNING"), "{out}");
     assert_eq!(std::fs::read_to_string(&local).unwrap(), public);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -509,6 +517,105 @@ fn fetch_key_and_register_against_a_ui() {
     assert!(out.contains("Signature mismatch."), "{out}");
 }
 
+/// What `openssl pkey -pubin -outform DER | sha256sum` prints of a PEM key.
+fn fingerprint(pem: &str) -> String {
+    use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
+    use sha2::Digest;
+    let key = rsa::RsaPublicKey::from_public_key_pem(pem).unwrap();
+    let der = key.to_public_key_der().unwrap();
+    sha2::Sha256::digest(der.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Issue #27 finding 4: the key that controls the agent is fetched only
+/// from a UI whose certificate verifies (against the system's roots or
+/// `ssl_ca_cert_file`); `http://` and unverified TLS only with
+/// `--insecure`, which warns and prints the fingerprint to compare; the
+/// UI password never goes over `http://` without it.
+#[test]
+fn the_ui_key_is_fetched_only_over_verified_tls() {
+    let (public, _) = test_keys();
+    let mut files = AgentFiles::new(None);
+    let ui_key = files.dir.path().join("ui-signing.pem");
+    std::fs::write(&ui_key, &public).unwrap();
+    let record = files.dir.path().join("instances.jsonl");
+    let ui = UiStandin::start(&files, &ui_key, &record);
+    files.set("temboard", "ui_url", &ui.url);
+    files.write();
+    let conf = files.conf();
+    let local = files.etc().join("signing-public.pem");
+    // A self-signed UI, no CA file: the system's roots refuse it.
+    let (ok, out) = run_agent(&conf, &["fetch-key"], &[]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("ssl_ca_cert_file") && out.contains("--insecure"),
+        "{out}"
+    );
+    assert!(!local.exists(), "a key from an unverified UI was written");
+    // --insecure: written, with a warning and the fingerprint to compare.
+    let (ok, out) = run_agent(&conf, &["fetch-key", "--insecure"], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("without verifying"),
+        "{out}"
+    );
+    assert!(out.contains(&fingerprint(&public)), "{out}");
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), public);
+    // http://: refused before any connection, for fetch-key and register
+    // (the UI password), unless --insecure.
+    let plain = format!("http://127.0.0.1:{}", free_port());
+    let creds = [
+        ("TEMBOARD_UI_USER", "admin"),
+        ("TEMBOARD_UI_PASSWORD", "admin"),
+    ];
+    for args in [
+        vec!["fetch-key", "--force"],
+        vec![
+            "register",
+            "--ui-url",
+            plain.as_str(),
+            "--host",
+            "localhost",
+        ],
+    ] {
+        let mut conf_text = std::fs::read_to_string(&conf).unwrap();
+        conf_text = conf_text.replace(&ui.url, &plain);
+        std::fs::write(&conf, &conf_text).unwrap();
+        let (ok, out) = run_agent(&conf, &args, &creds);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("refusing 'http://") && out.contains("--insecure"),
+            "{args:?}: {out}"
+        );
+    }
+    // setup --ui-url: the same rule, nothing written when refused.
+    let pg = PgCluster::start();
+    let root = open_tempdir();
+    let (etc, homes) = (root.path().join("etc"), root.path().join("lib"));
+    let out = std::process::Command::new(AGENT)
+        .args(["setup", "--prefix"])
+        .arg(&etc)
+        .arg("--home-prefix")
+        .arg(&homes)
+        .args(["--pghost"])
+        .arg(pg.socket_dir())
+        .args(["--pgport", &pg.port.to_string(), "--first-port"])
+        .arg(free_port().to_string())
+        .args(["--ui-url", &ui.url])
+        .env("TEMBOARD_HOSTNAME", "db1.example.org")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ssl_ca_cert_file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!etc.exists() || std::fs::read_dir(&etc).unwrap().next().is_none());
+}
+
 #[test]
 fn setup_with_a_ui_url_writes_a_configuration_ready_for_temboard_9() {
     let (public, _) = test_keys();
@@ -528,7 +635,8 @@ fn setup_with_a_ui_url_writes_a_configuration_ready_for_temboard_9() {
         .arg(pg.socket_dir())
         .args(["--pgport", &pg.port.to_string(), "--first-port"])
         .arg(free_port().to_string())
-        .args(["--ui-url", &ui.url])
+        .args(["--ui-url", &ui.url, "--ui-ca-file"])
+        .arg(files.etc().join("server.pem"))
         .env("TEMBOARD_HOSTNAME", "db1.example.org")
         .output()
         .unwrap();

@@ -35,6 +35,8 @@ fn main() {
             pgdatabase,
             first_port,
             ui_url,
+            ui_ca_file,
+            insecure,
         }) => {
             let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
             let opts = temboard_agent::setup::SetupOptions {
@@ -58,6 +60,8 @@ fn main() {
                 hostname: env("TEMBOARD_HOSTNAME"),
                 first_port: *first_port,
                 ui_url: ui_url.clone(),
+                ui_ca_file: ui_ca_file.clone(),
+                insecure: *insecure,
             };
             match temboard_agent::setup::run(&opts) {
                 Ok(r) => {
@@ -67,7 +71,8 @@ fn main() {
                         println!("Key:           {}", r.key);
                         println!();
                         if let Some((path, fp)) = &r.signing_key {
-                            println!("UI key:        {} (SHA-256 of the PEM: {fp}; compare with the UI's signing.key)", path.display());
+                            println!("UI key:        {}", path.display());
+                            println!("{fp}");
                         }
                         if r.pg_stat_statements {
                             println!("Statements:    pg_stat_statements is available; the statements plugin is not served by this agent yet");
@@ -148,12 +153,15 @@ fn main() {
             0
         }
         Some(Command::Discover) => done(temboard_agent::ui9::discover(&request)),
-        Some(Command::FetchKey { force }) => done(temboard_agent::ui9::fetch_key(&request, *force)),
+        Some(Command::FetchKey { force, insecure }) => {
+            done(temboard_agent::ui9::fetch_key(&request, *force, *insecure))
+        }
         Some(Command::Register {
             host,
             port,
             environment,
             ui_url,
+            insecure,
         }) => done(temboard_agent::ui9::register(
             &request,
             &temboard_agent::ui9::RegisterOptions {
@@ -161,6 +169,7 @@ fn main() {
                 port: *port,
                 environment: environment.clone(),
                 ui_url: ui_url.clone(),
+                insecure: *insecure,
             },
         )),
         Some(Command::Serve) | None => supervisor::run(supervisor::Options {
