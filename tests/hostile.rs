@@ -337,3 +337,56 @@ fn requests_signed_for_another_agent_are_refused() {
     };
     assert_eq!(send_as_signed(&agent, &key, &s).status, 200);
 }
+
+/// Finding 5: scheduling floods are capped (1,000 tasks not yet ended, then
+/// 429 saying so), and the audit records from before the flood (a login,
+/// a setting changed) are still listed after it.
+#[test]
+fn a_scheduling_flood_is_capped_and_keeps_the_audit_trail() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_with_plugins(&pg, &public, PLUGINS);
+    agent.login("alice", "alice");
+    let r = Signed::post(
+        "/pgconf/configuration",
+        br#"{"settings": [{"name": "work_mem", "setting": "8MB"}]}"#,
+    )
+    .send(&agent, &key);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let start = chrono::NaiveDate::from_ymd_opt(2099, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    let body = |i: i64| {
+        let at = start + chrono::TimeDelta::seconds(i);
+        format!(r#"{{"datetime": "{}"}}"#, at.format("%Y-%m-%dT%H:%M:%SZ"))
+    };
+    for i in 0..1_000 {
+        let b = body(i);
+        let r = Signed::post("/maintenance/postgres/vacuum", b.as_bytes()).send(&agent, &key);
+        assert_eq!(
+            r.status,
+            200,
+            "task {i}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let b = body(1_000);
+    let r = Signed::post("/maintenance/postgres/vacuum", b.as_bytes()).send(&agent, &key);
+    let (status, text) = error(&r);
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("1000 maintenance tasks are already scheduled"),
+        "{text}"
+    );
+    let all = notification_pairs(&agent, &key);
+    assert!(
+        all.iter().any(|(u, m)| u == "alice" && m == "Login"),
+        "login gone"
+    );
+    assert!(
+        all.iter().any(|(_, m)| m.contains("work_mem")),
+        "setting change gone: {:?}",
+        &all[..3]
+    );
+}

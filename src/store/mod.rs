@@ -98,6 +98,10 @@ const MIGRATIONS: &[&str] = &[
         document TEXT NOT NULL,
         etag TEXT NOT NULL
      );",
+    // 7: audit records (settings, kills, controls, logins) kept apart from
+    // routine ones, so a flood of routine records cannot push them out.
+    "ALTER TABLE notifications ADD COLUMN audit INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX notifications_class ON notifications(audit, seq);",
 ];
 
 /// Newest schema version this build knows.

@@ -56,7 +56,7 @@ pub fn begin(
         return Ok(Err(r));
     }
     begin_beside(&tx, id, kind, username)?;
-    notifications::push(&tx, username, &format!("PostgreSQL {kind}"))?;
+    notifications::push_audit(&tx, username, &format!("PostgreSQL {kind}"))?;
     tx.commit()?;
     Ok(Ok(()))
 }

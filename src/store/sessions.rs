@@ -67,7 +67,7 @@ pub fn login(
             new_id
         }
     };
-    notifications::push(&tx, username, "Login")?;
+    notifications::push_audit(&tx, username, "Login")?;
     tx.commit()?;
     Ok(id)
 }

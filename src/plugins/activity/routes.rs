@@ -126,7 +126,7 @@ async fn kill_pids(c: &Call<'_>) -> Result<Value, ApiError> {
         .iter()
         .map(|pid| format!("Backend {pid} terminated"))
         .collect();
-    state.notify(&caller.username, notes).await?;
+    state.notify_audit(&caller.username, notes).await?;
     let list: Vec<Value> = backends
         .into_iter()
         .map(|(pid, killed)| json!({"pid": pid, "killed": killed}))

@@ -276,7 +276,14 @@ fn schedule(c: Call<'_>) -> Handled<'_> {
             .state
             .db
             .run(move |conn| {
-                let tx = conn.transaction()?;
+                // Immediate: the count is read under the write lock, so it
+                // cannot go stale before the insert (a deferred read would
+                // fail with SQLITE_BUSY when the scheduler writes between).
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if store::active_count(&tx)? >= store::MAX_ACTIVE {
+                    return Ok(None);
+                }
                 let inserted = store::insert(&tx, &task)?;
                 if inserted {
                     notifications::push(
@@ -290,9 +297,18 @@ fn schedule(c: Call<'_>) -> Handled<'_> {
                     )?;
                 }
                 tx.commit()?;
-                Ok(inserted)
+                Ok(Some(inserted))
             })
             .await?;
+        let Some(inserted) = inserted else {
+            return Err(ApiError::Status(
+                429,
+                format!(
+                    "{} maintenance tasks are already scheduled or running, the most this agent keeps: wait for some to end, or cancel some.",
+                    store::MAX_ACTIVE
+                ),
+            ));
+        };
         if !inserted {
             return Err(ApiError::Conflict("Task id already exists".into()));
         }

@@ -35,6 +35,18 @@ CREATE INDEX maintenance_tasks_due ON maintenance_tasks (status, start_at);"];
 pub const ACTIVE: &str = "('todo', 'queued', 'doing')";
 /// Ended tasks kept (the oldest are removed beyond it).
 const KEEP_ENDED: i64 = 1_000;
+/// Tasks not yet ended, at most: a flood of schedulings (10,200 in 41 s
+/// were accepted) is refused past it with a 429, instead of filling the
+/// state database and pushing every earlier notification out.
+pub const MAX_ACTIVE: i64 = 1_000;
+
+/// How many tasks have not ended.
+pub fn active_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(&format!(
+        "SELECT count(*) FROM maintenance_tasks WHERE status IN {ACTIVE}"
+    ))?
+    .query_row([], |r| r.get(0))
+}
 /// Seconds an ended task stays in the `…/scheduled` lists, so a page
 /// polling every 5 s sees how it ended before it goes (9.x removed them
 /// after 1–2 s).

@@ -142,7 +142,7 @@ pub fn update(c: Call<'_>) -> Handled<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        c.state.notify(&c.caller()?.username, notes).await?;
+        c.state.notify_audit(&c.caller()?.username, notes).await?;
         if let Some(f) = out.get("failure").filter(|f| !f.is_null()) {
             let e = serde_json::from_value::<WorkerError>(f.clone())
                 .unwrap_or_else(|e| WorkerError::Internal(format!("update failure: {e}")));
@@ -192,7 +192,7 @@ async fn hba_write(c: Call<'_>, raw: bool) -> Result<Reply, ApiError> {
     };
     let out = call(c.state, pg_call).await?;
     c.state
-        .notify(&c.caller()?.username, vec!["HBA file updated".into()])
+        .notify_audit(&c.caller()?.username, vec!["HBA file updated".into()])
         .await?;
     Ok(Reply::Json(out))
 }
@@ -205,7 +205,7 @@ pub fn hba_delete(c: Call<'_>) -> Handled<'_> {
         })?;
         let out = call(c.state, PgconfCall::HbaDelete { version: v.clone() }).await?;
         c.state
-            .notify(
+            .notify_audit(
                 &c.caller()?.username,
                 vec![format!("HBA file version '{v}' removed.")],
             )
@@ -222,7 +222,7 @@ pub fn ident_post(c: Call<'_>) -> Handled<'_> {
         let content = string_param(&c.body, "content", |_| true)?.to_string();
         let out = call(c.state, PgconfCall::IdentWrite { content }).await?;
         c.state
-            .notify(&c.caller()?.username, vec!["Ident file updated".into()])
+            .notify_audit(&c.caller()?.username, vec!["Ident file updated".into()])
             .await?;
         Ok(Reply::Json(out))
     })

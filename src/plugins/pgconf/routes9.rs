@@ -27,7 +27,7 @@ async fn applied(c: &Call<'_>, value: Value, ok: Reply) -> Result<Reply, ApiErro
     let done: Applied =
         serde_json::from_value(value).map_err(|e| ApiError::Internal(e.to_string()))?;
     c.state
-        .notify(&c.caller()?.username, done.notifications)
+        .notify_audit(&c.caller()?.username, done.notifications)
         .await?;
     match done.error {
         Some(e) => Err(ApiError::NotAcceptable(e)),

@@ -209,14 +209,36 @@ impl AppState {
             .map_err(|e| ApiError::from_call("probe", Ok(e)))
     }
 
-    /// Records notifications of `user`, in one transaction.
+    /// Records routine notifications of `user`, in one transaction.
     pub async fn notify(&self, user: &str, messages: Vec<String>) -> Result<(), error::ApiError> {
+        self.record(user, messages, crate::store::notifications::push)
+            .await
+    }
+
+    /// Records audit notifications of `user` (changes and actions an
+    /// operator must be able to trace: kept apart from routine ones), in
+    /// one transaction.
+    pub async fn notify_audit(
+        &self,
+        user: &str,
+        messages: Vec<String>,
+    ) -> Result<(), error::ApiError> {
+        self.record(user, messages, crate::store::notifications::push_audit)
+            .await
+    }
+
+    async fn record(
+        &self,
+        user: &str,
+        messages: Vec<String>,
+        push: fn(&rusqlite::Connection, &str, &str) -> rusqlite::Result<()>,
+    ) -> Result<(), error::ApiError> {
         let user = user.to_string();
         self.db
             .run(move |c| {
                 let tx = c.transaction()?;
                 for m in &messages {
-                    crate::store::notifications::push(&tx, &user, m)?;
+                    push(&tx, &user, m)?;
                 }
                 tx.commit()
             })
