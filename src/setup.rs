@@ -264,7 +264,11 @@ pub fn run(o: &SetupOptions) -> Result<SetupResult, String> {
          home = {home}\nhostname = {hostname}\nkey = {key}\n{ui}\n\
          [postgresql]\nhost = {pghost}\nport = {pgport}\nuser = {pguser}\ndbname = {pgdb}\ninstance = {name}\n\n\
          [logging]\nmethod = syslog\nlevel = INFO\n\n\
-         [administration]\npg_ctl = {pg_ctl}\n",
+         [administration]\npg_ctl = {pg_ctl}\n\n\
+         [pgconf]\n\
+         # Settings that run programs as the cluster owner: uncomment to refuse\n\
+         # changing them through the API (docs/configuration.md).\n\
+         # protected_settings = archive_command, restore_command, ssl_passphrase_command, shared_preload_libraries, session_preload_libraries, local_preload_libraries, dynamic_library_path\n",
         ui = match (&ui_key, &o.ui_ca_file) {
             (Some((url, _, _)), Some(ca)) => format!(
                 "ui_url = {url}\nssl_ca_cert_file = {}\n",

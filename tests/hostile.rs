@@ -390,3 +390,73 @@ fn a_scheduling_flood_is_capped_and_keeps_the_audit_trail() {
         &all[..3]
     );
 }
+
+/// "Settings that run programs": with `[pgconf] protected_settings`, a
+/// change of a listed setting is refused (403, saying why) through both
+/// contracts, before any setting of the request is applied.
+#[test]
+fn protected_settings_are_refused_through_both_contracts() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut files = signed_files(&pg, &public, PLUGINS);
+    files.set(
+        "pgconf",
+        "protected_settings",
+        "archive_command, Shared_Preload_Libraries",
+    );
+    files.write();
+    let agent = Agent::start(files);
+    let auto = || std::fs::read_to_string(pg.data().join("postgresql.auto.conf")).unwrap();
+    let session = agent.login("alice", "alice");
+    let r = agent.post_json(
+        "/pgconf/configuration",
+        &serde_json::json!({"settings": [
+            {"name": "work_mem", "setting": "9MB"},
+            {"name": "archive_command", "setting": "touch /tmp/pwned"}
+        ]}),
+        Some(&session),
+    );
+    let (status, text) = error(&r);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("'archive_command' is protected"), "{text}");
+    for (method, target, body) in [
+        (
+            "POST",
+            "/pgconf/settings",
+            Some(&br#"{"archive_command": "touch /tmp/pwned"}"#[..]),
+        ),
+        (
+            "POST",
+            "/pgconf/settings",
+            Some(&br#"{"shared_preload_libraries": "evil"}"#[..]),
+        ),
+        ("DELETE", "/pgconf/settings/archive_command", None),
+        (
+            "POST",
+            "/pgconf/settings/archive_command/reset",
+            Some(&b"{}"[..]),
+        ),
+        (
+            "POST",
+            "/pgconf/configuration",
+            Some(&br#"{"settings": [{"name": "archive_command", "setting": "x"}]}"#[..]),
+        ),
+    ] {
+        let s = Signed {
+            method,
+            body,
+            ..Signed::get(target)
+        };
+        let (status, text) = error(&s.send(&agent, &key));
+        assert_eq!(status, 403, "{method} {target}: {text}");
+    }
+    let text = auto();
+    assert!(
+        !text.contains("archive_command") && !text.contains("9MB"),
+        "{text}"
+    );
+    // Others still change.
+    let r = Signed::post("/pgconf/settings", br#"{"work_mem": "8MB"}"#).send(&agent, &key);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(auto().contains("work_mem"));
+}

@@ -75,7 +75,7 @@ fn main() {
                             println!("{fp}");
                         }
                         if r.pg_stat_statements {
-                            println!("Statements:    pg_stat_statements is available; the statements plugin is not served by this agent yet");
+                            println!("Statements:    pg_stat_statements is available: list statements in [temboard] plugins to serve GET /statements");
                         }
                         println!();
                         if r.signing_key.is_some() {

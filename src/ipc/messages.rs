@@ -205,6 +205,9 @@ pub enum WorkerError {
     /// An external command failed; the message says how.
     #[error("{0}")]
     CommandFailed(String),
+    /// The agent's configuration forbids this change (a 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The worker's budget for this kind of work is in use: retry later
     /// (a 503 with `Retry-After`).
     #[error("{0}")]

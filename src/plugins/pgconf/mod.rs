@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Plugin, PluginCall, Work, Worker};
+use crate::config::schema::{k, KeyDef};
+use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
 use crate::workers::http::routes::Route;
 use crate::workers::probe::ProbeHost;
@@ -28,8 +30,71 @@ pub static PLUGIN: Plugin = Plugin {
     default: true,
     routes: ROUTES,
     probe: Some(|| Box::new(PgconfWork)),
+    keys: KEYS,
+    settings: Some(validate),
     ..Plugin::NOTHING
 };
+
+/// The keys of `[pgconf]`.
+const KEYS: &[KeyDef] = &[k(
+    "pgconf",
+    "protected_settings",
+    None,
+    "a comma separated list of settings the API may not change",
+)];
+
+/// The validated `[pgconf]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Settings `ALTER SYSTEM` may not change through the API (lowercase):
+    /// those that run programs (`archive_command`, `restore_command`,
+    /// `ssl_passphrase_command`, `*_preload_libraries`,
+    /// `dynamic_library_path`) are code execution as the cluster owner one
+    /// reload or restart away.
+    pub protected_settings: Vec<String>,
+}
+
+fn validate(c: &mut Values<'_>) -> Value {
+    let mut protected = vec![];
+    if let Some(list) = c.opt_str("pgconf", "protected_settings") {
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name.len() > 63 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+                c.fail(
+                    "pgconf",
+                    "protected_settings",
+                    format!("'{name}' is not a setting name"),
+                );
+                continue;
+            }
+            protected.push(name.to_ascii_lowercase());
+        }
+    }
+    super::section_value(&Section {
+        protected_settings: protected,
+    })
+}
+
+/// The `[pgconf]` section in force.
+pub fn section(config: &Config) -> Section {
+    config.section("pgconf").unwrap_or_default()
+}
+
+/// Refuses a change of a protected setting, before any is applied: 403
+/// through both contracts.
+fn check_protected<'a>(
+    host: &ProbeHost,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), WorkerError> {
+    let protected = section(&host.settings().config).protected_settings;
+    for name in names {
+        if protected.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+            return Err(WorkerError::Forbidden(format!(
+                "Setting '{name}' is protected on this agent ([pgconf] protected_settings): change it on the server itself."
+            )));
+        }
+    }
+    Ok(())
+}
 
 const fn route(
     method: &'static str,
@@ -195,6 +260,29 @@ struct PgconfWork;
 
 impl Work<ProbeHost> for PgconfWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: PgconfCall| probe::handle(host, c))
+        super::typed(call, |c: PgconfCall| {
+            match &c {
+                PgconfCall::Update { settings, .. } => check_protected(
+                    host,
+                    settings
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|i| i.get("name").and_then(Value::as_str)),
+                )?,
+                PgconfCall::V9(probe9::Pgconf9Call::Apply { resets, sets }) => check_protected(
+                    host,
+                    resets
+                        .iter()
+                        .map(String::as_str)
+                        .chain(sets.iter().map(|(n, _)| n.as_str())),
+                )?,
+                PgconfCall::V9(probe9::Pgconf9Call::Unset { name, .. }) => {
+                    check_protected(host, [name.as_str()])?
+                }
+                _ => {}
+            }
+            probe::handle(host, c)
+        })
     }
 }

@@ -123,6 +123,7 @@ impl ApiError {
             Ok(WorkerError::Failed(m)) => ApiError::ServerMessage(m),
             // 2.x answers 408 when PostgreSQL refuses an ALTER SYSTEM.
             Ok(WorkerError::PostgresRefused(m)) => ApiError::Status(408, m),
+            Ok(WorkerError::Forbidden(m)) => ApiError::Status(403, m),
             Ok(other) => ApiError::Internal(other.to_string()),
         }
     }
