@@ -17,7 +17,9 @@
 #   IDLE=10 DURATION=3 BACKENDS=10 DATABASES=1 IDLE_CONNECTIONS=1000 bash scripts/bench.sh   (quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prereqs.sh
+bash scripts/prereqs.sh --tests
+# The real temBoard toolkit signs requests: the tests' private Python.
+tpy=$(bash scripts/test-python.sh)
 idle=${IDLE:-60}
 runs=${RUNS:-20}
 duration=${DURATION:-10}
@@ -212,7 +214,7 @@ wrk_line() { # label, concurrency, threads, extra args...
 echo
 echo "temBoard 9.x signed requests vs 2.x sessions (agent CPU a request, the real 9.0.1 toolkit signs):"
 httppid=$(pgrep -P "$agentpid" -f "temboard-agent: http" | head -n 1)
-python3 scripts/signed_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$session" "${SIGNED:-2000}" | sed 's/^/  /'
+"$tpy" scripts/signed_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$session" "${SIGNED:-2000}" | sed 's/^/  /'
 
 cat > "$work/login.lua" <<'LUA'
 wrk.method = "POST"
@@ -240,7 +242,7 @@ echo "a distinct request id each; compare with the session lines above):"
 for spec in "1 1 2500" "16 2 6000"; do
   read -r conc threads per_second <<<"$spec"
   n=$((duration * per_second))
-  python3 scripts/presign.py "$port" "$work/ui-private.pem" GET /activity "$n" "$work/signed-$conc.txt"
+  "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET /activity "$n" "$work/signed-$conc.txt"
   wrk_line "GET /activity (signed, 9.x shape)" "$conc" "$threads" -s scripts/signed_wrk.lua \
     "https://localhost:$port/activity" -- "$work/signed-$conc.txt" "$threads" "$port" GET /activity
 done
@@ -258,7 +260,7 @@ PY
 chmod 644 "$work/statements.sql"
 "${as_pg[@]}" "$pgbin/psql" -h "$work/pg" -p "$pgport" -U postgres -Atq -f "$work/statements.sql" postgres >/dev/null
 probepid=$(pgrep -P "$agentpid" -f "temboard-agent: probe" | head -n 1)
-python3 scripts/statements_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$probepid" "${STATEMENTS:-20}" | sed 's/^/  /'
+"$tpy" scripts/statements_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" "$httppid" "$probepid" "${STATEMENTS:-20}" | sed 's/^/  /'
 
 # The practical limit for a tiny HTTPS answer on this machine: Debian's nginx
 # answering the same JSON body as our /status, over TLS with the same
@@ -353,7 +355,7 @@ done
 echo
 echo "idle TLS connections (handshake done, nothing sent; python client on the same machine):"
 printf '  '
-python3 scripts/idle_connections.py "$port" "$work/server.pem" "$httppid" "${IDLE_CONNECTIONS:-10000}"
+"$tpy" scripts/idle_connections.py "$port" "$work/server.pem" "$httppid" "${IDLE_CONNECTIONS:-10000}"
 
 # /activity with N idle client backends (pgbench clients sleeping client-side).
 echo

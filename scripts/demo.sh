@@ -45,9 +45,17 @@ fi
 pgpid=""
 agentpid=""
 cleanup() {
-  [ -n "$agentpid" ] && kill "$agentpid" 2>/dev/null && wait "$agentpid" 2>/dev/null || true
-  [ -n "$pgpid" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$demo/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  echo >&2
+  if [ -n "$agentpid" ]; then
+    echo "==> stopping the agent" >&2
+    kill "$agentpid" 2>/dev/null && wait "$agentpid" 2>/dev/null || true
+  fi
+  if [ -n "$pgpid" ]; then
+    echo "==> stopping PostgreSQL" >&2
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$demo/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
   rm -rf "$demo"
+  echo "==> removed $demo: nothing of the demo is left" >&2
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

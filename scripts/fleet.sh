@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-50}
 duration=${DURATION:-180}
-bash scripts/prereqs.sh
+bash scripts/prereqs.sh --tests
 command -v prometheus >/dev/null 2>&1 || {
   echo "prometheus is needed: apt-get install prometheus" >&2
   exit 1

@@ -12,7 +12,9 @@
 #   TABLES="100 1000" ROWS=1000000 bash scripts/maintenance_bench.sh   (quick run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prereqs.sh >/dev/null
+bash scripts/prereqs.sh --tests >/dev/null
+# The real temBoard toolkit signs requests: the tests' private Python.
+tpy=$(bash scripts/test-python.sh)
 cargo build --release --quiet --bins
 bin=$PWD/target/release/temboard-agent
 
@@ -76,4 +78,4 @@ for n in ${TABLES:-100 1000 10000}; do
 done
 psqlc -c "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS label FROM generate_series(1, ${ROWS:-3000000}) g; CREATE INDEX ON big (id); CREATE INDEX ON big (label); ANALYZE big" postgres
 
-python3 scripts/maintenance_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" ${TABLES:-100 1000 10000}
+"$tpy" scripts/maintenance_cost.py "$port" "$work/server.pem" "$work/ui-private.pem" ${TABLES:-100 1000 10000}

@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Installs what the demo and the tests need on a fresh Debian machine with Rust,
-# only what is missing, and says what before installing it:
-#   apt: postgresql (server binaries), python3 (golden config test), util-linux
-#        (runuser), systemd (systemd-analyze verifies the unit), prometheus
-#        (promtool lints /metrics), python3-pip when a PyPI package is needed;
-#   PyPI: openapi-spec-validator (OpenAPI test), temboard-agent==9.0.1 (the real
-#        9.x signing toolkit, for the interoperability test).
+# Installs what the demo needs on a fresh Debian machine with Rust, only what
+# is missing, and says what before installing it:
+#   apt: postgresql (server binaries; Debian's package also starts a cluster
+#        of its own on 5432, which the demo and the tests never use),
+#        util-linux (runuser), pkg-config and libssl-dev (the openssl crate).
+# With --tests, also what only the tests use:
+#   apt: python3 (golden config test, helpers), systemd (systemd-analyze
+#        verifies the unit), prometheus (promtool lints /metrics; its package
+#        starts a server);
+#   the tests' private Python (scripts/test-python.sh: openapi-spec-validator,
+#        temboard-agent==9.0.1), never on PATH;
+#   PostgreSQL 13 to 18 for the cross-version suite (scripts/pg-majors.sh).
 # Safe to re-run.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests=false
+[ "${1:-}" = "--tests" ] && tests=true
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
-command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+if $tests; then
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing: ${need[*]}; install them (sudo apt-get install -y ${need[*]})" >&2
@@ -24,21 +37,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The OpenAPI test validates /openapi.json with openapi-spec-validator (PyPI).
-if ! python3 -c 'import openapi_spec_validator' >/dev/null 2>&1; then
-  echo "==> installing openapi-spec-validator from PyPI (validates /openapi.json in the tests)"
-  python3 -m pip --version >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get install -y -qq python3-pip >/dev/null; }
-  python3 -m pip install --quiet openapi-spec-validator 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages openapi-spec-validator
+if $tests; then
+  bash scripts/test-python.sh >/dev/null
+  bash scripts/pg-majors.sh >/dev/null
 fi
-# tests/signed.rs signs requests with the real temBoard 9.0.1 toolkit (PyPI
-# temboard-agent 9.0.1, which brings bottle and cryptography).
-if ! python3 -c 'import temboardagent.toolkit.signing' >/dev/null 2>&1; then
-  echo "==> installing temboard-agent==9.0.1 from PyPI (its signing toolkit, for the interoperability test)"
-  python3 -m pip install --quiet temboard-agent==9.0.1 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages temboard-agent==9.0.1
-fi
-# Debian's package starts a cluster of its own; the tests never use it.
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2
   exit 1

@@ -6,7 +6,7 @@
 # end, and the exit status is cargo's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prereqs.sh || exit 1
+bash scripts/prereqs.sh --tests || exit 1
 log=$(mktemp /tmp/tba-test.XXXXXX)
 trap 'rm -f "$log"' EXIT
 cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"

@@ -80,7 +80,8 @@ pub enum Command {
         insecure: bool,
     },
     /// Validate the configuration and print the effective values with their
-    /// sources (secrets redacted) as JSON; exits 1 if it is invalid.
+    /// sources (secrets redacted) as JSON; exits 1 if it is invalid, 2 if it
+    /// is valid with warnings (a misspelt key, say).
     ShowConfig,
     /// Prepare an agent for one PostgreSQL cluster (as root, with PG* variables
     /// or options): configuration, users file, certificate, home. Idempotent.

@@ -48,6 +48,7 @@ fn key_path(req: &LoadRequest) -> Result<PathBuf, String> {
 fn ui(
     req: &LoadRequest,
     override_url: Option<&str>,
+    accepts_option: bool,
     insecure: bool,
 ) -> Result<(String, UiTrust), String> {
     let raw = config::raw_values(
@@ -59,9 +60,11 @@ fn ui(
         .map(str::to_string)
         .or_else(|| raw[0].clone())
         .filter(|u| !u.is_empty())
-        .ok_or(
-            "[temboard] ui_url is not set: set it (or pass --ui-url) to the temBoard UI's URL",
-        )?;
+        .ok_or(if accepts_option {
+            "[temboard] ui_url is not set: set it (or pass --ui-url) to the temBoard UI's URL"
+        } else {
+            "[temboard] ui_url is not set: set it to the temBoard UI's URL"
+        })?;
     check_scheme(&url, insecure)?;
     let ca = raw[1].clone().filter(|c| !c.is_empty()).map(|c| {
         let p = PathBuf::from(&c);
@@ -164,7 +167,7 @@ fn unreachable_ui(target: &str, e: &ureq::Error, trust: &UiTrust) -> String {
 /// different key without `--force`, and prints its fingerprint. Reload the
 /// agent afterwards (SIGHUP) to use it.
 pub fn fetch_key(req: &LoadRequest, force: bool, insecure: bool) -> Outcome {
-    let (url, trust) = ui(req, None, insecure)?;
+    let (url, trust) = ui(req, None, false, insecure)?;
     let path = key_path(req)?;
     let pem = download_key(&url, &trust)?;
     println!("{}", describe_key(&url, &pem, &trust));
@@ -288,7 +291,7 @@ fn ask(
 pub fn register(req: &LoadRequest, o: &RegisterOptions) -> Outcome {
     let loaded = config::load(req).map_err(|e| format!("invalid configuration:\n{e}"))?;
     let c = &loaded.config;
-    let (url, trust) = ui(req, o.ui_url.as_deref(), o.insecure)?;
+    let (url, trust) = ui(req, o.ui_url.as_deref(), true, o.insecure)?;
     let host = o
         .host
         .clone()

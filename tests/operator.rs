@@ -18,7 +18,13 @@ fn health(agent: &Agent) -> (u16, Value) {
 #[test]
 fn health_follows_postgresql_and_the_workers() {
     let mut pg = PgCluster::start();
-    let agent = Agent::start(AgentFiles::new(Some(&pg)));
+    // No plugin with a collection job: the monitoring collection connects
+    // to every database (one pooled connection each, evicting others), so
+    // the count of distinct backends below would measure it, not /health.
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("temboard", "plugins", r#"["activity", "pgconf"]"#);
+    files.write();
+    let agent = Agent::start(files);
     assert!(
         eventually(Duration::from_secs(10), || health(&agent).0 == 200),
         "{:?}",
@@ -136,10 +142,10 @@ fn openapi_describes_exactly_the_routes() {
     }
     let described: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(described, distinct.len());
-    // A real OpenAPI validator agrees (installed by scripts/prereqs.sh).
+    // A real OpenAPI validator agrees (in the tests' private Python).
     let spec = agent.files.dir.path().join("openapi.json");
     std::fs::write(&spec, &r.body).unwrap();
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(test_python())
         .args(["-c", "import json,sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))"])
         .arg(&spec)
         .output()
@@ -382,29 +388,8 @@ fn metrics_follow_prometheus_conventions_and_agree_with_postgresql() {
     let text = String::from_utf8_lossy(&r.body).to_string();
 
     // The real linter: Debian's promtool (scripts/prereqs.sh installs it).
-    let mut lint = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus)");
-    use std::io::Write;
-    lint.stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = lint.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics:\n{said}"
-    );
+    let said = promtool_check(&text);
+    assert!(said.is_empty(), "promtool check metrics:\n{said}");
 
     let parsed = parse(&text);
     let real: i64 = pg

@@ -429,12 +429,15 @@ fn anonymous_health_checks_leave_the_probe_worker_to_authenticated_work() {
     assert_eq!(bad_activity, 0, "{activity:?}");
 }
 
-/// A tmpfs mounted for the test, unmounted on drop.
-struct Tmpfs(std::path::PathBuf);
+/// A tmpfs mounted for the test, unmounted on drop; then the directory
+/// holding it is removed (its owner's drop, which may run first, cannot
+/// remove a mount point: the test left a `tba-test*` directory behind).
+struct Tmpfs(std::path::PathBuf, std::path::PathBuf);
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.1);
     }
 }
 
@@ -453,7 +456,7 @@ fn a_full_disk_keeps_reads_working_and_health_says_the_store_fails() {
         .status()
         .unwrap();
     assert!(st.success(), "cannot mount a tmpfs");
-    let _tmpfs = Tmpfs(mnt.clone());
+    let _tmpfs = Tmpfs(mnt.clone(), files.dir.path().to_path_buf());
     let home = mnt.join("home");
     std::fs::create_dir(&home).unwrap();
     give_to_postgres(&home);
@@ -551,7 +554,7 @@ fn a_version_copy_on_a_full_disk_leaves_nothing_behind() {
         .status()
         .unwrap();
     assert!(st.success(), "cannot mount a tmpfs");
-    let _tmpfs = Tmpfs(mnt.clone());
+    let _tmpfs = Tmpfs(mnt.clone(), dir.path().to_path_buf());
     let hba = mnt.join("pg_hba.conf");
     std::fs::write(&hba, "local all all trust\n".repeat(2000)).unwrap(); // 40 kB of 64
     let version = temboard_agent::plugins::pgconf::files::version_path(&hba, "2026-01-01T00:00:00");

@@ -15,7 +15,7 @@ use temboard_agent::users;
 
 /// Add a user allowed to use the agent's API.
 #[derive(Debug, Parser)]
-#[command(name = "temboard-agent-adduser", version, about)]
+#[command(name = "temboard-agent-adduser", version)]
 struct Args {
     #[command(flatten)]
     config: temboard_agent::cli::ConfigArg,

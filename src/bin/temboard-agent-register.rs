@@ -17,12 +17,7 @@ use temboard_agent::users::{valid_password, valid_username};
 
 /// Register this agent in a temBoard UI.
 #[derive(Debug, Parser)]
-#[command(
-    name = "temboard-agent-register",
-    version,
-    about,
-    disable_help_flag = true
-)]
+#[command(name = "temboard-agent-register", version, disable_help_flag = true)]
 struct Args {
     #[command(flatten)]
     config: temboard_agent::cli::ConfigArg,

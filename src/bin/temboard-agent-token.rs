@@ -13,7 +13,7 @@ use temboard_agent::store::{self, tokens};
 
 /// Manage API tokens of the agent.
 #[derive(Debug, Parser)]
-#[command(name = "temboard-agent-token", version, about)]
+#[command(name = "temboard-agent-token", version)]
 struct Args {
     #[command(flatten)]
     config: temboard_agent::cli::ConfigArg,

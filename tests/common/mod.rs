@@ -101,6 +101,9 @@ pub struct PgCluster {
     pub running: bool,
     /// More `-c name=value` server options.
     pub extra: String,
+    /// Where its server programs are (`None`: `PGBIN`, else the newest
+    /// under `/usr/lib/postgresql`).
+    pub bin: Option<PathBuf>,
 }
 
 impl PgCluster {
@@ -116,11 +119,29 @@ impl PgCluster {
         Self::start_with("")
     }
 
+    /// The path of one of its server programs.
+    pub fn program(&self, name: &str) -> String {
+        match &self.bin {
+            Some(b) => b.join(name).display().to_string(),
+            None => pg_bin(name),
+        }
+    }
+
     /// A cluster started with more server options (`-c name=value ...`).
     pub fn start_with(extra: &str) -> PgCluster {
+        Self::start_in(None, extra)
+    }
+
+    /// A cluster of the server programs in `bin` (another major), started
+    /// with more server options.
+    pub fn start_in(bin: Option<&Path>, extra: &str) -> PgCluster {
         let dir = open_tempdir();
         give_to_postgres(dir.path());
-        let out = as_postgres(&pg_bin("initdb"))
+        let initdb = match bin {
+            Some(b) => b.join("initdb").display().to_string(),
+            None => pg_bin("initdb"),
+        };
+        let out = as_postgres(&initdb)
             .args(["-N", "-A", "trust", "-U", "postgres", "-D"])
             .arg(dir.path().join("data"))
             .stdout(Stdio::null())
@@ -136,6 +157,7 @@ impl PgCluster {
             port: free_port(),
             running: false,
             extra: extra.to_string(),
+            bin: bin.map(Path::to_path_buf),
         };
         pg.start_again();
         pg
@@ -145,7 +167,7 @@ impl PgCluster {
     pub fn standby_of(primary: &PgCluster) -> PgCluster {
         let dir = open_tempdir();
         give_to_postgres(dir.path());
-        let out = as_postgres(&pg_bin("pg_basebackup"))
+        let out = as_postgres(&primary.program("pg_basebackup"))
             .arg("-h")
             .arg(primary.socket_dir())
             .args([
@@ -171,6 +193,70 @@ impl PgCluster {
             port: free_port(),
             running: false,
             extra: String::new(),
+            bin: primary.bin.clone(),
+        };
+        pg.start_again();
+        pg
+    }
+
+    /// A streaming standby of `primary` made with the backup functions and
+    /// a file copy (the server packages of other majors have no
+    /// pg_basebackup), started.
+    pub fn standby_by_copy(primary: &PgCluster) -> PgCluster {
+        let dir = open_tempdir();
+        give_to_postgres(dir.path());
+        let mut c = primary.client();
+        let v: i32 = c
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .unwrap()
+            .get(0);
+        if v >= 150000 {
+            c.execute("SELECT pg_backup_start('standby', true)", &[])
+                .unwrap();
+        } else {
+            c.execute("SELECT pg_start_backup('standby', true, false)", &[])
+                .unwrap();
+        }
+        let data = dir.path().join("data");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(primary.data())
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy of the primary's data directory");
+        let label: String = if v >= 150000 {
+            c.query_one("SELECT labelfile FROM pg_backup_stop(true)", &[])
+        } else {
+            c.query_one("SELECT labelfile FROM pg_stop_backup(false, true)", &[])
+        }
+        .unwrap()
+        .get(0);
+        for f in ["postmaster.pid", "postmaster.opts"] {
+            let _ = std::fs::remove_file(data.join(f));
+        }
+        for entry in std::fs::read_dir(data.join("pg_wal")).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        std::fs::write(data.join("backup_label"), label).unwrap();
+        std::fs::write(data.join("standby.signal"), "").unwrap();
+        let mut auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
+        auto.push_str(&format!(
+            "primary_conninfo = 'host={} port={} user=postgres application_name=standby'\n",
+            primary.socket_dir().display(),
+            primary.port
+        ));
+        std::fs::write(data.join("postgresql.auto.conf"), auto).unwrap();
+        give_to_postgres(dir.path());
+        let mut pg = PgCluster {
+            dir,
+            port: free_port(),
+            running: false,
+            extra: String::new(),
+            bin: primary.bin.clone(),
         };
         pg.start_again();
         pg
@@ -183,7 +269,7 @@ impl PgCluster {
             self.socket_dir().display(),
             self.extra
         );
-        let out = as_postgres(&pg_bin("pg_ctl"))
+        let out = as_postgres(&self.program("pg_ctl"))
             .arg("-D")
             .arg(self.data())
             .arg("-l")
@@ -204,7 +290,7 @@ impl PgCluster {
         if !self.running {
             return;
         }
-        let _ = as_postgres(&pg_bin("pg_ctl"))
+        let _ = as_postgres(&self.program("pg_ctl"))
             .arg("-D")
             .arg(self.data())
             .args(["-m", "immediate", "-w", "stop"])
@@ -878,7 +964,7 @@ impl PgCluster {
     pub fn pg_ctl_template(&self) -> String {
         format!(
             "{} %s -D {} -w -t 30 -l {} -o \"-p {} -k {} -c listen_addresses='' -c fsync=off\"",
-            pg_bin("pg_ctl"),
+            self.program("pg_ctl"),
             self.data().display(),
             self.dir.path().join("postgresql.log").display(),
             self.port,
@@ -1050,4 +1136,55 @@ pub fn connect_from(source: std::net::Ipv4Addr, port: u16) -> std::net::TcpStrea
     )
     .unwrap();
     std::net::TcpStream::from(fd)
+}
+
+/// What `promtool check metrics` (Debian's `prometheus`, installed by
+/// scripts/prereqs.sh) says of a scrape: empty when it is clean.
+pub fn promtool_check(text: &str) -> String {
+    let mut lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus)");
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        said.trim().to_string()
+    } else {
+        format!("exit {}: {said}", out.status)
+    }
+}
+
+/// The tests' private Python (scripts/test-python.sh: a virtual
+/// environment with openapi-spec-validator and the real temBoard 9.0.1
+/// toolkit, never on PATH), created when missing.
+pub fn test_python() -> String {
+    static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/test-python.sh"
+            ))
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "scripts/test-python.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+    .clone()
 }

@@ -219,7 +219,7 @@ pub fn toolkit_requests(agent: &Agent, spec: &Value) -> Vec<Value> {
     let v = vectors();
     let keyfile = agent.files.dir.path().join("ui-private.pem");
     std::fs::write(&keyfile, v["private_key_pem_pkcs8"].as_str().unwrap()).unwrap();
-    let out = std::process::Command::new("python3")
+    let out = std::process::Command::new(test_python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/helpers/toolkit_client.py"
@@ -232,7 +232,7 @@ pub fn toolkit_requests(agent: &Agent, spec: &Value) -> Vec<Value> {
         .expect("python3");
     assert!(
         out.status.success(),
-        "the toolkit client failed (scripts/prereqs.sh installs temboard-agent==9.0.1):\n{}",
+        "the toolkit client failed (scripts/test-python.sh installs temboard-agent==9.0.1):\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)

@@ -42,6 +42,15 @@ pub enum Shape {
     V9,
 }
 
+/// The agent's own sessions, whichever worker opened them: the same
+/// `application_name`, role and client address as the connection listing.
+/// With the pids of the probe worker's pool (`$1`), this also hides a
+/// backend of another worker (the task worker's), or one the pool is
+/// connecting or closing while the listing runs. Only a session of the
+/// agent's own role from the agent's own address could hide itself so.
+const NOT_AGENT: &str = "NOT (a.application_name = 'temboard-agent' AND a.usename = current_user
+             AND a.client_addr IS NOT DISTINCT FROM inet_client_addr())";
+
 const DURATION: &str = "round(greatest(coalesce(extract(epoch FROM now() - a.query_start), 0), 0)::numeric, 2)::float8";
 
 fn all_sql(version_num: i32) -> String {
@@ -59,7 +68,7 @@ fn all_sql(version_num: i32) -> String {
         "SELECT a.pid, nullif(a.datname, '')::text, host(a.client_addr), {DURATION} AS duration, {wait},
                 nullif(a.usename, '')::text, nullif(a.state, ''), nullif(a.query, ''), a.application_name
          FROM pg_stat_activity a
-         WHERE a.pid <> ALL($1) {client_only}
+         WHERE a.pid <> ALL($1) AND {NOT_AGENT} {client_only}
          ORDER BY duration DESC, a.pid
          LIMIT $2"
     )
@@ -77,7 +86,7 @@ fn lock_row_select() -> String {
 
 fn waiting_sql() -> String {
     format!(
-        "{} WHERE NOT l.granted AND l.pid <> ALL($1) ORDER BY duration DESC, l.pid LIMIT $2",
+        "{} WHERE NOT l.granted AND l.pid <> ALL($1) AND {NOT_AGENT} ORDER BY duration DESC, l.pid LIMIT $2",
         lock_row_select()
     )
 }
@@ -113,7 +122,7 @@ fn sessions_sql(version_num: i32) -> String {
                 EXISTS (SELECT 1 FROM w WHERE w.pid = a.pid AND cardinality(w.blockers) > 0),
                 EXISTS (SELECT 1 FROM b WHERE b.pid = a.pid)
          FROM pg_stat_activity a
-         WHERE a.pid <> ALL($1) {client_only}
+         WHERE a.pid <> ALL($1) AND {NOT_AGENT} {client_only}
          ORDER BY duration DESC NULLS LAST, a.pid
          LIMIT $2"
     )

@@ -292,7 +292,8 @@ impl Job for Collect {
             max_age: section.queue_max_age as f64,
         };
         let text = doc.to_string();
-        match store::push(jobs.db(), &text, now, keep) {
+        let queued = section.collector_url.is_some();
+        match store::push(jobs.db(), &text, now, keep, queued) {
             Ok(0) => {}
             Ok(n) => {
                 warn!("monitoring queue over its bounds: {n} oldest unsent payload(s) dropped")

@@ -42,17 +42,21 @@ pub struct Retention {
 }
 
 /// Adds a payload and applies the retention; returns how many unsent rows
-/// were dropped by it.
+/// were dropped by it. Without a collector (`queued` false) the payload is
+/// kept for the 2.x pull history only, never waiting to be sent: no queue
+/// shows in `/health` and the retention drops nothing "unsent".
 pub fn push(
     conn: &mut Connection,
     payload: &str,
     now: f64,
     keep: Retention,
+    queued: bool,
 ) -> rusqlite::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
-        "INSERT INTO monitoring_payloads (collected_at, payload) VALUES (?1, ?2)",
-        params![now, payload],
+        "INSERT INTO monitoring_payloads (collected_at, payload, sent_at)
+         VALUES (?1, ?2, CASE WHEN ?3 THEN NULL ELSE ?1 END)",
+        params![now, payload, queued],
     )?;
     let cutoff_seq: i64 = tx.query_row(
         "SELECT coalesce(max(seq), 0) - ?1 FROM monitoring_payloads",
@@ -194,7 +198,7 @@ mod tests {
         };
         for i in 0..3 {
             assert_eq!(
-                push(&mut c, &format!("p{i}"), 100.0 + i as f64, keep).unwrap(),
+                push(&mut c, &format!("p{i}"), 100.0 + i as f64, keep, true).unwrap(),
                 0
             );
         }
@@ -203,14 +207,23 @@ mod tests {
         mark_sent(&c, seq, 200.0).unwrap();
         assert_eq!(oldest_unsent(&c).unwrap().unwrap().1, "p1");
         // p0 (sent) goes first, then p1 (unsent) is dropped and counted.
-        assert_eq!(push(&mut c, "p3", 103.0, keep).unwrap(), 0);
-        assert_eq!(push(&mut c, "p4", 104.0, keep).unwrap(), 1);
+        assert_eq!(push(&mut c, "p3", 103.0, keep, true).unwrap(), 0);
+        assert_eq!(push(&mut c, "p4", 104.0, keep, true).unwrap(), 1);
         assert_eq!(dropped(&c).unwrap(), 1);
         assert_eq!(backlog(&c).unwrap(), 3);
         // Age limit.
-        assert_eq!(push(&mut c, "p5", 2000.0, keep).unwrap(), 3);
+        assert_eq!(push(&mut c, "p5", 2000.0, keep, true).unwrap(), 3);
         assert_eq!(dropped(&c).unwrap(), 4);
         assert_eq!(history(&c, 0.0, 10).unwrap(), vec!["p5"]);
+        // Without a collector: history only, nothing queued or dropped.
+        let (seq, _) = oldest_unsent(&c).unwrap().unwrap();
+        mark_sent(&c, seq, 2000.0).unwrap();
+        for i in 0..5 {
+            assert_eq!(push(&mut c, "h", 2001.0 + i as f64, keep, false).unwrap(), 0);
+        }
+        assert_eq!(backlog(&c).unwrap(), 0);
+        assert_eq!(dropped(&c).unwrap(), 4);
+        assert_eq!(history(&c, 2000.5, 10).unwrap().len(), 3);
     }
 
     #[test]

