@@ -570,3 +570,46 @@ fn the_history_keeps_history_retention_seconds_of_documents() {
     );
     assert!(docs.len() >= 30, "only {} documents", docs.len());
 }
+
+/// Issue #28 (what UI 10.0 shows): the bloat estimates run hourly, yet
+/// every document after the first run carries them, dated by the run that
+/// measured them, so the UI's checks are never `UNDEF`.
+#[test]
+fn every_document_carries_the_last_bloat_estimates() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    files.set("monitoring", "scheduler_interval", "1");
+    files.write();
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    let agent = Agent::start(files);
+    let has = |d: &Value, probe: &str| d["data"][probe].as_array().is_some_and(|a| !a.is_empty());
+    let mut docs = vec![];
+    let mut first = 0;
+    assert!(
+        eventually(Duration::from_secs(90), || {
+            docs = all_documents(&agent, &key);
+            match docs.iter().position(|d| has(d, "heap_bloat")) {
+                Some(i) => {
+                    first = i;
+                    docs.len() >= i + 4
+                }
+                None => false,
+            }
+        }),
+        "no three documents after the first estimates: {} documents",
+        docs.len()
+    );
+    let measured = docs[first]["data"]["heap_bloat"][0]["datetime"].clone();
+    assert!(
+        measured.is_string(),
+        "{}",
+        docs[first]["data"]["heap_bloat"]
+    );
+    for d in &docs[first..] {
+        for probe in ["heap_bloat", "btree_bloat"] {
+            assert!(has(d, probe), "{probe} missing from {}", d["datetime"]);
+        }
+        assert_eq!(d["data"]["heap_bloat"][0]["datetime"], measured, "re-dated");
+    }
+}

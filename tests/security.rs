@@ -398,6 +398,19 @@ fn anonymous_health_checks_leave_the_probe_worker_to_authenticated_work() {
     let agent = Agent::start(AgentFiles::new(Some(&pg)));
     let s = agent.login("alice", "alice");
     let cert = agent.files.cert_pem();
+    // Transactions PostgreSQL counted (each /health computation runs one
+    // `SELECT 1` through the probe worker).
+    let mut c = pg.client();
+    let xacts = |c: &mut postgres::Client| -> i64 {
+        c.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+        c.query_one(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = xacts(&mut c);
     let hammer: Vec<_> = (0..64)
         .map(|_| {
             let (cert, port) = (cert.clone(), agent.port);
@@ -427,6 +440,17 @@ fn anonymous_health_checks_leave_the_probe_worker_to_authenticated_work() {
     );
     assert_eq!(bad_health, 0);
     assert_eq!(bad_activity, 0, "{activity:?}");
+    // 2,560 /health calls reached PostgreSQL a few times a second, not once
+    // each (backends flush their counts within a second or so of idling).
+    let counted = eventually(Duration::from_secs(15), || xacts(&mut c) - before > 40);
+    let spent = xacts(&mut c) - before;
+    eprintln!("PostgreSQL transactions during the run: {spent} (2,560 /health, 40 /activity)");
+    assert!(counted, "PostgreSQL counted nothing: {spent}");
+    assert!(
+        spent < health.len() as i64 / 4,
+        "{spent} transactions for {} /health calls: not shared",
+        health.len()
+    );
 }
 
 /// A tmpfs mounted for the test, unmounted on drop; then the directory

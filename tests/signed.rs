@@ -710,3 +710,71 @@ fn a_replay_is_refused_by_the_next_http_worker_too() {
         (409, "Request id already used: replay refused.".into())
     );
 }
+
+/// Issue #28: unsigned requests are answered in the contract the agent is
+/// configured for: 9.x alone (what `setup --ui-url` writes) answers them as
+/// 9.0.1 does; with both, 2.x unless `unsigned_contract = 9`; a 2.x
+/// credential is always answered in 2.x, and the agent's own routes
+/// (`/health`, `/metrics`) the same either way.
+#[test]
+fn unsigned_requests_follow_the_configured_contract() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut files = AgentFiles::new(Some(&pg));
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    std::fs::remove_file(files.etc().join("users")).unwrap();
+    if let Some(t) = files.values.get_mut("temboard") {
+        t.remove("users");
+    }
+    files.set("temboard", "key", "k3ysecret");
+    files.write();
+    let agent = Agent::start(files);
+    let status = agent.get("/status").unwrap();
+    assert_eq!(status.status, 200);
+    let body = status.json();
+    assert!(
+        body.get("configfile").is_none() && body["postgres"]["status"] == "running",
+        "not the 9.x status: {body}"
+    );
+    assert!(status.header("x-temboard-discover-etag").is_some());
+    let discover = agent.get("/discover").unwrap();
+    assert_eq!(discover.json()["signature_status"], "enabled");
+    assert!(discover.header("etag").is_some());
+    let r = agent.get("/notifications").unwrap();
+    assert_eq!(error(&r), (400, "Missing X-TemBoard-Date header.".into()));
+    let r = agent.get("/nope").unwrap();
+    assert_eq!(error(&r), (404, "Not found: '/nope'".into()));
+    // The agent's own routes, and the agent key, as before.
+    assert_eq!(agent.get("/health").unwrap().status, 200);
+    assert_eq!(agent.get("/metrics?key=k3ysecret").unwrap().status, 200);
+    assert_eq!(Signed::get("/notifications").send(&agent, &key).status, 200);
+    drop(agent);
+
+    // Both generations: unsigned stays 2.x by default...
+    let files = AgentFiles::new(Some(&pg));
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    files.write();
+    let agent = Agent::start(files);
+    assert!(agent
+        .get("/status")
+        .unwrap()
+        .json()
+        .get("configfile")
+        .is_some());
+    drop(agent);
+    // ...unless the operator says 9; a session is still 2.x.
+    let mut files = AgentFiles::new(Some(&pg));
+    std::fs::write(files.etc().join("signing-public.pem"), &public).unwrap();
+    files.set("temboard", "unsigned_contract", "9");
+    files.write();
+    let agent = Agent::start(files);
+    assert!(agent
+        .get("/status")
+        .unwrap()
+        .json()
+        .get("configfile")
+        .is_none());
+    let s = agent.login("alice", "alice");
+    let r = agent.get_with_session("/notifications", &s);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}

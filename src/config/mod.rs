@@ -125,6 +125,9 @@ pub struct TemboardSection {
     pub home: PathBuf,
     /// Hostname override.
     pub hostname: Option<String>,
+    /// The contract (2 or 9) of requests that carry neither a signature
+    /// nor a 2.x credential.
+    pub unsigned_contract: u8,
     /// More names a signed request's `Host` may give (`name` with this
     /// agent's port, or `name:port`), lowercase.
     pub accepted_hosts: Vec<String>,

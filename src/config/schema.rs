@@ -115,6 +115,12 @@ pub const CORE_KEYS: &[KeyDef] = &[
     ),
     k(
         "temboard",
+        "unsigned_contract",
+        None,
+        "2 or 9: the contract unsigned requests are answered in (default: 9 when only signing_public_key is configured, else 2)",
+    ),
+    k(
+        "temboard",
         "accepted_hosts",
         None,
         "a comma separated list of host or host:port names the temBoard UI may sign requests for",

@@ -394,6 +394,7 @@ fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
         }
     };
     let (users, signing_public_key) = authentication(c);
+    let unsigned_contract = unsigned_contract(c, users.is_some(), signing_public_key.is_some());
     let plugins = plugins(c);
     let cert = c.existing_file("temboard", "ssl_cert_file", true);
     let key = c.existing_file("temboard", "ssl_key_file", true);
@@ -422,6 +423,7 @@ fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
         ssl_ca_cert_file,
         home,
         hostname: c.opt_str("temboard", "hostname"),
+        unsigned_contract,
         accepted_hosts: accepted_hosts(c),
         key: c
             .opt_str("temboard", "key")
@@ -431,6 +433,31 @@ fn temboard_section(c: &mut Values<'_>) -> TemboardSection {
         max_connections_per_client: c.int("temboard", "max_connections_per_client", 1, 1_000_000),
         pidfile: c.path("temboard", "pidfile").unwrap_or_default(),
         daemonize: c.bool("temboard", "daemonize"),
+    }
+}
+
+/// `[temboard] unsigned_contract`: 2 or 9; by default 9 when only the 9.x
+/// way is configured (every request is then answered in the contract the
+/// agent speaks), else 2 (the 2.x UI and tools send nothing to tell).
+fn unsigned_contract(c: &mut Values<'_>, users: bool, signing: bool) -> u8 {
+    match c.opt_str("temboard", "unsigned_contract").as_deref() {
+        None => {
+            if signing && !users {
+                9
+            } else {
+                2
+            }
+        }
+        Some("2") => 2,
+        Some("9") => 9,
+        Some(other) => {
+            c.fail(
+                "temboard",
+                "unsigned_contract",
+                format!("'{other}' is neither 2 nor 9"),
+            );
+            2
+        }
     }
 }
 

@@ -502,6 +502,18 @@ impl Agent {
                     return;
                 }
             }
+            // An agent for 9.x only answers an unsigned /status in the 9.x
+            // contract, a 500 while PostgreSQL is down: its workers' health
+            // says it serves.
+            if let Ok(r) = self.get("/health") {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                if ["http", "probe"]
+                    .iter()
+                    .all(|c| body["components"][c]["status"] == "ok")
+                {
+                    return;
+                }
+            }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     panic!("agent exited early ({st}); log:\n{}", self.log());

@@ -17,7 +17,11 @@ pub struct Mount {
     pub mount_point: String,
 }
 
-/// Filesystems of /proc/mounts backed by a device (pseudo filesystems left out).
+/// Filesystems of /proc/mounts backed by a device (pseudo filesystems left
+/// out, and whatever is mounted under /dev, /proc, /run and /sys: `/dev/shm`,
+/// `/sys/fs/cgroup`, `/run/user/…` hold no PostgreSQL data, and the Python
+/// agent leaves them out too). tmpfs and overlay elsewhere stay: a
+/// container's `/`, a data directory on tmpfs.
 pub fn mounts() -> Vec<Mount> {
     let text = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     parse_mounts(&text)
@@ -52,7 +56,10 @@ pub fn parse_mounts(text: &str) -> Vec<Mount> {
         {
             continue;
         }
-        if out.iter().any(|m| m.mount_point == mount_point) {
+        let pseudo_place = ["/dev", "/proc", "/run", "/sys"]
+            .iter()
+            .any(|p| mount_point == *p || mount_point.starts_with(&format!("{p}/")));
+        if pseudo_place || out.iter().any(|m| m.mount_point == mount_point) {
             continue;
         }
         out.push(Mount {
@@ -271,10 +278,15 @@ mod tests {
     #[test]
     fn mounts_keep_real_filesystems() {
         let m = parse_mounts(
-            "proc /proc proc rw 0 0\n/dev/vda / ext4 rw 0 0\nsysfs /sys sysfs rw 0 0\n/dev/vdb /srv/my\\040data xfs rw 0 0\nserver:/x /mnt/nfs nfs4 rw 0 0\n/dev/vda / ext4 rw 0 0\n",
+            "proc /proc proc rw 0 0\n/dev/vda / ext4 rw 0 0\nsysfs /sys sysfs rw 0 0\n/dev/vdb /srv/my\\040data xfs rw 0 0\nserver:/x /mnt/nfs nfs4 rw 0 0\n/dev/vda / ext4 rw 0 0\n\
+             shm /dev/shm tmpfs rw 0 0\ntmpfs /sys/fs/cgroup tmpfs ro 0 0\ntmpfs /run tmpfs rw 0 0\ntmpfs /run/user/0 tmpfs rw 0 0\n\
+             tmpfs /var/lib/postgresql/ram tmpfs rw 0 0\n/dev/loop0 /runner ext4 rw 0 0\n",
         );
         let points: Vec<&str> = m.iter().map(|m| m.mount_point.as_str()).collect();
-        assert_eq!(points, vec!["/", "/srv/my data", "/mnt/nfs"]);
+        assert_eq!(
+            points,
+            vec!["/", "/srv/my data", "/mnt/nfs", "/var/lib/postgresql/ram", "/runner"]
+        );
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub struct Collect {
     last_run: HashMap<String, Instant>,
     /// The per-database probes' run, apart from the collection.
     slow: Arc<Mutex<Slow>>,
+    /// The last rows of each per-database probe (the bloat estimates), dated
+    /// by the run that measured them: repeated in every document until the
+    /// next run, so the UI's alerting checks always have a value (UI 10.0
+    /// shows a check `UNDEF` after a document without its metric, and the
+    /// estimates run hourly).
+    last_slow: serde_json::Map<String, Value>,
 }
 
 /// The state of the per-database probes: at most one run at a time; its
@@ -247,7 +253,14 @@ impl Job for Collect {
                         .collect(),
                     _ => vec![],
                 };
-                data.insert(probe, Value::Array(list));
+                self.last_slow.insert(probe, Value::Array(list));
+            }
+        }
+        for probe in payload::probe_list(config) {
+            if PER_DATABASE.contains(&probe.as_str()) {
+                if let Some(rows) = self.last_slow.get(&probe) {
+                    data.insert(probe, rows.clone());
+                }
             }
         }
         let mut instance = jobs

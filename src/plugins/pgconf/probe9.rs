@@ -179,11 +179,21 @@ fn grouped(list: &[postgres::Row]) -> Value {
     Value::Array(out)
 }
 
-/// PostgreSQL's message for a refused statement (the text 9.x shows).
+/// PostgreSQL's message for a refused statement, as 9.x shows it: libpq's
+/// text of the error (psycopg2's `pgerror`), `ERROR:  <message>` with its
+/// `DETAIL:` and `HINT:` lines, each ending with a line break.
 fn refusal(e: &postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| crate::workers::probe::pool::describe(e))
+    let Some(d) = e.as_db_error() else {
+        return crate::workers::probe::pool::describe(e);
+    };
+    let mut text = format!("{}:  {}\n", d.severity(), d.message());
+    if let Some(detail) = d.detail() {
+        text.push_str(&format!("DETAIL:  {detail}\n"));
+    }
+    if let Some(hint) = d.hint() {
+        text.push_str(&format!("HINT:  {hint}\n"));
+    }
+    text
 }
 
 fn note_set(name: &str, previous: &str, value: &str) -> String {

@@ -184,7 +184,7 @@ async fn process(
         Method::GET | Method::POST | Method::DELETE => {}
         _ => return Err(ApiError::MethodNotAllowed),
     }
-    if super::v9::is_v9(req.headers()) {
+    if super::v9::is_v9(req.headers()) || unsigned_in_v9(state, &req) {
         // temBoard 9.x: answered in its own contract. Route, then what can
         // be checked of the signature, then the body (within the budget).
         let (parts, body) = req.into_parts();
@@ -365,6 +365,41 @@ fn whole_response(state: &AppState, outcome: Result<Out, ApiError>) -> Response<
             &ApiError::Internal("a stream is not a whole body".into()),
         ),
     }
+}
+
+/// Routes of the agent itself, in neither temBoard contract: answered the
+/// same whatever `unsigned_contract` says (a load balancer's `/health`,
+/// Prometheus's `/metrics` with a token).
+const NEUTRAL: &[&str] = &[
+    "/health",
+    "/metrics",
+    "/agent/self",
+    "/openapi.json",
+    "/docs",
+];
+
+/// Whether a request without a signature is answered in the 9.x contract:
+/// `[temboard] unsigned_contract` is 9 (by default when only the 9.x way
+/// is configured), it carries no 2.x credential (a session, a token, the
+/// agent key, or a 2.x login: those are answered in the contract they
+/// belong to), and it is not for one of the agent's own routes.
+fn unsigned_in_v9(state: &AppState, req: &Request<Incoming>) -> bool {
+    let settings = state.ctx.settings();
+    let t = &settings.config.temboard;
+    if t.unsigned_contract != 9 {
+        return false;
+    }
+    let h = req.headers();
+    // A 2.x login is how a 2.x credential starts, where 2.x logins are on.
+    let login = t.users.is_some() && req.uri().path() == "/login";
+    let credential = login
+        || h.contains_key("x-session")
+        || h.contains_key(hyper::header::AUTHORIZATION)
+        || h.contains_key("x-temboard-agent-key")
+        || routes::parse_query(req.uri().query())
+            .iter()
+            .any(|(k, _)| k == "key");
+    !credential && !NEUTRAL.contains(&req.uri().path())
 }
 
 /// The `Content-Length` of a POST: 400 when missing or invalid (chunked
