@@ -11,6 +11,16 @@ use common::*;
 
 const PLUGINS: &str = r#"["activity", "dashboard", "monitoring", "pgconf", "maintenance"]"#;
 
+/// Private memory of a process (KiB): what it alone costs the host.
+fn private_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("Private_Clean:") || l.starts_with("Private_Dirty:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 fn status_kib(pid: i32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -47,6 +57,7 @@ fn stalled_unauthenticated_uploads_hold_little_memory() {
     let http = agent.worker_pid("http").unwrap();
     std::fs::write(format!("/proc/{http}/clear_refs"), "5").unwrap();
     let base = status_kib(http, "VmRSS:");
+    let private_before = private_kib(http);
     let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
     let body = vec![b' '; SENT];
     // A forged signature of the right size: every header check passes,
@@ -110,10 +121,19 @@ fn stalled_unauthenticated_uploads_hold_little_memory() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let peak = status_kib(http, "VmHWM:");
     let grown = peak.saturating_sub(base);
+    let private_during = private_kib(http);
     println!("http worker: RSS {base} KiB before, peak {peak} KiB during 300 stalled uploads (+{grown} KiB)");
+    println!(
+        "http worker: private {private_before} KiB before, {private_during} KiB with the 300 connections held (+{} KiB)",
+        private_during.saturating_sub(private_before)
+    );
     assert!(
         grown < 32 * 1024,
         "300 stalled unauthenticated uploads grew the http worker by {grown} KiB"
+    );
+    assert!(
+        private_during.saturating_sub(private_before) < 32 * 1024,
+        "300 stalled unauthenticated uploads took {private_during} KiB of private memory"
     );
     drop(held);
 }
