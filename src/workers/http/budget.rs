@@ -39,6 +39,23 @@ impl Default for BodyBudget {
     }
 }
 
+/// Whose share a peer address draws on: an IPv4 address, or the /64 of an
+/// IPv6 one (a single host is commonly given a whole /64, so keying on the
+/// full address would give it as many shares as it likes). IPv4-mapped
+/// IPv6 addresses count as their IPv4 address.
+fn share_of(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Bytes reserved for one body, given back on drop.
 pub struct Reservation {
     held: Arc<Mutex<Held>>,
@@ -59,6 +76,7 @@ impl BodyBudget {
     /// Reserves `len` bytes for a body from `peer`, or `None` when the
     /// worker's or the peer's share is in use.
     pub fn reserve(&self, peer: IpAddr, len: usize) -> Option<Reservation> {
+        let peer = share_of(peer);
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let mine = held.peers.get(&peer).copied().unwrap_or(0);
         if held.total + len > self.total || mine + len > self.per_peer {
@@ -120,5 +138,22 @@ mod tests {
             b.held.lock().unwrap().peers.is_empty(),
             "no peer left behind"
         );
+    }
+
+    #[test]
+    fn one_ipv6_host_is_one_share() {
+        let b = BodyBudget::new(100, 4);
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = b.reserve(one, 4).unwrap();
+        assert!(
+            b.reserve(same_64, 1).is_none(),
+            "the same /64 shares one budget"
+        );
+        assert!(b.reserve(other_64, 4).is_some());
+        let mapped: IpAddr = "::ffff:127.0.0.2".parse().unwrap();
+        let _m = b.reserve(mapped, 4).unwrap();
+        assert!(b.reserve("127.0.0.2".parse().unwrap(), 1).is_none());
     }
 }

@@ -594,6 +594,12 @@ async fn serve_http<T>(
     };
     if let Err(e) = &done {
         tracing::debug!("connection with {peer}: {e}");
+        // A body of ours that failed (a streamed answer cut): close without
+        // TLS close_notify, so that even an HTTP/1.0 client, whose body ends
+        // with the connection, sees a truncated answer and not a whole one.
+        if e.is_user() {
+            return;
+        }
     }
     if *stop.borrow() {
         return;

@@ -48,6 +48,34 @@ struct State {
     last_recover: i64,
 }
 
+/// An id on its way through SQLite: given back to the map when the check
+/// ends *or is dropped* (a client that leaves, a request deadline), so
+/// `in_flight` never stays raised and `recover` can trust the map again.
+/// A check that did not finish counts its id as seen: SQLite may have
+/// recorded it, and refusing a reused id costs nothing (the UI never reuses
+/// one), while forgetting a recorded one would let its replay through.
+struct SlowPath<'a> {
+    replay: &'a Replay,
+    id: &'a str,
+    expires: i64,
+    /// Whether SQLite took the id as new (`None`: the check did not end).
+    fresh: Option<bool>,
+}
+
+impl Drop for SlowPath<'_> {
+    fn drop(&mut self) {
+        let mut s = self.replay.lock();
+        s.in_flight -= 1;
+        if self.fresh != Some(false) {
+            if s.seen.len() < MAX_IN_MEMORY {
+                s.seen.insert(self.id.to_string(), self.expires);
+            } else {
+                s.complete = false;
+            }
+        }
+    }
+}
+
 /// The replay guard of one http worker.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -110,20 +138,24 @@ impl Replay {
                 s.pending.push((id.to_string(), expires));
                 return Ok(true);
             }
+            // Counted under the same lock that found the map incomplete, so
+            // `recover` cannot declare it complete in between.
+            s.in_flight += 1;
         }
         // The map alone is not trusted: SQLite decides, before the answer.
-        self.lock().in_flight += 1;
+        let mut slow = SlowPath {
+            replay: self,
+            id,
+            expires,
+            fresh: None,
+        };
         let owned = id.to_string();
         let fresh = db
             .write_quiet(move |c| {
                 crate::store::signed::remember(c, &owned, now as f64, expires as f64)
             })
             .await;
-        let mut s = self.lock();
-        s.in_flight -= 1;
-        if matches!(fresh, Ok(true)) && s.seen.len() < MAX_IN_MEMORY {
-            s.seen.insert(id.to_string(), expires);
-        }
+        slow.fresh = Some(matches!(fresh, Ok(true)));
         fresh
     }
 
@@ -202,6 +234,32 @@ mod tests {
         // Past its window an id is new again (the date check refuses such
         // an old request anyway).
         assert!(again.first_time(&db, "a", 300, 400).await.unwrap());
+    }
+
+    #[test]
+    fn a_dropped_slow_check_gives_its_place_back_and_counts_the_id() {
+        let r = Replay::default();
+        r.lock().in_flight = 1;
+        // A client gone (or a deadline) while SQLite had the id: dropped.
+        drop(SlowPath {
+            replay: &r,
+            id: "x",
+            expires: 10,
+            fresh: None,
+        });
+        assert_eq!(r.lock().in_flight, 0);
+        assert!(
+            r.lock().seen.contains_key("x"),
+            "a replay of x must be refused"
+        );
+        r.lock().in_flight = 1;
+        drop(SlowPath {
+            replay: &r,
+            id: "y",
+            expires: 10,
+            fresh: Some(false),
+        });
+        assert_eq!(r.lock().in_flight, 0);
     }
 
     fn stored(db_dir: &std::path::Path) -> i64 {
