@@ -571,16 +571,6 @@ fn rss_kib(pid: i32) -> u64 {
     status_kib(pid, "RssAnon:")
 }
 
-fn status_kib(pid: i32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 fn restarts(agent: &Agent, session: &str) -> Vec<(String, i64)> {
     let me = agent.get_with_session("/agent/self", session).json();
     let workers = me["workers"].as_array().expect("workers in /agent/self");

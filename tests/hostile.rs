@@ -21,16 +21,6 @@ fn private_kib(pid: i32) -> u64 {
         .sum()
 }
 
-fn status_kib(pid: i32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// A TLS connection to the agent from `source`.
 fn tls_from(
     source: std::net::Ipv4Addr,

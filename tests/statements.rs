@@ -20,14 +20,16 @@ fn agent_for(pg: &PgCluster, public: &str) -> Agent {
     agent_with_plugins(pg, public, PLUGINS)
 }
 
-fn status_kib(pid: i32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+/// A cluster with `pg_stat_statements` preloaded (10,000 entries, every
+/// statement tracked) and the extension created, and a client to it.
+fn tracking_cluster() -> (PgCluster, postgres::Client) {
+    let pg = PgCluster::start_with(
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
+    );
+    let mut c = pg.client();
+    c.batch_execute("CREATE EXTENSION pg_stat_statements")
+        .unwrap();
+    (pg, c)
 }
 
 /// `i × j` distinct statements (two arrays of 1..=i and 1..=j elements),
@@ -53,12 +55,7 @@ fn fill(c: &mut postgres::Client, i: u32, j: u32, pad: usize) {
 #[test]
 fn ten_thousand_statements_stream_whole_with_bounded_worker_memory() {
     let (public, key) = test_keys();
-    let pg = PgCluster::start_with(
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
-    );
-    let mut c = pg.client();
-    c.batch_execute("CREATE EXTENSION pg_stat_statements")
-        .unwrap();
+    let (pg, mut c) = tracking_cluster();
     // 9,800 distinct shapes (two arrays of 1 to 98 and 1 to 100 elements),
     // each text carrying a 2 KiB comment: an answer of about 20 MB, in a
     // view of 10,000 entries at most (the server evicts 5% of them when
@@ -226,12 +223,7 @@ fn stalled(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> (KeepAlive,
 fn stalled_statements_readers_block_no_other_route() {
     use std::io::Read;
     let (public, key) = test_keys();
-    let pg = PgCluster::start_with(
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
-    );
-    let mut c = pg.client();
-    c.batch_execute("CREATE EXTENSION pg_stat_statements")
-        .unwrap();
+    let (pg, mut c) = tracking_cluster();
     fill(&mut c, 60, 60, 4096);
     let agent = agent_for(&pg, &public);
     // Two clients that stop reading a 15 MB answer after 16 KiB.
@@ -291,12 +283,7 @@ fn stalled_statements_readers_block_no_other_route() {
 #[test]
 fn stalled_statements_readers_hold_no_connection_and_no_snapshot() {
     let (public, key) = test_keys();
-    let pg = PgCluster::start_with(
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 -c pg_stat_statements.track=all",
-    );
-    let mut c = pg.client();
-    c.batch_execute("CREATE EXTENSION pg_stat_statements")
-        .unwrap();
+    let (pg, mut c) = tracking_cluster();
     fill(&mut c, 60, 60, 4096);
     let agent = agent_for(&pg, &public);
     let readers: Vec<_> = (0..4)
