@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{CliValues, LoadRequest};
 
@@ -34,6 +34,22 @@ pub struct Cli {
     /// Operator commands; without one, the agent runs.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The command line, with `--version` (long form) listing what the agent
+    /// is made of (rustc, rustls, OpenSSL...) as the Python agent listed its
+    /// Python and libraries; `-V` stays one line.
+    pub fn parse_with_components() -> Cli {
+        let mut long = env!("CARGO_PKG_VERSION").to_string();
+        for (name, version) in crate::build_info::components() {
+            long.push_str(&format!("\n{name} {version}"));
+        }
+        // Built once per process; clap keeps a `&'static str`.
+        let long: &'static str = long.leak();
+        let matches = Cli::command().long_version(long).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// Subcommands.

@@ -20,17 +20,22 @@ pub fn agent_version() -> String {
 /// its JSON text (serde_json's maps are sorted by key, so the text is
 /// canonical and the ETag changes exactly when the document does).
 pub fn document(postgres: Value, fqdn: &str, config: &Config) -> (Value, String) {
+    let mut temboard = json!({
+        "agent_version": agent_version(),
+        "bin": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        "configfile": config.configfile.display().to_string(),
+        "plugins": config.temboard.plugins,
+    });
+    // What the agent is made of, as `<name>_version` like the Python agent's
+    // `psycopg2_version`/`libpq_version`. No `python_version`: the UI's
+    // About page would print "Python n/a"; without it the row is left out.
+    for (name, version) in crate::build_info::components() {
+        temboard[format!("{name}_version")] = json!(version);
+    }
     let doc = json!({
         "postgres": postgres,
         "system": system(fqdn),
-        "temboard": {
-            "agent_version": agent_version(),
-            "python_version": "n/a",
-            "pythonbin": "n/a",
-            "bin": std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
-            "configfile": config.configfile.display().to_string(),
-            "plugins": config.temboard.plugins,
-        },
+        "temboard": temboard,
     });
     let tag = crate::users::hex(&Sha256::digest(doc.to_string().as_bytes()));
     (doc, tag)

@@ -285,3 +285,35 @@ fn typos_are_named_with_their_line_and_fail_show_config() {
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["config"]["temboard"]["address"], "127.0.0.1");
 }
+
+#[test]
+fn version_lists_what_the_agent_is_made_of() {
+    let out = Command::new(AGENT).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("temboard-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+    let names: Vec<&str> = lines.filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(
+        names,
+        [
+            "rustc",
+            "rustls",
+            "rust_postgres",
+            "hyper",
+            "tokio",
+            "openssl",
+            "sqlite"
+        ],
+        "{text}"
+    );
+    // -V stays one line, as scripts read it.
+    let short = Command::new(AGENT).arg("-V").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&short.stdout).trim(),
+        format!("temboard-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+}

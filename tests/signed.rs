@@ -170,6 +170,47 @@ fn discover_and_status_in_the_9x_shapes() {
         d["temboard"]["agent_version"],
         format!("9.0.1+rs.{}", env!("CARGO_PKG_VERSION"))
     );
+    // What the agent is made of, for the About page: the versions compiled
+    // in (Cargo.lock), the compiler, the OpenSSL loaded; no "Python n/a".
+    let t = &d["temboard"];
+    assert!(
+        t.get("python_version").is_none() && t.get("pythonbin").is_none(),
+        "{t}"
+    );
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    for (field, krate) in [
+        ("rustls_version", "rustls"),
+        ("rust_postgres_version", "postgres"),
+        ("hyper_version", "hyper"),
+    ] {
+        let v = t[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} missing: {t}"));
+        assert!(
+            lock.contains(&format!("name = \"{krate}\"\nversion = \"{v}\"")),
+            "{field} = {v}"
+        );
+    }
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        format!("rustc {}", t["rustc_version"].as_str().unwrap()),
+        String::from_utf8_lossy(&rustc.stdout).trim()
+    );
+    assert!(
+        t["openssl_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("OpenSSL 3"),
+        "{t}"
+    );
+    assert!(
+        t["sqlite_version"].as_str().unwrap().starts_with("3."),
+        "{t}"
+    );
+    assert!(t.get("libpq_version").is_none(), "no libpq is linked: {t}");
 
     // The `discover` command builds the same document: same ETag.
     let out = std::process::Command::new(AGENT)

@@ -3,8 +3,6 @@
 
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 
-use clap::Parser;
-
 use temboard_agent::cli::{Cli, Command};
 use temboard_agent::ipc::fds::ROLE_ENV;
 use temboard_agent::ipc::Role;
@@ -21,7 +19,7 @@ fn main() {
         };
         std::process::exit(code);
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_components();
     let env: Vec<(String, String)> = std::env::vars().collect();
     let request = cli.load_request(env);
     let code = match &cli.command {

@@ -229,6 +229,7 @@ fn start(
         config.temboard.port,
         identity.name
     );
+    info!("built with {}", crate::build_info::summary());
     let now = Instant::now();
     let workers = Role::ALL
         .into_iter()
