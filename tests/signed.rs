@@ -819,3 +819,67 @@ fn unsigned_requests_follow_the_configured_contract() {
     let r = agent.get_with_session("/notifications", &s);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
+
+#[test]
+fn request_counters_are_labelled_by_the_route_that_answered_in_either_contract() {
+    let pg = PgCluster::start();
+    let (public, private) = test_keys();
+    let mut files = signed_files(&pg, &public, "activity,pgconf");
+    files.set("temboard", "key", "countkey");
+    files.write();
+    let agent = Agent::start(files);
+    let get =
+        |path: &str, headers: &[(&str, &str)]| agent.request("GET", path, headers, None).unwrap();
+    let scrape = || {
+        let text = get("/metrics", &[("X-TemBoard-Agent-Key", "countkey")]).body;
+        let text = String::from_utf8_lossy(&text).into_owned();
+        move |route: &str, status: u16| -> f64 {
+            let want = format!(
+                "temboard_agent_http_requests_total{{route=\"{route}\",status=\"{status}\"}} "
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(&want))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0.0)
+        }
+    };
+    let before = scrape();
+    // 9.x-only routes (a plugin's and the core's), a 9.x core route with a
+    // capture, an unknown 9.x path, and 2.x requests.
+    assert_eq!(
+        Signed::get("/activity/sessions")
+            .send(&agent, &private)
+            .status,
+        200
+    );
+    assert_eq!(
+        Signed::get("/pgconf/settings")
+            .send(&agent, &private)
+            .status,
+        200
+    );
+    assert_eq!(
+        Signed::get("/notifications").send(&agent, &private).status,
+        200
+    );
+    assert_eq!(Signed::get("/error/418").send(&agent, &private).status, 418);
+    assert_eq!(Signed::get("/nowhere").send(&agent, &private).status, 404);
+    assert_eq!(get("/status", &[]).status, 200);
+    assert_eq!(get("/nowhere", &[]).status, 404);
+    let after = scrape();
+    for (route, status, n) in [
+        ("/activity/sessions", 200, 1.0),
+        ("/pgconf/settings", 200, 1.0),
+        ("/notifications", 200, 1.0),
+        ("/error/{code}", 418, 1.0),
+        ("/status", 200, 1.0),
+        ("unmatched", 404, 2.0),
+        ("/metrics", 200, 1.0),
+    ] {
+        assert_eq!(
+            after(route, status) - before(route, status),
+            n,
+            "{route} {status}"
+        );
+    }
+}

@@ -192,7 +192,7 @@ fn done(outcome: temboard_agent::ui9::Outcome) -> i32 {
 
 /// `routes`: the 2.x table (auth: session, key, none) and the 9.x one.
 fn print_routes() {
-    use temboard_agent::workers::http::{routes, v9};
+    use temboard_agent::workers::http::routes;
     let head = |last: &str| println!("{:<7} {:<48} {:<15} {last}", "METHOD", "PATH", "PLUGIN");
     head("2.x AUTH");
     for r in routes::all()
@@ -214,15 +214,17 @@ fn print_routes() {
     }
     println!();
     head("9.x SIGNED");
-    for (method, path, signed) in v9::ROUTES {
-        println!("{method:<7} {path:<48} {:<15} {signed}", "core");
-    }
     for r in routes::all()
         .into_iter()
         .filter(|r| r.contract == routes::Contract::V9)
     {
+        let signed = match (r.session, r.signature_optional) {
+            (true, _) => "yes",
+            (false, true) => "optional",
+            (false, false) => "no",
+        };
         println!(
-            "{:<7} {:<48} {:<15} yes",
+            "{:<7} {:<48} {:<15} {signed}",
             r.method,
             r.path,
             r.plugin.unwrap_or("core")

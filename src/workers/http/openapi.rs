@@ -9,7 +9,13 @@ use super::routes::{all, Call, Contract, Handled, Reply, Route};
 fn operation(r: &Route) -> Value {
     let mut security = vec![];
     if r.contract == Contract::V9 {
-        security.push(json!({ "temboardSignature": [] }));
+        if r.session || r.signature_optional {
+            security.push(json!({ "temboardSignature": [] }));
+        }
+        if r.signature_optional {
+            // OpenAPI's "no credential needed either".
+            security.push(json!({}));
+        }
     } else if r.session {
         security.push(json!({ "session": [] }));
         security.push(json!({ "token": [] }));
@@ -56,11 +62,26 @@ pub fn document() -> Value {
         let op = operation(r);
         match entry.get_mut(&method) {
             Some(existing) => {
-                if let (Some(list), Some(more)) = (
-                    existing["security"].as_array_mut(),
-                    op["security"].as_array(),
-                ) {
-                    list.extend(more.iter().cloned());
+                // Either contract's way in; `{}` where one of them needs no
+                // credential at all.
+                let anonymous = json!({});
+                let mine = existing.get("security").and_then(Value::as_array).cloned();
+                let theirs = op.get("security").and_then(Value::as_array).cloned();
+                let merged = match (mine, theirs) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    (Some(mut a), None) | (None, Some(mut a)) => {
+                        if !a.contains(&anonymous) {
+                            a.push(anonymous);
+                        }
+                        Some(a)
+                    }
+                    (None, None) => None,
+                };
+                if let Some(list) = merged {
+                    existing["security"] = Value::Array(list);
                 }
                 existing["description"] = json!(format!(
                     "Also served to signed temBoard 9.x requests, in the 9.x shape (operation {}).",

@@ -34,8 +34,6 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 enum Out {
     /// A handler's reply.
     Reply(Reply),
-    /// A 9.x answer (status, body, extra headers).
-    V9(super::v9::Answer),
     /// The CORS answer to `OPTIONS`.
     Options,
 }
@@ -129,11 +127,6 @@ pub async fn handle(
     state: Arc<AppState>,
 ) -> Response<Body> {
     let received = Instant::now();
-    // Route pattern, not the raw path, so label cardinality stays bounded.
-    // One lookup serves the label and the routing (whether the route's
-    // plugin is loaded is checked in process).
-    let found = routes::lookup(req.method(), req.uri().path(), |_| true);
-    let label = found.as_ref().map(|(r, _)| r.path).unwrap_or("unmatched");
     let line = format!(
         "{} {} {:?}",
         req.method(),
@@ -149,7 +142,20 @@ pub async fn handle(
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(hyper::header::TRANSFER_ENCODING);
     let mut consumed = false;
-    let outcome = process(req, found, peer.ip(), &state, received, &mut consumed).await;
+    // The label of the request counters: the pattern of the route that
+    // answered, in either contract (not the raw path, so label cardinality
+    // stays bounded).
+    let mut matched = None;
+    let outcome = process(
+        req,
+        peer.ip(),
+        &state,
+        received,
+        &mut consumed,
+        &mut matched,
+    )
+    .await;
+    let label = matched.unwrap_or("unmatched");
     let mut resp = match outcome {
         Ok(Out::Reply(Reply::Stream(chunks))) => streamed(&state, chunks),
         other => whole(whole_response(&state, other)),
@@ -173,11 +179,11 @@ pub async fn handle(
 
 async fn process(
     req: Request<Incoming>,
-    found: Option<(&'static routes::Route, Vec<String>)>,
     peer: IpAddr,
     state: &Arc<AppState>,
     received: Instant,
     consumed: &mut bool,
+    matched: &mut Option<&'static str>,
 ) -> Result<Out, ApiError> {
     match *req.method() {
         Method::OPTIONS => return Ok(Out::Options),
@@ -195,13 +201,15 @@ async fn process(
             .unwrap_or("/");
         let settings = state.ctx.settings();
         let loaded = |p: &str| settings.config.has_plugin(p);
-        let plugin = super::v9::plugin_route(&parts.method, parts.uri.path(), loaded)?;
-        let takes_body =
-            parts.method == Method::POST && (plugin.is_some() || parts.uri.path() == "/discover");
+        let (route, params) = super::v9::route(&parts.method, parts.uri.path(), loaded)?
+            .ok_or_else(|| super::v9::not_found(parts.uri.path()))?;
+        *matched = Some(route.path);
         let mut _reserved = None;
-        let raw = if takes_body {
+        let raw = if parts.method == Method::POST {
             let len = content_length(&parts.headers)?;
-            super::v9::precheck(state, &parts.method, target, &parts.headers)?;
+            if route.session {
+                super::v9::precheck(state, &parts.method, target, &parts.headers)?;
+            }
             let (b, r) = read_body(state, peer, len, body).await?;
             _reserved = Some(r);
             *consumed = true;
@@ -209,7 +217,7 @@ async fn process(
         } else {
             None
         };
-        if let Some((route, params)) = plugin {
+        let (caller, signature_status) = if route.session {
             let signed = super::v9::verify(
                 state,
                 &parts.method,
@@ -218,34 +226,39 @@ async fn process(
                 raw.as_deref().unwrap_or(&[]),
             )
             .await?;
-            let call = routes::Call {
-                route,
-                state,
-                peer,
-                caller: Some(Caller {
-                    session: String::new(),
-                    username: signed.user,
-                }),
-                body: super::v9::json_body(&parts.headers, raw)?,
-                path: params,
-                query: routes::parse_query(parts.uri.query()),
-                received,
+            let caller = Caller {
+                session: String::new(),
+                username: signed.user,
             };
-            return match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
-                Ok(r) => r.map(Out::Reply),
-                Err(_) => Err(ApiError::Timeout),
-            };
-        }
-        let run = super::v9::process(state, &parts.method, target, &parts.headers, raw);
-        return match tokio::time::timeout(Duration::from_secs(30), run).await {
-            Ok(r) => r.map(Out::V9),
+            (Some(caller), None)
+        } else if route.signature_optional {
+            let status = super::v9::signature_status(state, target, &parts.headers);
+            (None, Some(status))
+        } else {
+            (None, None)
+        };
+        let call = routes::Call {
+            route,
+            state,
+            peer,
+            caller,
+            body: super::v9::json_body(&parts.headers, raw)?,
+            path: params,
+            query: routes::parse_query(parts.uri.query()),
+            received,
+            signature_status,
+        };
+        return match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
+            Ok(r) => r.map(Out::Reply),
             Err(_) => Err(ApiError::Timeout),
         };
     }
     let settings = state.ctx.settings();
-    let (route, params) = found
-        .filter(|(r, _)| r.plugin.is_none_or(|p| settings.config.has_plugin(p)))
-        .ok_or(ApiError::NotFound)?;
+    let (route, params) = routes::lookup(req.method(), req.uri().path(), |p| {
+        settings.config.has_plugin(p)
+    })
+    .ok_or(ApiError::NotFound)?;
+    *matched = Some(route.path);
     let (parts, body) = req.into_parts();
     let query = routes::parse_query(parts.uri.query());
     // Facts 1.4 reads the body before the session; here its length is
@@ -300,6 +313,7 @@ async fn process(
         path: params,
         query,
         received,
+        signature_status: None,
     };
     match tokio::time::timeout(route.deadline, (route.handler)(call)).await {
         Ok(r) => r.map(Out::Reply),
@@ -312,9 +326,9 @@ fn whole_response(state: &AppState, outcome: Result<Out, ApiError>) -> Response<
     match outcome {
         Ok(Out::Reply(Reply::Json(v))) => json_response(state, StatusCode::OK, &v),
         Ok(Out::Reply(Reply::JsonStatus(code, v))) => json_response(state, code, &v),
-        Ok(Out::V9(a)) => {
-            let mut resp = json_response(state, a.status, &a.body);
-            for (name, value) in a.headers {
+        Ok(Out::Reply(Reply::JsonHeaders(body, headers))) => {
+            let mut resp = json_response(state, StatusCode::OK, &body);
+            for (name, value) in headers {
                 if let Ok(v) = HeaderValue::from_str(&value) {
                     resp.headers_mut().insert(name, v);
                 }

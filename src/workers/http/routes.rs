@@ -59,6 +59,9 @@ pub struct Call<'a> {
     pub query: Query,
     /// When the request arrived (login timing).
     pub received: Instant,
+    /// On a 9.x route whose signature is optional (`GET /discover`): what
+    /// the signature is (`enabled` when absent, `valid`, `invalid`).
+    pub signature_status: Option<&'static str>,
 }
 
 impl Call<'_> {
@@ -102,6 +105,9 @@ pub enum Reply {
     Json(Value),
     /// JSON with another status (health).
     JsonStatus(StatusCode, Value),
+    /// JSON, status 200, with extra headers (9.x `ETag`,
+    /// `X-TemBoard-Discover-ETag`).
+    JsonHeaders(Value, Vec<(&'static str, String)>),
     /// JSON text built by the handler, never parsed again (the hot
     /// `/dashboard`, 9.x `/monitoring/history`), with extra headers (that
     /// one's `X-TemBoard-Discover-ETag`).
@@ -160,6 +166,10 @@ pub struct Route {
     /// Said with the 401 when a keyed route gets no credential at all (where
     /// "key not configured" would send operators to the wrong fix).
     pub credentials_hint: Option<&'static str>,
+    /// 9.x only: a signature is checked when present and its status handed
+    /// to the handler, never refused (`GET /discover`, which the UI calls
+    /// to learn whether its key is accepted).
+    pub signature_optional: bool,
     /// What runs.
     pub handler: HandlerFn,
 }
@@ -191,6 +201,7 @@ impl Route {
             id,
             deadline: DEADLINE,
             credentials_hint: None,
+            signature_optional: false,
             handler,
         }
     }
@@ -227,6 +238,30 @@ impl Route {
         Route {
             contract: Contract::V9,
             ..Route::base(Some(plugin), method, path, true, false, id, handler)
+        }
+    }
+
+    /// A 9.x core route (no plugin): `signed` says whether a valid
+    /// signature is required.
+    pub const fn core9(
+        method: &'static str,
+        path: &'static str,
+        signed: bool,
+        id: &'static str,
+        handler: HandlerFn,
+    ) -> Route {
+        Route {
+            contract: Contract::V9,
+            ..Route::base(None, method, path, signed, false, id, handler)
+        }
+    }
+
+    /// The same route with its signature optional (see
+    /// [`Route::signature_optional`]).
+    pub const fn signature_optional(self) -> Route {
+        Route {
+            signature_optional: true,
+            ..self
         }
     }
 
@@ -305,14 +340,15 @@ pub const CORE_ROUTES: &[Route] = &[
     Route::core("GET", "/docs", false, false, "Docs", openapi::route_docs),
 ];
 
-/// Every route of the agent: core first, then each registered plugin's.
+/// Every route of the agent: core first (2.x, then 9.x), then each
+/// registered plugin's.
 pub fn all() -> Vec<&'static Route> {
     every().collect()
 }
 
 /// The routes without collecting them (lookup runs once per request).
 fn every() -> impl Iterator<Item = &'static Route> {
-    CORE_ROUTES.iter().chain(
+    CORE_ROUTES.iter().chain(super::v9::CORE_ROUTES).chain(
         crate::plugins::REGISTRY
             .iter()
             .flat_map(|p| p.routes.iter()),

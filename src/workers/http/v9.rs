@@ -9,11 +9,13 @@
 //! the key file (it may be readable by root only) and hands the PEM over
 //! with the worker's settings, so a reload swaps it only when it parses.
 //!
-//! Served here (facts 9.x section 3): `GET /discover` (signature optional,
+//! Served here (facts 9.x section 3), as routes of the one table
+//! ([`CORE_ROUTES`]): `GET /discover` (signature optional,
 //! `signature_status`), `POST /discover`, `GET /status`, `GET
-//! /notifications`. Plugin routes of the 9.x contract are in each plugin's
-//! table ([`Route::signed`]): found by [`plugin_route`], verified here, then
-//! run like any route. Unknown paths answer `404 Not found: '<path>'`.
+//! /notifications`, `GET /error/<int>`. Plugin routes of the 9.x contract
+//! are in each plugin's table ([`Route::signed`]). Every 9.x route is found
+//! by [`route`], verified here when signed, then run like any route.
+//! Unknown paths answer `404 Not found: '<path>'`.
 
 use std::sync::Arc;
 
@@ -24,19 +26,31 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
-use super::routes::{self, Contract, Route};
+use super::routes::{self, Call, Contract, Handled, Reply, Route};
 use super::AppState;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::signing::{self, PublicKey, Signed};
 
-/// The 9.x core routes: (method, path, signed). Plugin routes are in the
-/// plugins' tables ([`Route::signed`]).
-pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("GET", "/discover", "optional"),
-    ("POST", "/discover", "yes"),
-    ("GET", "/status", "no"),
-    ("GET", "/notifications", "yes"),
-    ("GET", "/error/<int>", "no"),
+/// The 9.x core routes, in the one route table ([`routes::all`]) like the
+/// plugins' ([`Route::signed`]).
+pub const CORE_ROUTES: &[Route] = &[
+    Route::core9("GET", "/discover", false, "Discover9", route_discover).signature_optional(),
+    Route::core9(
+        "POST",
+        "/discover",
+        true,
+        "DiscoverRefresh9",
+        route_discover,
+    ),
+    Route::core9("GET", "/status", false, "Status9", route_status),
+    Route::core9(
+        "GET",
+        "/notifications",
+        true,
+        "Notifications9",
+        route_notifications,
+    ),
+    Route::core9("GET", "/error/{code}", false, "Error9", route_error),
 ];
 
 /// Whether a request speaks the 9.x protocol: it carries a signature or a
@@ -49,31 +63,13 @@ pub fn is_v9(headers: &HeaderMap) -> bool {
     })
 }
 
-/// A 9.x answer: status, JSON body, extra headers.
-pub struct Answer {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// JSON body.
-    pub body: Value,
-    /// Extra headers (`ETag`, `X-TemBoard-Discover-ETag`).
-    pub headers: Vec<(&'static str, String)>,
-}
-
-fn ok(body: Value) -> Answer {
-    Answer {
-        status: StatusCode::OK,
-        body,
-        headers: vec![],
-    }
-}
-
 /// 9.x error: `{"error": text}` with the code.
 fn error(code: u16, text: impl Into<String>) -> ApiError {
     ApiError::Status(code, text.into())
 }
 
 /// The 9.x 404 text: Python's `repr()` of the path.
-fn not_found(path: &str) -> ApiError {
+pub fn not_found(path: &str) -> ApiError {
     // Paths are percent-decoded (not `+`), as 9.x's router does.
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     let quoted = if decoded.contains('\'') && !decoded.contains('"') {
@@ -214,13 +210,13 @@ pub async fn verify(
     Ok(signed)
 }
 
-/// The plugin route of a 9.x request and its captures. The path is
+/// The route of a 9.x request and its captures. The path is
 /// matched on its segments as sent (and signed), then each captured
 /// segment is percent-decoded once (facts 1.2, with 14.8: UTF-8 names
 /// decode once), so an encoded `/` (`%2F`) stays inside its segment
 /// instead of routing as several; a plugin's bare prefix with a `/`
 /// reaches its root route; a known path with another method is a 405.
-pub fn plugin_route(
+pub fn route(
     method: &Method,
     raw_path: &str,
     loaded: impl Fn(&str) -> bool + Copy,
@@ -268,64 +264,56 @@ pub fn json_body(headers: &HeaderMap, raw: Option<Bytes>) -> Result<Value, ApiEr
     }
 }
 
-/// Answers a 9.x request (after the method check of the pipeline).
-pub async fn process(
-    state: &AppState,
-    method: &Method,
-    target: &str,
-    headers: &HeaderMap,
-    body: Option<Bytes>,
-) -> Result<Answer, ApiError> {
-    let path = target.split('?').next().unwrap_or(target);
-    let body = body.unwrap_or_default();
-    match (method, path) {
-        (&Method::GET, "/discover") => {
-            let list = header_list(headers);
-            let req = signing::Request {
-                method: "GET",
-                target,
-                headers: &list,
-                body: &[],
-            };
-            let status = signing::discover_status(key(state).as_deref(), &req);
-            discover(state, status).await
-        }
-        (&Method::POST, "/discover") => {
-            verify(state, method, target, headers, &body).await?;
-            discover(state, "valid").await
-        }
-        (&Method::GET, "/status") => status(state).await,
-        (&Method::GET, "/notifications") => {
-            verify(state, method, target, headers, &body).await?;
-            notifications(state).await
-        }
-        (&Method::GET, p) if p.starts_with("/error/") => debug_error(p),
-        (_, "/discover" | "/status" | "/notifications") => Err(error(405, "Method not allowed.")),
-        _ => Err(not_found(path)),
-    }
+/// The signature status of a request to a route whose signature is
+/// optional (`GET /discover`): never an error.
+pub fn signature_status(state: &AppState, target: &str, headers: &HeaderMap) -> &'static str {
+    let list = header_list(headers);
+    let req = signing::Request {
+        method: "GET",
+        target,
+        headers: &list,
+        body: &[],
+    };
+    signing::discover_status(key(state).as_deref(), &req)
+}
+
+/// `GET /discover` (signature optional: its status is in the answer) and
+/// `POST /discover` (signed, hence `valid`).
+fn route_discover(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { discover(c.state, c.signature_status.unwrap_or("valid")).await })
+}
+
+/// `GET /status` (9.x, unsigned).
+fn route_status(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { status(c.state).await })
+}
+
+/// `GET /notifications` (9.x, signed).
+fn route_notifications(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { notification_list(c.state, i64::MAX).await.map(Reply::Json) })
 }
 
 /// `GET /error/<int>` (unsigned, a 9.x debug aid the UI never calls):
 /// answers that code, as 9.0.1 does for codes of 400 and more (below 400
-/// its framework answered text; here JSON with the same words).
-fn debug_error(path: &str) -> Result<Answer, ApiError> {
-    let code: u16 = path["/error/".len()..]
+/// its framework answered text; here JSON with the same words); a code that
+/// is not a number is a 404, as 9.x's `<int>` filter makes it.
+fn route_error(c: Call<'_>) -> Handled<'_> {
+    Box::pin(async move { debug_error(c.segment(0)) })
+}
+
+/// The answer of `GET /error/<seg>`.
+fn debug_error(seg: &str) -> Result<Reply, ApiError> {
+    let code: u16 = seg
         .parse()
-        .map_err(|_| not_found(path))?;
+        .map_err(|_| not_found(&format!("/error/{seg}")))?;
     match code {
         400..=499 => Err(error(code, "HTTPError raised")),
         500.. => Err(error(500, "Internal Server Error")),
-        _ => Ok(Answer {
-            status: StatusCode::from_u16(code.max(200)).unwrap_or(StatusCode::OK),
-            body: json!("HTTPResponse raised"),
-            headers: vec![],
-        }),
+        _ => Ok(Reply::JsonStatus(
+            StatusCode::from_u16(code.max(200)).unwrap_or(StatusCode::OK),
+            json!("HTTPResponse raised"),
+        )),
     }
-}
-
-/// `GET /notifications`: newest first, dates in UTC without a zone.
-async fn notifications(state: &AppState) -> Result<Answer, ApiError> {
-    notification_list(state, i64::MAX).await.map(ok)
 }
 
 /// The `limit` newest notifications in the 9.x shape (also embedded in the
@@ -393,26 +381,21 @@ pub async fn discover_etag(state: &AppState) -> Result<String, ApiError> {
     Ok(tag)
 }
 
-async fn discover(state: &AppState, signature_status: &str) -> Result<Answer, ApiError> {
+async fn discover(state: &AppState, signature_status: &str) -> Result<Reply, ApiError> {
     let (mut doc, tag) = state.discover.get(|| current_discover(state)).await?;
     if let Value::Object(m) = &mut doc {
         m.insert("signature_status".into(), json!(signature_status));
     }
-    Ok(Answer {
-        status: StatusCode::OK,
-        body: doc,
-        headers: vec![("etag", tag)],
-    })
+    Ok(Reply::JsonHeaders(doc, vec![("etag", tag)]))
 }
 
 /// `GET /status` (9.x): PostgreSQL, agent and system states.
-async fn status(state: &AppState) -> Result<Answer, ApiError> {
+async fn status(state: &AppState) -> Result<Reply, ApiError> {
     let (body, tag) = status_document(state).await?;
-    Ok(Answer {
-        status: StatusCode::OK,
+    Ok(Reply::JsonHeaders(
         body,
-        headers: vec![("x-temboard-discover-etag", tag)],
-    })
+        vec![("x-temboard-discover-etag", tag)],
+    ))
 }
 
 /// The 9.x status object and the discover ETag (also embedded in the 9.x
@@ -482,16 +465,13 @@ mod tests {
                 .err()
                 .map(|e| (e.status().as_u16(), e.to_string()))
         };
-        assert_eq!(err("/error/418"), Some((418, "HTTPError raised".into())));
-        assert_eq!(
-            err("/error/503"),
-            Some((500, "Internal Server Error".into()))
-        );
-        assert_eq!(
-            debug_error("/error/200").ok().map(|a| a.status.as_u16()),
-            Some(200)
-        );
-        assert!(debug_error("/error/x").is_err());
+        assert_eq!(err("418"), Some((418, "HTTPError raised".into())));
+        assert_eq!(err("503"), Some((500, "Internal Server Error".into())));
+        assert!(matches!(
+            debug_error("200"),
+            Ok(Reply::JsonStatus(StatusCode::OK, _))
+        ));
+        assert_eq!(err("x"), Some((404, "Not found: '/error/x'".into())));
     }
 
     #[test]
