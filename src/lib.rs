@@ -19,6 +19,7 @@ pub mod host;
 pub mod http_client;
 pub mod ipc;
 pub mod logging;
+pub mod pg;
 pub mod pgbloat;
 pub mod pgversion;
 pub mod plugins;

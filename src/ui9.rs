@@ -229,16 +229,13 @@ pub fn discover(req: &LoadRequest) -> Outcome {
         )
     })?;
     let c = &loaded.config;
-    let postgres = match crate::workers::probe::pool::pg_config(&c.postgresql)
+    let postgres = match crate::pg::pg_config(&c.postgresql)
         .connect(postgres::NoTls)
         .and_then(|mut client| crate::workers::probe::discover::postgres(&mut client))
     {
         Ok(v) => v,
         Err(e) => {
-            eprintln!(
-                "temboard-agent: PostgreSQL: {}",
-                crate::workers::probe::pool::describe(&e)
-            );
+            eprintln!("temboard-agent: PostgreSQL: {}", crate::pg::describe(&e));
             json!({})
         }
     };

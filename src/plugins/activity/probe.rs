@@ -7,7 +7,7 @@ use postgres::types::ToSql;
 use postgres::Row;
 use serde_json::{json, Map, Value};
 
-use crate::workers::probe::pool::Conn;
+use crate::pg::Conn;
 
 /// A row before its process metrics are added: the backend pid and the
 /// columns of the 2.x row.

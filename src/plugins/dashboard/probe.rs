@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::workers::probe::pool::Conn;
+use crate::pg::Conn;
 
 const SQL: &str = "
 SELECT

@@ -50,7 +50,7 @@ pub fn databases(host: &ProbeHost) -> Result<Vec<Database>, WorkerError> {
 }
 
 fn installed(
-    c: &mut crate::workers::probe::pool::Conn,
+    c: &mut crate::pg::Conn,
 ) -> Result<Vec<Extension>, postgres::Error> {
     Ok(c.client
         .query(INSTALLED, &[])?

@@ -9,7 +9,7 @@ use postgres::Row;
 use serde_json::{json, Map, Value};
 
 use crate::ipc::messages::WorkerError;
-use crate::workers::probe::pool::{self, Conn};
+use crate::pg::{self, Conn};
 use crate::workers::probe::ProbeHost;
 
 /// Per-relation sizes and bloat bytes, ending in `tbl`, `idx`, `heap` and
@@ -162,7 +162,7 @@ fn read<T>(
     }
     host.with_in(dbname, |c: &mut Conn| {
         let version = c.version_num;
-        pool::bounded(c, s.statement_timeout * 1000, s.lock_timeout * 1000, |tx| {
+        pg::bounded(c, s.statement_timeout * 1000, s.lock_timeout * 1000, |tx| {
             // The estimates' statistics source depends on the role.
             let ctes = crate::pgbloat::ctes(tx, version)?;
             f(tx, &ctes)

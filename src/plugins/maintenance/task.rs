@@ -95,7 +95,7 @@ fn terminate_orphans(host: &TaskHost, orphans: &[(String, i32)]) {
                      WHERE pid = $1 AND application_name = 'temboard-agent task'",
                     &[pid],
                 )
-                .map_err(|e| WorkerError::Postgres(crate::workers::probe::pool::describe(&e)));
+                .map_err(|e| WorkerError::Postgres(crate::pg::describe(&e)));
             c.close();
             row.map(|r| r.get::<_, i64>(0))
         });
@@ -436,7 +436,7 @@ fn execute(
             }
             conn.client
                 .batch_execute(sql)
-                .map_err(|e| crate::workers::probe::pool::describe(&e))
+                .map_err(|e| crate::pg::describe(&e))
         })
     };
     *slot.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -463,7 +463,7 @@ fn exists(client: &mut postgres::Client, task: &Task) -> Result<(), String> {
              WHERE n.nspname = $1 AND c.relname = $2 AND strpos($3, c.relkind::text) > 0",
             &[&schema, name, &kinds],
         )
-        .map_err(|e| crate::workers::probe::pool::describe(&e))?;
+        .map_err(|e| crate::pg::describe(&e))?;
     match found {
         Some(_) => Ok(()),
         None => Err(format!("{what} {schema}.{name} not found")),

@@ -9,7 +9,7 @@ use postgres::types::Type;
 use postgres::Row;
 use serde_json::{json, Map, Value};
 
-use crate::workers::probe::pool::Conn;
+use crate::pg::Conn;
 
 /// A row as JSON, each column by its PostgreSQL type (ints, floats, bools,
 /// text; anything else as text).
@@ -210,7 +210,7 @@ pub fn bounded_query(
 ) -> Result<Vec<Row>, postgres::Error> {
     match limits {
         None => conn.client.query(sql, &[]),
-        Some(l) => crate::workers::probe::pool::bounded(conn, l.statement_ms, l.lock_ms, |tx| {
+        Some(l) => crate::pg::bounded(conn, l.statement_ms, l.lock_ms, |tx| {
             tx.query(sql, &[])
         }),
     }

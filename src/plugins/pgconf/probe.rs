@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::{files, hba, settings as conv, PgconfCall};
 use crate::ipc::messages::WorkerError;
-use crate::workers::probe::pool::Conn;
+use crate::pg::Conn;
 use crate::workers::probe::ProbeHost;
 
 /// One row of pg_settings with what the files say.
@@ -266,7 +266,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         .ok_or_else(|| WorkerError::Invalid("Parameter 'settings' is malformed.".into()))?;
     let mut applied = vec![];
     let mut notes = vec![];
-    let pg = |e: postgres::Error| WorkerError::Postgres(crate::workers::probe::pool::describe(&e));
+    let pg = |e: postgres::Error| WorkerError::Postgres(crate::pg::describe(&e));
     for item in items {
         let (Some(name), Some(value)) = (
             item.get("name").and_then(Value::as_str),
@@ -299,7 +299,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         }
         let sql = alter_sql(conn, name, &change).map_err(pg)?;
         if let Err(e) = conn.client.batch_execute(&sql) {
-            let msg = crate::workers::probe::pool::describe(&e);
+            let msg = crate::pg::describe(&e);
             return Ok(partial(
                 applied,
                 notes,

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::probe::{alter_sql, Change};
 use super::settings as conv;
 use crate::ipc::messages::WorkerError;
-use crate::workers::probe::pool::Conn;
+use crate::pg::Conn;
 use crate::workers::probe::ProbeHost;
 
 /// The 9.x calls (carried inside `PgconfCall::V9`).
@@ -184,7 +184,7 @@ fn grouped(list: &[postgres::Row]) -> Value {
 /// `DETAIL:` and `HINT:` lines, each ending with a line break.
 fn refusal(e: &postgres::Error) -> String {
     let Some(d) = e.as_db_error() else {
-        return crate::workers::probe::pool::describe(e);
+        return crate::pg::describe(e);
     };
     let mut text = format!("{}:  {}\n", d.severity(), d.message());
     if let Some(detail) = d.detail() {
@@ -258,7 +258,7 @@ fn apply(conn: &mut Conn, resets: &[String], sets: &[(String, String)]) -> Resul
 
 /// A connection-level failure during a change.
 fn failed(e: postgres::Error) -> WorkerError {
-    WorkerError::Postgres(crate::workers::probe::pool::describe(&e))
+    WorkerError::Postgres(crate::pg::describe(&e))
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Value, WorkerError> {

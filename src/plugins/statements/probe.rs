@@ -33,7 +33,7 @@ fn io(e: std::io::Error) -> WorkerError {
 /// message.
 fn refusal(e: &postgres::Error, dbname: &str) -> WorkerError {
     let Some(db) = e.as_db_error() else {
-        return WorkerError::Postgres(crate::workers::probe::pool::describe(e));
+        return WorkerError::Postgres(crate::pg::describe(e));
     };
     let msg = db.message();
     if msg.contains("relation \"pg_stat_statements\" does not exist") {

@@ -7,7 +7,6 @@
 //! tokio runtime), through a bounded pool ([`pool`]).
 
 pub mod discover;
-pub mod pool;
 
 use std::sync::Arc;
 
@@ -24,7 +23,7 @@ use super::{Streaming, WorkerCtx};
 /// pg_ctl workers never receive the PostgreSQL password).
 pub struct ProbeHost {
     ctx: WorkerCtx,
-    pool: pool::Pool,
+    pool: crate::pg::Pool,
 }
 
 impl ProbeHost {
@@ -37,17 +36,17 @@ impl ProbeHost {
     /// when the one used was closed).
     pub fn with<T>(
         &self,
-        f: impl Fn(&mut pool::Conn) -> Result<T, postgres::Error>,
+        f: impl Fn(&mut crate::pg::Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
         let params = self.ctx.settings().config.postgresql.clone();
         self.pool.with(&params, f)
     }
 
     /// Runs `f` on a connection opened for the purpose (see
-    /// [`pool::Pool::with_new`]: values in force, not lazily re-read ones).
+    /// [`crate::pg::Pool::with_new`]: values in force, not lazily re-read ones).
     pub fn with_new<T>(
         &self,
-        f: impl FnOnce(&mut pool::Conn) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut crate::pg::Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
         let params = self.ctx.settings().config.postgresql.clone();
         self.pool.with_new(&params, f)
@@ -55,7 +54,10 @@ impl ProbeHost {
 
     /// Runs `f` once on a pooled connection, never retried: for work that
     /// must not run twice.
-    pub fn with_once<T>(&self, f: impl FnOnce(&mut pool::Conn) -> T) -> Result<T, WorkerError> {
+    pub fn with_once<T>(
+        &self,
+        f: impl FnOnce(&mut crate::pg::Conn) -> T,
+    ) -> Result<T, WorkerError> {
         let params = self.ctx.settings().config.postgresql.clone();
         self.pool.with_once(&params, f)
     }
@@ -67,7 +69,7 @@ impl ProbeHost {
     pub fn with_database<T>(
         &self,
         dbname: &str,
-        f: impl FnOnce(&mut pool::Conn) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut crate::pg::Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
         let mut params = self.ctx.settings().config.postgresql.clone();
         params.dbname = dbname.to_string();
@@ -80,7 +82,7 @@ impl ProbeHost {
     pub fn with_in<T>(
         &self,
         dbname: &str,
-        f: impl Fn(&mut pool::Conn) -> Result<T, postgres::Error>,
+        f: impl Fn(&mut crate::pg::Conn) -> Result<T, postgres::Error>,
     ) -> Result<T, WorkerError> {
         let mut params = self.ctx.settings().config.postgresql.clone();
         params.dbname = dbname.to_string();
@@ -163,7 +165,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let probe = Arc::new(Probe {
         host: ProbeHost {
             ctx: ctx.clone(),
-            pool: pool::Pool::default(),
+            pool: crate::pg::Pool::default(),
         },
         works,
     });

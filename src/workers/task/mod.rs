@@ -18,8 +18,8 @@ use rusqlite::Connection;
 use tracing::{info, warn};
 
 use crate::ipc::messages::{TaskCall, TaskReply, WorkerError, WorkerSettings};
+use crate::pg;
 use crate::plugins::{loaded_work, Works, REGISTRY};
-use crate::workers::probe::pool;
 
 use super::WorkerCtx;
 
@@ -66,7 +66,7 @@ impl TaskConn {
     pub fn close(self) {
         let pid = self.backend_pid;
         drop(self.client);
-        pool::wait_exit(pid, Duration::from_secs(2));
+        pg::wait_exit(pid, Duration::from_secs(2));
     }
 }
 
@@ -89,7 +89,7 @@ impl TaskHost {
     pub fn connect(&self, dbname: &str, lock_timeout_ms: u64) -> Result<TaskConn, WorkerError> {
         let mut pg = self.settings().config.postgresql.clone();
         pg.dbname = dbname.to_string();
-        let mut config = pool::pg_config(&pg);
+        let mut config = pg::pg_config(&pg);
         let output = Arc::new(Mutex::new(String::new()));
         let sink = output.clone();
         config
@@ -106,13 +106,13 @@ impl TaskHost {
             });
         let mut client = config
             .connect(NoTls)
-            .map_err(|e| WorkerError::PostgresUnavailable(pool::describe(&e)))?;
+            .map_err(|e| WorkerError::PostgresUnavailable(pg::describe(&e)))?;
         let row = client
             .query_one(
                 "SELECT pg_backend_pid(), current_setting('server_version_num')::int",
                 &[],
             )
-            .map_err(|e| WorkerError::Postgres(pool::describe(&e)))?;
+            .map_err(|e| WorkerError::Postgres(pg::describe(&e)))?;
         let version_num: i32 = row.get(1);
         if version_num >= 140_000 {
             if let Err(e) = client.batch_execute("SET client_connection_check_interval = 1000") {

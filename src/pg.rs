@@ -1,4 +1,6 @@
-//! A small, bounded pool of PostgreSQL connections for the probe worker.
+//! PostgreSQL helpers shared by the workers and the plugins: the connection
+//! type and its configuration, error descriptions, bounded reads, waiting
+//! for a backend to exit, and the small, bounded pool of the probe worker.
 //!
 //! Connections carry `application_name = temboard-agent` and a statement
 //! timeout; the backend pid of each is tracked so the agent's own sessions can
