@@ -15,7 +15,7 @@ use common::*;
 
 /// Cap of the probe worker's pool (src/workers/probe/pool.rs): the only
 /// PostgreSQL connections of the agent.
-const CAP: i64 = temboard_agent::workers::probe::pool::MAX_CONNECTIONS as i64;
+const CAP: i64 = temboard_agent::pg::MAX_CONNECTIONS as i64;
 
 /// Routes that need PostgreSQL, with a session.
 const PG_ROUTES: &[&str] = &[

@@ -35,6 +35,8 @@ use temboard_agent::config::{self, CliValues, LoadRequest};
 fn fixture() -> &'static (tempfile::TempDir, PathBuf) {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Assembled as the agent's main does: plugin sections included.
+        temboard_agent::plugins::install_catalog();
         let dir = tempfile::tempdir().expect("temp dir");
         let p = dir.path();
         std::fs::write(p.join("users"), "alice:x\n").unwrap();

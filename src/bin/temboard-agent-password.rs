@@ -13,6 +13,9 @@ hash instead, for a file a 2.x agent must also read.\n\
 The password cannot contain ':'; use temboard-agent-adduser to add a user interactively.";
 
 fn main() {
+    // The program is assembled here: the plugins are handed to the config
+    // layer and the state store before anything reads a configuration.
+    temboard_agent::plugins::install_catalog();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");

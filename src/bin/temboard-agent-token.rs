@@ -104,6 +104,9 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn main() {
+    // The program is assembled here: the plugins are handed to the config
+    // layer and the state store before anything reads a configuration.
+    temboard_agent::plugins::install_catalog();
     if let Err(e) = run(Args::parse()) {
         eprintln!("temboard-agent-token: {e}");
         std::process::exit(1);

@@ -9,6 +9,9 @@ use temboard_agent::ipc::Role;
 use temboard_agent::{certgen, config, supervisor, users, workers};
 
 fn main() {
+    // The program is assembled here: the plugins are handed to the config
+    // layer and the state store before anything reads a configuration.
+    temboard_agent::plugins::install_catalog();
     if let Ok(name) = std::env::var(ROLE_ENV) {
         let code = match Role::parse(&name) {
             Some(role) => workers::run(role),

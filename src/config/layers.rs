@@ -5,14 +5,11 @@
 //! a validated snapshot over IPC.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use super::ini_file::IniFile;
 use super::schema;
-use super::ConfigError;
+use super::types::{CliValues, ConfigError, RawValue, Source};
 
 /// `; did you mean X?` naming the known name closest to a misspelt one, when
 /// one is close enough to be a typo (`adress` → `address`), else nothing.
@@ -29,53 +26,6 @@ fn did_you_mean<'a>(
         .unwrap_or_default()
 }
 
-/// Where a value came from; shown in errors and in `show-config`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Source {
-    /// The documented default.
-    Default,
-    /// A configuration file (the main one or one in the `.d` directory).
-    File {
-        /// File path.
-        path: PathBuf,
-        /// 1-based line of the key.
-        line: usize,
-    },
-    /// An environment variable.
-    Env {
-        /// Variable name.
-        var: String,
-    },
-    /// A command-line option.
-    CommandLine {
-        /// The option as typed, e.g. `--debug`.
-        option: String,
-    },
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => write!(f, "default value"),
-            Source::File { path, line } => write!(f, "{}, line {}", path.display(), line),
-            Source::Env { var } => write!(f, "environment variable {var}"),
-            Source::CommandLine { option } => write!(f, "command line option {option}"),
-        }
-    }
-}
-
-/// A value before validation.
-#[derive(Debug, Clone)]
-pub struct RawValue {
-    /// Text, with one pair of surrounding quotes already removed.
-    pub value: String,
-    /// Origin.
-    pub source: Source,
-    /// Directory that relative paths in this value resolve against.
-    pub base_dir: PathBuf,
-}
-
 /// All raw values, keyed by (section, key), after precedence is applied.
 #[derive(Debug, Clone, Default)]
 pub struct Layers {
@@ -85,13 +35,6 @@ pub struct Layers {
     pub warnings: Vec<String>,
     /// Files read, in order.
     pub files: Vec<PathBuf>,
-}
-
-/// What the command line contributes.
-#[derive(Debug, Clone, Default)]
-pub struct CliValues {
-    /// (section, key, value, option name).
-    pub values: Vec<(String, String, String, String)>,
 }
 
 /// Removes one pair of matching surrounding quotes, as our decision on 2.x

@@ -2,36 +2,8 @@
 //! shown in `--help`-style docs. One table, so the loader, the environment
 //! mapping, the docs and `show-config` can never disagree about what exists.
 
-/// One known key.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyDef {
-    /// INI section.
-    pub section: &'static str,
-    /// Key name (lower case).
-    pub key: &'static str,
-    /// Documented default, `None` when unset by default.
-    pub default: Option<&'static str>,
-    /// One line for docs and error messages: what is allowed.
-    pub allowed: &'static str,
-    /// Whether the value is a secret that must never be shown or logged.
-    pub secret: bool,
-}
-
-/// A key that is not a secret (for plugins' key tables too).
-pub const fn k(
-    section: &'static str,
-    key: &'static str,
-    default: Option<&'static str>,
-    allowed: &'static str,
-) -> KeyDef {
-    KeyDef {
-        section,
-        key,
-        default,
-        allowed,
-        secret: false,
-    }
-}
+use super::catalog;
+pub use super::keydef::{k, KeyDef};
 
 const fn secret(section: &'static str, key: &'static str, allowed: &'static str) -> KeyDef {
     KeyDef {
@@ -44,7 +16,7 @@ const fn secret(section: &'static str, key: &'static str, allowed: &'static str)
 }
 
 /// The keys of the core sections; each plugin declares its own
-/// ([`crate::plugins::Plugin::keys`]), only validated when the plugin is
+/// ([`super::values::PluginSection::keys`]), only validated when the plugin is
 /// listed in `[temboard] plugins`, as in 2.x.
 pub const CORE_KEYS: &[KeyDef] = &[
     k(
@@ -232,12 +204,12 @@ pub fn default_number(keys: &[KeyDef], key: &str) -> u64 {
 pub fn keys() -> impl Iterator<Item = &'static KeyDef> {
     CORE_KEYS
         .iter()
-        .chain(crate::plugins::REGISTRY.iter().flat_map(|p| p.keys.iter()))
+        .chain(catalog::sections().iter().flat_map(|p| p.keys.iter()))
 }
 
 /// The plugin a section belongs to: its keys only count when it is loaded.
 pub fn plugin_of(section: &str) -> Option<&'static str> {
-    crate::plugins::REGISTRY
+    catalog::sections()
         .iter()
         .find(|p| p.keys.iter().any(|k| k.section == section))
         .map(|p| p.name)

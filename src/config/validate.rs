@@ -3,161 +3,16 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::layers::{Layers, RawValue};
+use std::collections::BTreeMap;
+
+use super::catalog;
+use super::layers::Layers;
 use super::schema;
-use super::*;
-
-/// The raw values being validated, and the errors and warnings found so
-/// far. Plugins read their section through it ([`crate::plugins::Plugin::settings`]).
-pub struct Values<'a> {
-    layers: &'a Layers,
-    errors: Vec<Invalid>,
-    /// Non-fatal remarks, logged once started.
-    warnings: Vec<String>,
-}
-
-impl Values<'_> {
-    /// The raw value of a key, if any layer set it.
-    pub fn raw(&self, section: &str, key: &str) -> Option<&RawValue> {
-        self.layers.get(section, key)
-    }
-
-    /// Records that a key is invalid, with why.
-    pub fn fail(&mut self, section: &str, key: &str, reason: String) {
-        let origin = self
-            .raw(section, key)
-            .map(|r| r.source.clone())
-            .unwrap_or(Source::Default);
-        self.errors.push(Invalid {
-            origin,
-            section: section.into(),
-            key: key.into(),
-            reason,
-        });
-    }
-
-    fn allowed(section: &str, key: &str) -> &'static str {
-        schema::find(section, key).map(|d| d.allowed).unwrap_or("")
-    }
-
-    /// A key's text, `None` when unset or empty.
-    pub fn opt_str(&self, section: &str, key: &str) -> Option<String> {
-        self.raw(section, key)
-            .map(|r| r.value.clone())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// A key's text (empty when unset).
-    pub fn string(&self, section: &str, key: &str) -> String {
-        self.opt_str(section, key).unwrap_or_default()
-    }
-
-    /// An integer within `min..=max`; out of range or not a number is an error naming the allowed values.
-    pub fn int(&mut self, section: &str, key: &str, min: u64, max: u64) -> u64 {
-        let text = self.string(section, key);
-        match text.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                let reason = format!(
-                    "invalid value '{text}': expected {}",
-                    Self::allowed(section, key)
-                );
-                self.fail(section, key, reason);
-                min
-            }
-        }
-    }
-
-    /// A path, relative ones resolved against the directory of the file that set it.
-    pub fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
-        let raw = self.raw(section, key)?;
-        if raw.value.is_empty() {
-            return None;
-        }
-        let p = Path::new(&raw.value);
-        Some(if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            raw.base_dir.join(p)
-        })
-    }
-
-    /// A path that must name a readable regular file (required or not).
-    pub fn existing_file(&mut self, section: &str, key: &str, required: bool) -> Option<PathBuf> {
-        let Some(p) = self.path(section, key) else {
-            if required {
-                self.fail(section, key, "missing: a file path is required".into());
-            }
-            return None;
-        };
-        match std::fs::File::open(&p).and_then(|f| f.metadata()) {
-            Ok(m) if m.is_file() => Some(p),
-            Ok(_) => {
-                self.fail(
-                    section,
-                    key,
-                    format!("{} is not a regular file", p.display()),
-                );
-                None
-            }
-            Err(e) => {
-                self.fail(section, key, format!("cannot read {}: {e}", p.display()));
-                None
-            }
-        }
-    }
-
-    /// A boolean (`1/yes/true/on`, `0/no/false/off`).
-    pub fn bool(&mut self, section: &str, key: &str) -> bool {
-        let text = self.string(section, key).to_lowercase();
-        match parse_bool(&text) {
-            Some(b) => b,
-            None => {
-                self.fail(
-                    section,
-                    key,
-                    format!("invalid value '{text}': expected true or false"),
-                );
-                false
-            }
-        }
-    }
-
-    /// `*` (all: `None`) or a comma separated list, each item in `known` when given.
-    pub fn list_or_all(
-        &mut self,
-        section: &str,
-        key: &str,
-        known: Option<&[&str]>,
-    ) -> Option<Vec<String>> {
-        let text = self.string(section, key);
-        if text.trim() == "*" {
-            return None;
-        }
-        let items: Vec<String> = text
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if let Some(known) = known {
-            for item in &items {
-                if !known.contains(&item.as_str()) {
-                    let reason = format!("unknown name '{item}': expected {}", known.join(", "));
-                    self.fail(section, key, reason);
-                }
-            }
-        }
-        Some(items)
-    }
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "yes" | "true" | "on" => Some(true),
-        "0" | "no" | "false" | "off" | "" => Some(false),
-        _ => None,
-    }
-}
+use super::types::{
+    Config, ConfigError, DebugLoggers, LogLevel, LogMethod, LoggingSection, PostgresqlSection,
+    Source, TemboardSection,
+};
+use super::values::{parse_bool, Values};
 
 fn facility_code(name: &str) -> Option<u8> {
     Some(match name {
@@ -197,7 +52,7 @@ fn plugins(ctx: &mut Values<'_>) -> Vec<String> {
                     "plugins",
                     format!(
                         "not a JSON list of strings ({e}): expected {}",
-                        Values::allowed("temboard", "plugins")
+                        ctx.allowed("temboard", "plugins")
                     ),
                 );
                 return vec![];
@@ -216,13 +71,13 @@ fn plugins(ctx: &mut Values<'_>) -> Vec<String> {
             ctx.warnings.push(format!(
                 "[temboard] plugins: '{n}' (a temBoard 9.x plugin) is not served by this agent yet: left out"
             ));
-        } else if crate::plugins::find(&n).is_none() {
+        } else if catalog::find(&n).is_none() {
             ctx.fail(
                 "temboard",
                 "plugins",
                 format!(
                     "unknown plugin '{n}': known plugins are {}",
-                    crate::plugins::names().join(", ")
+                    catalog::names().join(", ")
                 ),
             );
         } else if !out.contains(&n) {
@@ -572,11 +427,7 @@ pub(super) fn typed(
     layers: &Layers,
     configfile: PathBuf,
 ) -> Result<(Config, Vec<String>), ConfigError> {
-    let mut c = Values {
-        layers,
-        errors: vec![],
-        warnings: vec![],
-    };
+    let mut c = Values::new(&layers.values, schema::keys().collect());
     let temboard = temboard_section(&mut c);
     let postgresql = postgresql_section(&mut c);
     let logging = logging_section(&mut c);
@@ -584,7 +435,7 @@ pub(super) fn typed(
     // Each registered plugin validates its own section; its errors count
     // only when it is loaded (2.x rule, below).
     let mut sections = BTreeMap::new();
-    for p in crate::plugins::REGISTRY {
+    for p in catalog::sections() {
         if let Some(settings) = p.settings {
             sections.insert(p.name.to_string(), settings(&mut c));
         }

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::schema::KeyDef;
+use crate::config::keydef::KeyDef;
 use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
 use crate::workers::http::metrics::Exposition;
@@ -186,6 +186,23 @@ pub fn section_value<T: Serialize>(settings: &T) -> Value {
 /// A plugin without jobs.
 pub fn no_jobs() -> Vec<Box<dyn Job>> {
     vec![]
+}
+
+/// Hands the registry to the config layer and the state store (see
+/// [`crate::config::catalog`]): called first by every program of the crate.
+pub fn install_catalog() {
+    crate::config::catalog::install(
+        REGISTRY
+            .iter()
+            .map(|p| crate::config::PluginSection {
+                name: p.name,
+                default: p.default,
+                keys: p.keys,
+                settings: p.settings,
+                migrations: p.migrations,
+            })
+            .collect(),
+    );
 }
 
 /// The registered plugin of that name.

@@ -211,7 +211,7 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             plugin TEXT NOT NULL, version INTEGER NOT NULL, applied_at TEXT NOT NULL,
             PRIMARY KEY (plugin, version))",
     )?;
-    for p in crate::plugins::REGISTRY {
+    for p in crate::config::catalog::sections() {
         let done: i64 = tx.query_row(
             "SELECT coalesce(max(version), 0) FROM plugin_schema WHERE plugin = ?1",
             [p.name],
