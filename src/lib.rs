@@ -10,6 +10,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks, clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod api;
 pub mod build_info;
 pub mod certgen;
 pub mod cli;

@@ -200,7 +200,7 @@ fn print_routes() {
     head("2.x AUTH");
     for r in routes::all()
         .into_iter()
-        .filter(|r| r.contract == routes::Contract::V2)
+        .filter(|r| r.contract == temboard_agent::api::Contract::V2)
     {
         let auth = match (r.session, r.key) {
             (true, true) => "session/token/key",
@@ -219,7 +219,7 @@ fn print_routes() {
     head("9.x SIGNED");
     for r in routes::all()
         .into_iter()
-        .filter(|r| r.contract == routes::Contract::V9)
+        .filter(|r| r.contract == temboard_agent::api::Contract::V9)
     {
         let signed = match (r.session, r.signature_optional) {
             (true, _) => "yes",

@@ -6,7 +6,7 @@
 //!
 //! Runs in worker processes only, after exec, already under the worker identity.
 
-mod ctx;
+pub mod ctx;
 pub mod http;
 mod ipc_server;
 pub mod no_exec;

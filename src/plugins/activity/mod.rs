@@ -11,10 +11,10 @@ mod routes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::Route;
-use crate::workers::probe::ProbeHost;
+use crate::api::Route;
+use crate::api::ProbeHost;
 use probe::{Listing, Shape};
 
 /// The plugin.
@@ -206,7 +206,7 @@ impl ActivityWork {
 
 impl Work<ProbeHost> for ActivityWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: ActivityCall| match c {
+        crate::api::typed(call, |c: ActivityCall| match c {
             ActivityCall::List {
                 which,
                 shape,

@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 
 use super::probe::{Listing, Shape};
 use super::{ActivityCall, ActivityReply};
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
-use crate::workers::http::AppState;
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
+use crate::api::AppState;
 
 async fn listing(state: &AppState, which: Listing) -> Result<Reply, ApiError> {
     let call = ActivityCall::List {

@@ -35,7 +35,7 @@ pub fn validate(c: &mut Values<'_>) -> Value {
             );
         }
     }
-    crate::plugins::section_value(&Settings { pg_ctl })
+    crate::api::section_value(&Settings { pg_ctl })
 }
 
 /// The section in force.

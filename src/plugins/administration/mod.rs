@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::Route;
-use crate::workers::probe::ProbeHost;
+use crate::api::Route;
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -171,7 +171,7 @@ struct VersionWork;
 
 impl Work<ProbeHost> for VersionWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: VersionCall| match c {
+        crate::api::typed(call, |c: VersionCall| match c {
             VersionCall::PgVersion => host.with(|c| {
                 let row = c
                     .client

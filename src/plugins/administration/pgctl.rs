@@ -10,9 +10,9 @@ use tracing::{error, info, warn};
 
 use super::{Action, ControlCall, ControlDone};
 use crate::ipc::messages::WorkerError;
-use crate::plugins::Work;
+use crate::api::Work;
 use crate::store::{operations, sessions};
-use crate::workers::pgctl::{command, PgCtlHost};
+use crate::api::{command, PgCtlHost};
 
 /// The command is killed past this.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,7 +44,7 @@ pub fn build(host: &PgCtlHost) -> Box<dyn Work<PgCtlHost>> {
 
 impl Work<PgCtlHost> for Control {
     fn handle(&self, host: &PgCtlHost, call: Value) -> Result<Value, WorkerError> {
-        crate::plugins::typed(call, |c: ControlCall| match c {
+        crate::api::typed(call, |c: ControlCall| match c {
             ControlCall::Control { action, username } => control(host, action, &username),
         })
     }

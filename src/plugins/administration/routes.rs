@@ -6,9 +6,9 @@ use serde_json::{json, Value};
 use super::pgctl::CALL_TIMEOUT;
 use super::{Action, ControlCall, VersionCall};
 use crate::store::operations;
-use crate::workers::http::core::string_param;
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
+use crate::api::string_param;
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
 
 /// `GET /administration/pg_version`.
 pub fn pg_version(c: Call<'_>) -> Handled<'_> {

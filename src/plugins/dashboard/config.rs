@@ -44,7 +44,7 @@ impl Default for Settings {
 
 /// Validates the section (the plugin's `settings` hook).
 pub fn validate(c: &mut Values<'_>) -> Value {
-    crate::plugins::section_value(&Settings {
+    crate::api::section_value(&Settings {
         scheduler_interval: c.int("dashboard", "scheduler_interval", 1, 86_400),
         history_length: c.int("dashboard", "history_length", 1, 1_000_000),
     })

@@ -8,8 +8,8 @@ use tracing::{info, warn};
 
 use super::{host, store, DashboardCall};
 use crate::config::Config;
-use crate::plugins::Job;
-use crate::workers::scheduler::JobHost;
+use crate::api::Job;
+use crate::api::JobHost;
 
 /// The collection job.
 #[derive(Default)]

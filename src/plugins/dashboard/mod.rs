@@ -14,10 +14,10 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::Route;
-use crate::workers::probe::ProbeHost;
+use crate::api::Route;
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -146,7 +146,7 @@ struct DashboardWork;
 
 impl Work<ProbeHost> for DashboardWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: DashboardCall| match c {
+        crate::api::typed(call, |c: DashboardCall| match c {
             DashboardCall::Collect => match host.with(probe::collect)? {
                 Value::Object(m) => Ok(m),
                 other => Err(WorkerError::Internal(format!(

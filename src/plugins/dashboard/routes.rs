@@ -9,9 +9,9 @@ use serde_json::{json, Map, Value};
 
 use super::{host as dashboard, store as history, DashboardCall};
 use crate::store::notifications;
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
-use crate::workers::http::AppState;
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
+use crate::api::AppState;
 
 /// How long a `/dashboard` answer is reused while nothing was written.
 const CACHE_FOR: Duration = Duration::from_millis(100);
@@ -148,8 +148,8 @@ pub fn last9(c: Call<'_>) -> Handled<'_> {
             Some((set, v9)) => super::sample_v9(set, v9),
             None => json!({}),
         };
-        let notes = crate::workers::http::v9::notification_list(state, NOTIFICATIONS).await?;
-        let (status, _) = crate::workers::http::v9::status_document(state).await?;
+        let notes = state.notification_list(NOTIFICATIONS).await?;
+        let (status, _) = state.status_document().await?;
         if let Value::Object(m) = &mut sample {
             m.insert("notifications".into(), notes);
             m.insert("status".into(), status);

@@ -13,10 +13,10 @@ mod probe;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::{Call, Handled, Reply, Route};
-use crate::workers::probe::ProbeHost;
+use crate::api::{Call, Handled, Reply, Route};
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -73,7 +73,7 @@ struct ExtensionsWork;
 
 impl Work<ProbeHost> for ExtensionsWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: ExtensionsCall| match c {
+        crate::api::typed(call, |c: ExtensionsCall| match c {
             ExtensionsCall::List => probe::databases(host),
         })
     }

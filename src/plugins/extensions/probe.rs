@@ -3,7 +3,7 @@
 
 use super::{Database, Extension};
 use crate::ipc::messages::WorkerError;
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// Databases read, at most: a cluster with more answers the first ones by
 /// name and says so in the log; each costs one short connection.

@@ -9,8 +9,8 @@ use tracing::warn;
 
 use super::{store, RunnerCall};
 use crate::config::Config;
-use crate::plugins::Job;
-use crate::workers::scheduler::JobHost;
+use crate::api::Job;
+use crate::api::JobHost;
 
 /// The plugin's jobs.
 pub fn jobs() -> Vec<Box<dyn Job>> {

@@ -24,11 +24,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::config::schema::{k, KeyDef};
 use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -103,7 +103,7 @@ fn validate(c: &mut Values<'_>) -> Value {
         statement_timeout: c.int("maintenance", "statement_timeout", 1, 86_400),
         lock_timeout: c.int("maintenance", "lock_timeout", 1, 86_400),
     };
-    super::section_value(&s)
+    crate::api::section_value(&s)
 }
 
 /// The section in force.
@@ -190,7 +190,7 @@ struct SizesWork;
 
 impl Work<ProbeHost> for SizesWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: SizesCall| match c {
+        crate::api::typed(call, |c: SizesCall| match c {
             SizesCall::Instance => sizes::instance(host),
             SizesCall::Database { db } => sizes::database(host, &db),
             SizesCall::Schema { db, schema } => sizes::schema(host, &db, &schema),

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 use super::store::{self, Filter, Task};
 use super::{SizesCall, RunnerCall, INSTANCE_WAIT};
 use crate::store::notifications;
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply, Route};
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply, Route};
 
 const fn get(path: &'static str, id: &'static str, f: fn(Call<'_>) -> Handled<'_>) -> Route {
     Route::signed("maintenance", "GET", path, id, f)

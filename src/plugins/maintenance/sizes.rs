@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::ipc::messages::WorkerError;
 use crate::pg::{self, Conn};
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// Per-relation sizes and bloat bytes, ending in `tbl`, `idx`, `heap` and
 /// `btree`; the estimates are the monitoring probes' (see `pgbloat`). With

@@ -17,7 +17,7 @@ use super::store::{self, Task};
 use super::RunnerCall;
 use crate::ipc::messages::WorkerError;
 use crate::store::{notifications, operations};
-use crate::workers::task::TaskHost;
+use crate::api::TaskHost;
 
 /// A running task's handle for a cancel.
 #[derive(Default)]
@@ -41,7 +41,7 @@ pub struct TaskWork {
 /// notification, and its backend, if still there, terminated (before
 /// PostgreSQL 14 nothing else stops it); what it was handed but had not
 /// started is handed again; a task scheduled for later is untouched.
-pub fn build(host: &TaskHost) -> Box<dyn crate::plugins::Work<TaskHost>> {
+pub fn build(host: &TaskHost) -> Box<dyn crate::api::Work<TaskHost>> {
     let db = host.db();
     match store::recover(&db) {
         Ok(tasks) => {
@@ -170,9 +170,9 @@ pub fn statement(t: &Task) -> Option<String> {
     Some(sql.trim_end().to_string())
 }
 
-impl crate::plugins::Work<TaskHost> for TaskWork {
+impl crate::api::Work<TaskHost> for TaskWork {
     fn handle(&self, host: &TaskHost, call: Value) -> Result<Value, WorkerError> {
-        crate::plugins::typed(call, |c: RunnerCall| match c {
+        crate::api::typed(call, |c: RunnerCall| match c {
             RunnerCall::Run { id } => {
                 let running = self.running.clone();
                 let slot = Arc::new(Slot::default());

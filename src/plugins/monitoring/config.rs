@@ -169,7 +169,7 @@ pub fn validate(c: &mut Values<'_>) -> Value {
             );
         }
     }
-    crate::plugins::section_value(&Settings {
+    crate::api::section_value(&Settings {
         dbnames: c.list_or_all("monitoring", "dbnames", None),
         collector_url,
         probes: c.list_or_all("monitoring", "probes", Some(super::PROBES)),

@@ -12,9 +12,9 @@ use tracing::{error, info, warn};
 use super::{deltas, payload, store, MonitoringCall, HOST_PROBES, PER_DATABASE, V9_ONLY};
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::config::Config;
-use crate::plugins::Job;
+use crate::api::Job;
 use crate::store::sessions;
-use crate::workers::scheduler::JobHost;
+use crate::api::JobHost;
 
 /// The collection job.
 #[derive(Default)]

@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::workers::http::metrics::Exposition;
+use crate::api::Exposition;
 
 /// Adds the families (the plugin's `metrics` hook).
 pub fn add(c: &Connection, out: &mut Exposition) -> rusqlite::Result<()> {

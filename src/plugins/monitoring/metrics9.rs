@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::workers::http::metrics::Exposition;
+use crate::api::Exposition;
 
 /// The 9.x exposition: the agent's [`Exposition`], labels sorted, a
 /// missing (null) value left out.

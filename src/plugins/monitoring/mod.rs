@@ -21,10 +21,10 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::Route;
-use crate::workers::probe::ProbeHost;
+use crate::api::Route;
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -291,7 +291,7 @@ impl MonitoringWork {
 
 impl Work<ProbeHost> for MonitoringWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: MonitoringCall| match c {
+        crate::api::typed(call, |c: MonitoringCall| match c {
             MonitoringCall::Run {
                 probes,
                 dbnames,

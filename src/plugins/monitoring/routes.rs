@@ -7,9 +7,9 @@ use std::sync::{LazyLock, Mutex};
 use serde_json::{json, Value};
 
 use super::{deltas, payload, MonitoringCall, HOST_PROBES};
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
-use crate::workers::http::AppState;
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
+use crate::api::AppState;
 
 /// Delta state of the API probe routes (this worker's memory only), apart
 /// from the collector's so they never disturb each other.

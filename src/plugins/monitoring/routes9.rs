@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
 
 /// Documents answered when `limit` is not given (9.x default).
 const DEFAULT_LIMIT: u64 = 50;
@@ -60,7 +60,7 @@ pub fn history(c: Call<'_>) -> Handled<'_> {
             body.push_str(d);
         }
         body.push(']');
-        let tag = crate::workers::http::v9::discover_etag(c.state).await?;
+        let tag = c.state.discover_etag().await?;
         Ok(Reply::RawJson(
             Bytes::from(body),
             vec![("x-temboard-discover-etag", tag)],

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use super::store as queue;
 use crate::store::sessions::now;
 
-use crate::workers::WorkerCtx;
+use crate::api::WorkerCtx;
 
 /// First retry delay after a failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

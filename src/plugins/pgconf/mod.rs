@@ -17,12 +17,12 @@ pub mod settings;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::config::schema::{k, KeyDef};
 use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::routes::Route;
-use crate::workers::probe::ProbeHost;
+use crate::api::Route;
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -69,7 +69,7 @@ fn validate(c: &mut Values<'_>) -> Value {
             protected.push(name.to_ascii_lowercase());
         }
     }
-    super::section_value(&Section {
+    crate::api::section_value(&Section {
         protected_settings: protected,
     })
 }
@@ -100,7 +100,7 @@ const fn route(
     method: &'static str,
     path: &'static str,
     id: &'static str,
-    handler: crate::workers::http::routes::HandlerFn,
+    handler: crate::api::HandlerFn,
 ) -> Route {
     Route::new("pgconf", method, path, id, handler)
 }
@@ -186,7 +186,7 @@ const fn signed(
     method: &'static str,
     path: &'static str,
     id: &'static str,
-    handler: crate::workers::http::routes::HandlerFn,
+    handler: crate::api::HandlerFn,
 ) -> Route {
     Route::signed("pgconf", method, path, id, handler)
 }
@@ -260,7 +260,7 @@ struct PgconfWork;
 
 impl Work<ProbeHost> for PgconfWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
-        super::typed(call, |c: PgconfCall| {
+        crate::api::typed(call, |c: PgconfCall| {
             match &c {
                 PgconfCall::Update { settings, .. } => check_protected(
                     host,

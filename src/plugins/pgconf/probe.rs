@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::{files, hba, settings as conv, PgconfCall};
 use crate::ipc::messages::WorkerError;
 use crate::pg::Conn;
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// One row of pg_settings with what the files say.
 struct Setting {

@@ -14,7 +14,7 @@ use super::probe::{alter_sql, Change};
 use super::settings as conv;
 use crate::ipc::messages::WorkerError;
 use crate::pg::Conn;
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// The 9.x calls (carried inside `PgconfCall::V9`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,10 +6,10 @@ use serde_json::{json, Value};
 
 use super::PgconfCall;
 use crate::ipc::messages::WorkerError;
-use crate::workers::http::core::string_param;
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{decode_segment, Call, Handled, Query, Reply};
-use crate::workers::http::AppState;
+use crate::api::string_param;
+use crate::api::ApiError;
+use crate::api::{decode_segment, Call, Handled, Query, Reply};
+use crate::api::AppState;
 
 fn param<'a>(q: &'a Query, k: &str) -> Option<&'a str> {
     q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())

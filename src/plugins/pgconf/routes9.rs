@@ -7,8 +7,8 @@ use serde_json::{json, Map, Value};
 
 use super::probe9::{Applied, Pgconf9Call};
 use super::PgconfCall;
-use crate::workers::http::error::ApiError;
-use crate::workers::http::routes::{Call, Handled, Reply};
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply};
 
 /// Longest value accepted (9.x: `Setting value is too long.`).
 const MAX_VALUE: usize = 1024;

@@ -20,13 +20,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, PluginCall, Work, Worker};
 use crate::config::schema::{k, KeyDef};
 use crate::config::{Config, Values};
 use crate::ipc::messages::WorkerError;
 use crate::ipc::stream::Sink;
-use crate::workers::http::routes::{Call, Handled, Reply, Route};
-use crate::workers::probe::ProbeHost;
+use crate::api::{Call, Handled, Reply, Route};
+use crate::api::ProbeHost;
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -72,7 +72,7 @@ fn validate(c: &mut Values<'_>) -> Value {
     let dbname = c
         .opt_str("statements", "dbname")
         .unwrap_or_else(|| "postgres".into());
-    super::section_value(&Settings { dbname })
+    crate::api::section_value(&Settings { dbname })
 }
 
 /// The section in force.

@@ -6,7 +6,7 @@
 
 use crate::ipc::messages::WorkerError;
 use crate::ipc::stream::Sink;
-use crate::workers::probe::ProbeHost;
+use crate::api::ProbeHost;
 
 /// Rows fetched at a time: query texts have no length limit in
 /// `pg_stat_statements`, so a batch is kept small.

@@ -39,7 +39,7 @@ pub fn target(uri: &Uri) -> String {
 /// Whether a raw (maybe percent-encoded) parameter name names a credential
 /// (decoded as query parameters are: `unquote_plus`).
 fn is_secret(raw: &str) -> bool {
-    let decoded = super::routes::decode_segment(raw).to_ascii_lowercase();
+    let decoded = crate::api::decode_segment(raw).to_ascii_lowercase();
     SECRET_PARAMS.contains(&decoded.trim())
 }
 

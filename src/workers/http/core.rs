@@ -7,37 +7,13 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tracing::{error, info, warn};
 
-use super::error::ApiError;
 use super::login_guard::FAILURE_DELAY;
-use super::routes::{Call, Handled, Reply};
-use super::AppState;
+use super::state::AppState;
+use crate::api::ApiError;
+use crate::api::{string_param, Call, Caller, Handled, Reply};
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::store::{notifications, sessions};
 use crate::users;
-
-/// The authenticated caller of a session route.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Session id.
-    pub session: String,
-    /// User name.
-    pub username: String,
-}
-
-/// A string parameter of a JSON body checked like 2.x `validate_parameters`:
-/// `Parameter 'X' not sent.` when absent, `... is malformed.` when not a
-/// string or refused by `valid`.
-pub fn string_param<'a>(
-    body: &'a Value,
-    key: &str,
-    valid: fn(&str) -> bool,
-) -> Result<&'a str, ApiError> {
-    let v = body.get(key).ok_or_else(|| ApiError::not_sent(key))?;
-    match v.as_str() {
-        Some(s) if valid(s) => Ok(s),
-        _ => Err(ApiError::malformed(key)),
-    }
-}
 
 /// `POST /login`.
 pub async fn login(
@@ -198,7 +174,7 @@ pub async fn discover(state: &AppState) -> Result<Value, ApiError> {
         .get(|| async {
             state
                 .probe
-                .call(ProbeCall::PgInfo, super::IPC_TIMEOUT)
+                .call(ProbeCall::PgInfo, super::state::IPC_TIMEOUT)
                 .await
                 .map_err(|e| ApiError::from_call("probe", Err(e)))?
                 .map_err(|e| ApiError::from_call("probe", Ok(e)))

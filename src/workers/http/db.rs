@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::error::ApiError;
+use crate::api::ApiError;
 
 /// Shared connection (SQLite serializes writers anyway; WAL lets the other
 /// processes read meanwhile).

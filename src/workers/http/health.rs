@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::routes::{Call, Handled, Reply};
-use super::AppState;
+use super::state::AppState;
+use crate::api::{Call, Handled, Reply};
 use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, TaskCall, TaskReply};
 use hyper::StatusCode;
 
@@ -26,8 +26,8 @@ fn state(ok: bool) -> Value {
     json!({ "status": if ok { "ok" } else { "failing" } })
 }
 
-/// Age up to which a result is reused.
-pub const MAX_AGE: Duration = Duration::from_secs(1);
+/// How long a result is reused (see [`super::state::HEALTH_MAX_AGE`]).
+pub const MAX_AGE: Duration = super::state::HEALTH_MAX_AGE;
 
 /// The checks' result, fresh within [`MAX_AGE`].
 pub async fn check(app: &AppState) -> (bool, Value) {

@@ -19,10 +19,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tracing::{error, info};
 
-use super::core::Caller;
-use super::error::ApiError;
-use super::routes::{self, Reply};
-use super::AppState;
+use super::state::AppState;
+use crate::api::ApiError;
+use crate::api::Caller;
+use crate::api::Reply;
 use crate::store::sessions;
 
 /// Largest request body accepted.
@@ -201,7 +201,7 @@ async fn process(
             .unwrap_or("/");
         let settings = state.ctx.settings();
         let loaded = |p: &str| settings.config.has_plugin(p);
-        let (route, params) = super::v9::route(&parts.method, parts.uri.path(), loaded)?
+        let (route, params) = super::routes::lookup_v9(&parts.method, parts.uri.path(), loaded)?
             .ok_or_else(|| super::v9::not_found(parts.uri.path()))?;
         *matched = Some(route.path);
         let mut _reserved = None;
@@ -237,14 +237,14 @@ async fn process(
         } else {
             (None, None)
         };
-        let call = routes::Call {
+        let call = crate::api::Call {
             route,
             state,
             peer,
             caller,
             body: super::v9::json_body(&parts.headers, raw)?,
             path: params,
-            query: routes::parse_query(parts.uri.query()),
+            query: crate::api::parse_query(parts.uri.query()),
             received,
             signature_status,
         };
@@ -254,13 +254,13 @@ async fn process(
         };
     }
     let settings = state.ctx.settings();
-    let (route, params) = routes::lookup(req.method(), req.uri().path(), |p| {
+    let (route, params) = super::routes::lookup(req.method(), req.uri().path(), |p| {
         settings.config.has_plugin(p)
     })
     .ok_or(ApiError::NotFound)?;
     *matched = Some(route.path);
     let (parts, body) = req.into_parts();
-    let query = routes::parse_query(parts.uri.query());
+    let query = crate::api::parse_query(parts.uri.query());
     // Facts 1.4 reads the body before the session; here its length is
     // checked first (same 400 and 413) and the body is read only once the
     // caller is known, so an unauthenticated peer makes the agent hold no
@@ -304,7 +304,7 @@ async fn process(
             .map_err(|_| ApiError::BadRequest("Invalid json format"))?,
         None => Value::Null,
     };
-    let call = routes::Call {
+    let call = crate::api::Call {
         route,
         state,
         peer,
@@ -410,7 +410,7 @@ fn unsigned_in_v9(state: &AppState, req: &Request<Incoming>) -> bool {
         || h.contains_key("x-session")
         || h.contains_key(hyper::header::AUTHORIZATION)
         || h.contains_key("x-temboard-agent-key")
-        || routes::parse_query(req.uri().query())
+        || crate::api::parse_query(req.uri().query())
             .iter()
             .any(|(k, _)| k == "key");
     !credential && !NEUTRAL.contains(&req.uri().path())
@@ -452,13 +452,17 @@ async fn read_body(
 }
 
 /// Whether the request offers the agent key at all.
-fn offers_key(headers: &HeaderMap, query: &routes::Query) -> bool {
+fn offers_key(headers: &HeaderMap, query: &crate::api::Query) -> bool {
     headers.contains_key("x-temboard-agent-key") || query.iter().any(|(k, _)| k == "key")
 }
 
 /// The temBoard 3.x+ key access: `?key=` or `X-TemBoard-Agent-Key`, compared
 /// in constant time with `[temboard] key`.
-fn check_key(state: &AppState, headers: &HeaderMap, query: &routes::Query) -> Result<(), ApiError> {
+fn check_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &crate::api::Query,
+) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
     let configured = state.ctx.settings().config.temboard.key.clone();
     let given = headers

@@ -20,15 +20,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use hyper::header::HeaderMap;
 use hyper::{Method, StatusCode};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::error::ApiError;
-use super::routes::{self, Call, Contract, Handled, Reply, Route};
-use super::AppState;
-use crate::ipc::messages::{ProbeCall, ProbeReply};
+use super::state::AppState;
+use crate::api::ApiError;
+use crate::api::{Call, Handled, Reply, Route};
 use crate::signing::{self, PublicKey, Signed};
 
 /// The 9.x core routes, in the one route table ([`routes::all`]) like the
@@ -64,7 +63,7 @@ pub fn is_v9(headers: &HeaderMap) -> bool {
 }
 
 /// 9.x error: `{"error": text}` with the code.
-fn error(code: u16, text: impl Into<String>) -> ApiError {
+pub fn error(code: u16, text: impl Into<String>) -> ApiError {
     ApiError::Status(code, text.into())
 }
 
@@ -210,43 +209,6 @@ pub async fn verify(
     Ok(signed)
 }
 
-/// The route of a 9.x request and its captures. The path is
-/// matched on its segments as sent (and signed), then each captured
-/// segment is percent-decoded once (facts 1.2, with 14.8: UTF-8 names
-/// decode once), so an encoded `/` (`%2F`) stays inside its segment
-/// instead of routing as several; a plugin's bare prefix with a `/`
-/// reaches its root route; a known path with another method is a 405.
-pub fn route(
-    method: &Method,
-    raw_path: &str,
-    loaded: impl Fn(&str) -> bool + Copy,
-) -> Result<Option<(&'static Route, Vec<String>)>, ApiError> {
-    let invalid = || error(400, "Invalid path string. Expected UTF-8");
-    percent_encoding::percent_decode_str(raw_path)
-        .decode_utf8()
-        .map_err(|_| invalid())?;
-    let mut path = raw_path;
-    if path.len() > 1 && path.ends_with('/') && path.matches('/').count() == 2 {
-        path = &path[..path.len() - 1];
-    }
-    if let Some((route, raw)) = routes::lookup_in(Contract::V9, method, path, loaded) {
-        let params = raw
-            .iter()
-            .map(|p| {
-                percent_encoding::percent_decode_str(p)
-                    .decode_utf8()
-                    .map(|d| d.into_owned())
-                    .map_err(|_| invalid())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Some((route, params)));
-    }
-    if routes::path_known(Contract::V9, path, loaded) {
-        return Err(error(405, "Method not allowed."));
-    }
-    Ok(None)
-}
-
 /// The JSON body of a 9.x request: parsed only when the media type is
 /// `application/json` (facts 1.3); malformed JSON is a clear 400 where
 /// 9.0.1 answered a bare 500.
@@ -290,7 +252,7 @@ fn route_status(c: Call<'_>) -> Handled<'_> {
 
 /// `GET /notifications` (9.x, signed).
 fn route_notifications(c: Call<'_>) -> Handled<'_> {
-    Box::pin(async move { notification_list(c.state, i64::MAX).await.map(Reply::Json) })
+    Box::pin(async move { c.state.notification_list(i64::MAX).await.map(Reply::Json) })
 }
 
 /// `GET /error/<int>` (unsigned, a 9.x debug aid the UI never calls):
@@ -316,73 +278,8 @@ fn debug_error(seg: &str) -> Result<Reply, ApiError> {
     }
 }
 
-/// The `limit` newest notifications in the 9.x shape (also embedded in the
-/// 9.x `/dashboard`).
-pub async fn notification_list(state: &AppState, limit: i64) -> Result<Value, ApiError> {
-    let list = state
-        .db
-        .read(move |c| crate::store::notifications::list(c, limit))
-        .await?;
-    let out: Vec<Value> = list
-        .into_iter()
-        .map(|n| {
-            let utc = chrono::NaiveDateTime::parse_from_str(&n.date, "%Y-%m-%dT%H:%M:%S")
-                .ok()
-                .and_then(|d| chrono::Local.from_local_datetime(&d).earliest())
-                .map(|d| {
-                    d.with_timezone(&Utc)
-                        .format("%Y-%m-%dT%H:%M:%S")
-                        .to_string()
-                })
-                .unwrap_or(n.date);
-            json!({"date": utc, "username": n.username, "message": n.message})
-        })
-        .collect();
-    Ok(Value::Array(out))
-}
-
-/// The discover document: PostgreSQL facts read now when PostgreSQL
-/// answers, else the last stored ones (9.x answers while it is down); the
-/// document is stored whenever it changed, so its ETag follows it.
-async fn current_discover(state: &AppState) -> Result<(Value, String), ApiError> {
-    let settings = state.ctx.settings();
-    let fresh = state
-        .probe
-        .call(ProbeCall::Discover9, super::IPC_TIMEOUT)
-        .await;
-    let stored = state.db.read(|c| crate::store::signed::discover(c)).await?;
-    let postgres = match fresh {
-        Ok(Ok(ProbeReply::Document { value })) => value,
-        _ => stored
-            .as_ref()
-            .and_then(|(d, _)| serde_json::from_str::<Value>(d).ok())
-            .and_then(|d| d.get("postgres").cloned())
-            .unwrap_or_else(|| json!({})),
-    };
-    let fqdn = match &settings.config.temboard.hostname {
-        Some(h) => h.clone(),
-        None => state.system_fqdn().await,
-    };
-    let (doc, tag) = crate::discover9::document(postgres, &fqdn, &settings.config);
-    if stored.as_ref().map(|(_, t)| t) != Some(&tag) {
-        let (text, t) = (doc.to_string(), tag.clone());
-        state
-            .db
-            .run(move |c| crate::store::signed::set_discover(c, &text, &t))
-            .await?;
-    }
-    Ok((doc, tag))
-}
-
-/// The discover document's ETag (9.x sends it as
-/// `X-TemBoard-Discover-ETag` so the UI refetches `/discover` on a change).
-pub async fn discover_etag(state: &AppState) -> Result<String, ApiError> {
-    let (_, tag) = state.discover.get(|| current_discover(state)).await?;
-    Ok(tag)
-}
-
 async fn discover(state: &AppState, signature_status: &str) -> Result<Reply, ApiError> {
-    let (mut doc, tag) = state.discover.get(|| current_discover(state)).await?;
+    let (mut doc, tag) = state.discover_document().await?;
     if let Value::Object(m) = &mut doc {
         m.insert("signature_status".into(), json!(signature_status));
     }
@@ -391,66 +288,10 @@ async fn discover(state: &AppState, signature_status: &str) -> Result<Reply, Api
 
 /// `GET /status` (9.x): PostgreSQL, agent and system states.
 async fn status(state: &AppState) -> Result<Reply, ApiError> {
-    let (body, tag) = status_document(state).await?;
+    let (body, tag) = state.status_document().await?;
     Ok(Reply::JsonHeaders(
         body,
         vec![("x-temboard-discover-etag", tag)],
-    ))
-}
-
-/// The 9.x status object and the discover ETag (also embedded in the 9.x
-/// `/dashboard`).
-pub async fn status_document(state: &AppState) -> Result<(Value, String), ApiError> {
-    let (doc, tag) = state.discover.get(|| current_discover(state)).await?;
-    let pg = match state
-        .probe
-        .call(ProbeCall::Status9, super::IPC_TIMEOUT)
-        .await
-    {
-        Ok(Ok(ProbeReply::Document { value })) => value,
-        Ok(Err(e)) => return Err(error(500, format!("PostgreSQL: {e}"))),
-        Err(e) => return Err(error(503, format!("probe worker unavailable, retry ({e})"))),
-        Ok(Ok(other)) => {
-            return Err(ApiError::Internal(format!(
-                "unexpected probe reply {other:?}"
-            )))
-        }
-    };
-    let mut postgres = Map::new();
-    postgres.insert("status".into(), json!("running"));
-    postgres.insert("pid".into(), doc["postgres"]["pid"].clone());
-    postgres.insert("start_time".into(), doc["postgres"]["start_time"].clone());
-    if let Value::Object(m) = pg {
-        postgres.extend(m);
-    }
-    let settings = state.ctx.settings();
-    let started = chrono::NaiveDateTime::parse_from_str(
-        &settings.runtime.start_datetime,
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    .ok()
-    .and_then(|d| chrono::Local.from_local_datetime(&d).earliest())
-    .map(|d| d.to_rfc3339());
-    let sys = &doc["system"];
-    Ok((
-        json!({
-            "postgres": postgres,
-            "temboard": {
-                "status": "running",
-                "pid": settings.runtime.supervisor_pid,
-                "start_time": started,
-            },
-            "system": {
-                "status": "running",
-                "start_time": sys["start_time"],
-                "cpu_count": sys["cpu_count"],
-                "cpu_model": sys["cpu_model"],
-                "memory": sys["memory"],
-                "swap": sys["swap"],
-                "hugepage": sys["hugepage"],
-            },
-        }),
-        tag,
     ))
 }
 

@@ -4,20 +4,21 @@
 //! A host: its own jobs are the agent's (`pg_check`: is PostgreSQL reachable,
 //! logged once per change of state; `session_purge`: expired API sessions
 //! removed, and the heartbeat `/health` reads); plugins' jobs
-//! ([`crate::plugins::Job`]) run here too, only while their plugin is
+//! ([`crate::api::Job`]) run here too, only while their plugin is
 //! loaded, each with a [`JobHost`].
 
-use std::sync::Arc;
+pub mod host;
+
+use host::JobHost;
+
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use tracing::{error, info, warn};
 
+use crate::api::Job;
 use crate::ipc::client::SyncClient;
-use crate::ipc::messages::{
-    ProbeCall, ProbeReply, TaskCall, TaskReply, WorkerError, WorkerSettings,
-};
-use crate::plugins::{Job, PluginCall, Worker, REGISTRY};
+use crate::ipc::messages::{ProbeCall, WorkerError};
+use crate::plugins::REGISTRY;
 use crate::store::sessions;
 
 use super::{Event, WorkerCtx};
@@ -27,71 +28,6 @@ enum PgState {
     Unknown,
     Up,
     Down(String),
-}
-
-/// What plugins' jobs may use: the settings, the state database, the probe
-/// worker (the scheduler holds no PostgreSQL password) and the host name.
-pub struct JobHost {
-    ctx: WorkerCtx,
-    probe: SyncClient<ProbeCall, ProbeReply>,
-    task: SyncClient<TaskCall, TaskReply>,
-    db: Connection,
-    hostname: Option<String>,
-}
-
-impl JobHost {
-    /// The settings in force.
-    pub fn settings(&self) -> Arc<WorkerSettings> {
-        self.ctx.settings()
-    }
-
-    /// The worker context, for a thread a job starts (it reads the settings
-    /// in force from it).
-    pub fn ctx(&self) -> WorkerCtx {
-        self.ctx.clone()
-    }
-
-    /// The state database.
-    pub fn db(&mut self) -> &mut Connection {
-        &mut self.db
-    }
-
-    /// Runs a plugin's call on the probe or task worker; the error says why
-    /// in words fit for a log line. Calls for the pg_ctl worker are refused:
-    /// jobs do not run commands.
-    pub fn call<C: PluginCall>(&self, call: C, timeout: Duration) -> Result<C::Reply, String> {
-        let call = serde_json::to_value(call).map_err(|e| e.to_string())?;
-        let plugin = C::PLUGIN.to_string();
-        let value = match C::WORKER {
-            Worker::Pgctl => {
-                return Err(format!("{} jobs may not call the pg_ctl worker", C::PLUGIN))
-            }
-            Worker::Probe => match self.probe.call(ProbeCall::Plugin { plugin, call }, timeout) {
-                Ok(Ok(ProbeReply::Plugin { value })) => value,
-                Ok(Ok(other)) => return Err(format!("unexpected probe reply {other:?}")),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(e) => return Err(format!("probe worker unavailable: {e}")),
-            },
-            Worker::Task => match self.task.call(TaskCall::Plugin { plugin, call }, timeout) {
-                Ok(Ok(TaskReply::Plugin { value })) => value,
-                Ok(Ok(other)) => return Err(format!("unexpected task reply {other:?}")),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Err(e) => return Err(format!("task worker unavailable: {e}")),
-            },
-        };
-        crate::plugins::reply_of::<C>(value).map_err(|e| e.to_string())
-    }
-
-    /// `[temboard] hostname`, or the system FQDN (resolved once).
-    pub fn hostname(&mut self) -> String {
-        match &self.ctx.settings().config.temboard.hostname {
-            Some(h) => h.clone(),
-            None => self
-                .hostname
-                .get_or_insert_with(crate::host::system_fqdn)
-                .clone(),
-        }
-    }
 }
 
 struct Scheduler {
