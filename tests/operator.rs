@@ -126,9 +126,7 @@ fn openapi_describes_exactly_the_routes() {
         assert!(op["responses"]["200"].is_object());
         // A 9.x route that reads a signature says so (the unsigned 9.x
         // core routes, `GET /status` and `GET /error/{code}`, need none).
-        if r.contract == temboard_agent::api::Contract::V9
-            && (r.session || r.signature_optional)
-        {
+        if r.contract == temboard_agent::api::Contract::V9 && (r.session || r.signature_optional) {
             let schemes: Vec<String> = op["security"]
                 .as_array()
                 .unwrap()

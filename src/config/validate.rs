@@ -218,7 +218,7 @@ fn certificate(ctx: &mut Values<'_>, cert: Option<&Path>, key: Option<&Path>) {
     }
     // Both readable: they must also make a server configuration together.
     if let (Some(cert), Some(key), Some(cert_pem), Some(key_pem)) = (cert, key, cert_pem, key_pem) {
-        let m = crate::ipc::messages::TlsMaterial { cert_pem, key_pem };
+        let m = crate::tls::TlsMaterial { cert_pem, key_pem };
         if let Err(e) = crate::tls::acceptor(&m) {
             ctx.fail(
                 "temboard",

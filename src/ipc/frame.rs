@@ -8,8 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::IpcError;
 
-/// Largest frame accepted (16 MiB); checked before allocating.
-pub const MAX_FRAME: u32 = 16 * 1024 * 1024;
+pub use super::MAX_FRAME;
 
 /// Serializes one message into a frame.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, IpcError> {

@@ -131,20 +131,7 @@ pub struct Runtime {
     pub open_files_soft: Option<u64>,
 }
 
-/// PEM texts of the server certificate chain and key.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TlsMaterial {
-    /// Certificate chain.
-    pub cert_pem: String,
-    /// Private key.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for TlsMaterial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TlsMaterial { .. }")
-    }
-}
+pub use crate::tls::TlsMaterial;
 
 /// A request on a worker channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 /// worker of another build is refused instead of misread.
 pub const PROTOCOL: u32 = 1;
 
+/// Largest frame accepted (16 MiB); checked before allocating.
+pub const MAX_FRAME: u32 = 16 * 1024 * 1024;
+
 /// Why an IPC exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IpcError {
@@ -28,7 +31,7 @@ pub enum IpcError {
     #[error("peer closed the connection in the middle of a frame")]
     Truncated,
     /// A frame announced more bytes than we accept.
-    #[error("frame of {0} bytes exceeds the limit of {max} bytes", max = frame::MAX_FRAME)]
+    #[error("frame of {0} bytes exceeds the limit of {max} bytes", max = MAX_FRAME)]
     TooLarge(u32),
     /// The frame is not a valid message.
     #[error("malformed message: {0}")]

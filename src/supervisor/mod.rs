@@ -20,6 +20,7 @@ mod reload;
 pub mod restart;
 pub mod spawn;
 mod startup;
+mod state;
 mod stop;
 
 pub use error::SupervisorError;
@@ -27,10 +28,8 @@ pub use error::SupervisorError;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -39,80 +38,15 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use tracing::{error, info, warn};
 
-use crate::config::{self, Config, LoadRequest};
+use crate::config::{self, Config};
 use crate::ipc::frame::{encode, Decoder};
-use crate::ipc::messages::{Runtime, TlsMaterial, ToSupervisor, ToWorker, WorkerSettings};
+use crate::ipc::messages::{Runtime, ToSupervisor, ToWorker, WorkerSettings};
 use crate::ipc::{Role, PROTOCOL};
 use crate::privileges::{self, Identity};
 use reload::{read_signing_key, read_tls};
 use startup::{apply_logging, prefer_stderr_when_attended, raise_open_files_limit, setup_signals};
-
-/// How long workers get to stop on SIGTERM before SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(4);
-
-/// What the command line asks of the supervisor.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// How to load the configuration (kept to reload it).
-    pub request: LoadRequest,
-    /// `-d`.
-    pub daemon: bool,
-    /// `-p`.
-    pub pidfile: Option<PathBuf>,
-}
-
-struct Worker {
-    role: Role,
-    pid: Option<Pid>,
-    control: Option<UnixStream>,
-    decoder: Decoder,
-    started: Instant,
-    next_start: Option<Instant>,
-    backoff: restart::Backoff,
-    restarts: u64,
-    last_exit: Option<String>,
-    /// Delay chosen at the last unplanned death.
-    last_delay: Option<Duration>,
-    planned_restart: bool,
-    ready: bool,
-}
-
-struct Signals {
-    wake: UnixStream,
-    term: Arc<AtomicBool>,
-    hup: Arc<AtomicBool>,
-    chld: Arc<AtomicBool>,
-}
-
-struct Supervisor {
-    opts: Options,
-    config: Config,
-    generation: u64,
-    runtime: Runtime,
-    identity: Identity,
-    tls: TlsMaterial,
-    /// The UI's public key, as read and checked at start or last reload.
-    signing_key_pem: Option<String>,
-    exe: OwnedFd,
-    tcp: OwnedFd,
-    unix: BTreeMap<Role, OwnedFd>,
-    workers: Vec<Worker>,
-    signals: Signals,
-    stop_deadline: Option<Instant>,
-    servers_stopping: bool,
-    sources: BTreeMap<String, crate::config::Source>,
-    last_reload_error: Option<String>,
-    notifier: notify::Notifier,
-    launcher: daemon::Launcher,
-    pidfile: Option<PathBuf>,
-    _lock: nix::fcntl::Flock<std::fs::File>,
-    /// `<home>/run`, opened once: sockets are removed relative to it.
-    run_fd: OwnedFd,
-}
-
-fn now_local() -> String {
-    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string()
-}
+pub use state::Options;
+use state::{now_local, Supervisor, Worker, STOP_GRACE};
 
 /// Runs the agent until SIGTERM/SIGINT. Returns the process exit status.
 pub fn run(opts: Options) -> i32 {

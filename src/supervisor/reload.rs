@@ -1,7 +1,17 @@
 //! SIGHUP: validate everything (configuration, TLS pair, signing key), then
 //! swap; a reload that fails leaves the agent serving exactly as before.
 
-use super::*;
+use std::time::Instant;
+
+use tracing::{error, info, warn};
+
+use super::error::SupervisorError;
+use super::startup::{apply_logging, prefer_stderr_when_attended};
+use super::state::{now_local, Supervisor};
+use crate::config::{self, Config};
+use crate::ipc::messages::ToWorker;
+use crate::ipc::Role;
+use crate::tls::TlsMaterial;
 
 /// Reads the certificate and key the http worker will get, and checks they
 /// make a server configuration.

@@ -1,7 +1,18 @@
 //! What the supervisor sets up before its loop: logging with the workers'
 //! file-system identity, the signal pipe, the open-files limit.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tracing::{error, warn};
+
+use super::error::SupervisorError;
+use super::logfile;
+use super::state::Signals;
+use crate::config::Config;
+use crate::privileges::{self, Identity};
 
 /// Applies `[logging]` to the supervisor's own sink. A log file is opened
 /// with the workers' file-system identity: it is theirs to append to, and a

@@ -140,3 +140,11 @@ pub fn wait_for_stop(ctx: &WorkerCtx) {
         }
     }
 }
+
+/// The state database of a worker that keeps one open, or the error logged
+/// (the worker then exits 1 and is restarted with backoff).
+pub fn open_store(ctx: &WorkerCtx) -> Option<rusqlite::Connection> {
+    crate::store::open(&ctx.settings().config.temboard.home)
+        .inspect_err(|e| tracing::error!("{e}"))
+        .ok()
+}

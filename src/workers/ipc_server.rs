@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, error, warn};
 
-use super::{wait_for_stop, WorkerCtx};
+use super::ctx::{wait_for_stop, WorkerCtx};
 use crate::ipc::fds::LISTENER_FD;
 use crate::ipc::frame::{read_frame, write_frame};
 use crate::ipc::messages::{Request, Response, WorkerError};

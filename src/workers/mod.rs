@@ -8,7 +8,7 @@
 
 pub mod ctx;
 pub mod http;
-mod ipc_server;
+pub mod ipc_server;
 pub mod no_exec;
 pub mod pgctl;
 pub mod probe;
@@ -29,14 +29,6 @@ use crate::ipc::{Role, PROTOCOL};
 use ctx::control_loop;
 pub use ctx::{wait_for_stop, Event, WorkerCtx};
 pub use ipc_server::{serve_ipc, Streaming};
-
-/// The state database of a worker that keeps one open, or the error logged
-/// (the worker then exits 1 and is restarted with backoff).
-fn open_store(ctx: &WorkerCtx) -> Option<rusqlite::Connection> {
-    crate::store::open(&ctx.settings().config.temboard.home)
-        .inspect_err(|e| error!("{e}"))
-        .ok()
-}
 
 /// Entry point of a worker process; returns its exit status.
 pub fn run(role: Role) -> i32 {

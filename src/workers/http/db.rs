@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use crate::api::ApiError;
+use crate::api::error::ApiError;
 
 /// Shared connection (SQLite serializes writers anyway; WAL lets the other
 /// processes read meanwhile).

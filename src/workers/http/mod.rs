@@ -38,7 +38,7 @@ use tracing::{error, info, warn};
 
 use crate::ipc::fds::LISTENER_FD;
 
-use super::{Event, WorkerCtx};
+use super::ctx::{Event, WorkerCtx};
 
 /// A TLS handshake must finish within this, so a silent client cannot pin a task.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::db::Db;
-use crate::api::ApiError;
+use crate::api::error::ApiError;
 
 /// Ids kept in memory at most (about 100 bytes each).
 pub const MAX_IN_MEMORY: usize = 200_000;

@@ -19,12 +19,12 @@ use crate::ipc::client::SyncClient;
 use crate::ipc::messages::{PgCtlCall, PgCtlReply};
 use crate::plugins::{loaded_work, Works, REGISTRY};
 
-use super::WorkerCtx;
+use super::ctx::WorkerCtx;
 
 /// Runs the pg_ctl worker until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
     let settings = ctx.settings();
-    let Some(db) = super::open_store(&ctx) else {
+    let Some(db) = super::ctx::open_store(&ctx) else {
         return 1;
     };
     let host = PgCtlHost {
@@ -37,7 +37,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         .filter_map(|p| p.pgctl.map(|build| (p.name, build(&host))))
         .collect();
     info!("pg_ctl worker serving");
-    super::serve_ipc(&ctx, move |call: PgCtlCall, _| match call {
+    super::ipc_server::serve_ipc(&ctx, move |call: PgCtlCall, _| match call {
         PgCtlCall::Ping => Ok(PgCtlReply::Pong),
         PgCtlCall::Plugin { plugin, call } => {
             let work = loaded_work(&works, &host.settings().config, &plugin, "pg_ctl")?;

@@ -21,7 +21,8 @@ use crate::api::Work;
 use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError};
 use crate::plugins::REGISTRY;
 
-use super::{Streaming, WorkerCtx};
+use super::ctx::WorkerCtx;
+use super::ipc_server::Streaming;
 
 struct Probe {
     host: ProbeHost,
@@ -98,7 +99,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
         works,
     });
     info!("probe worker serving");
-    super::serve_ipc(
+    super::ipc_server::serve_ipc(
         &ctx,
         move |call: ProbeCall, streaming: &mut Streaming<'_>| probe.handle(call, streaming),
     )

@@ -21,7 +21,7 @@ use crate::ipc::messages::{ProbeCall, WorkerError};
 use crate::plugins::REGISTRY;
 use crate::store::sessions;
 
-use super::{Event, WorkerCtx};
+use super::ctx::{Event, WorkerCtx};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum PgState {
@@ -118,7 +118,7 @@ impl Scheduler {
 /// Runs the scheduler until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
     let settings = ctx.settings();
-    let Some(db) = super::open_store(&ctx) else {
+    let Some(db) = super::ctx::open_store(&ctx) else {
         return 1;
     };
     let mut s = Scheduler {

@@ -23,11 +23,11 @@ use tracing::info;
 use crate::ipc::messages::{TaskCall, TaskReply};
 use crate::plugins::{loaded_work, Works, REGISTRY};
 
-use super::WorkerCtx;
+use super::ctx::WorkerCtx;
 
 /// Runs the task worker until stopped.
 pub fn run(ctx: WorkerCtx) -> i32 {
-    let Some(db) = super::open_store(&ctx) else {
+    let Some(db) = super::ctx::open_store(&ctx) else {
         return 1;
     };
     let host = TaskHost {
@@ -44,7 +44,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
     let works = Arc::new(works);
     let serving = works.clone();
     let stop_host = host.clone();
-    let status = super::serve_ipc(&ctx, move |call: TaskCall, _| match call {
+    let status = super::ipc_server::serve_ipc(&ctx, move |call: TaskCall, _| match call {
         TaskCall::Ping => Ok(TaskReply::Pong),
         TaskCall::Plugin { plugin, call } => {
             let work = loaded_work(&serving, &host.settings().config, &plugin, "task")?;
