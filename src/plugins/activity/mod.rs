@@ -4,17 +4,18 @@
 //! sessions and locks listings. Queries and /proc sampling run in the probe
 //! worker.
 
+mod calls;
 pub mod probe;
 pub mod procstat;
 mod routes;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::api::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, Work};
 use crate::ipc::messages::WorkerError;
 use crate::api::Route;
 use crate::api::ProbeHost;
+pub use calls::{ActivityCall, ActivityReply};
 use probe::{Listing, Shape};
 
 /// The plugin.
@@ -84,58 +85,6 @@ const ROUTES: &[Route] = &[
         routes::kill,
     ),
 ];
-
-/// Calls of the activity plugin to the probe worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ActivityCall {
-    /// Rows of a listing, in the API's shape.
-    List {
-        /// Which listing.
-        which: Listing,
-        /// Whose row shape (2.x when absent).
-        #[serde(default)]
-        shape: Shape,
-        /// At most this many rows (9.x `?limit=`; none for 2.x).
-        #[serde(default)]
-        limit: Option<i64>,
-    },
-    /// `pg_terminate_backend` of each pid.
-    Terminate {
-        /// Backend pids.
-        pids: Vec<i32>,
-    },
-}
-
-/// Replies of [`ActivityCall`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ActivityReply {
-    /// The rows of a listing.
-    Rows {
-        /// Rows.
-        rows: Vec<Value>,
-    },
-    /// A 9.x listing: its `columns` (they depend on the server version for
-    /// locks) and rows.
-    Table {
-        /// Column names.
-        columns: Vec<String>,
-        /// Rows.
-        rows: Vec<Value>,
-    },
-    /// (pid, terminated) in request order.
-    Terminated {
-        /// Results.
-        backends: Vec<(i32, bool)>,
-    },
-}
-
-impl PluginCall for ActivityCall {
-    const PLUGIN: &'static str = "activity";
-    const WORKER: Worker = Worker::Probe;
-    type Reply = ActivityReply;
-}
 
 /// The probe worker's side: keeps the last /proc sample of each backend, so
 /// rates usually need no pause.

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::probe::{Listing, Shape};
-use super::{ActivityCall, ActivityReply};
+use super::calls::{ActivityCall, ActivityReply};
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply};
 use crate::api::AppState;

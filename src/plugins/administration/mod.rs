@@ -3,19 +3,20 @@
 //! command, and the operations that record each action. The command runs in
 //! the pg_ctl worker, the only process allowed to run programs.
 
+mod calls;
 pub mod config;
 mod pgctl;
 mod routes;
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, Work};
 use crate::ipc::messages::WorkerError;
 use crate::api::Route;
 use crate::api::ProbeHost;
+pub use calls::{Action, ControlCall, ControlDone, PgVersion, VersionCall};
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -78,94 +79,6 @@ const ROUTES: &[Route] = &[
         routes::operation,
     ),
 ];
-
-/// A control action (2.x `T_CONTROL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Start PostgreSQL.
-    Start,
-    /// Stop it.
-    Stop,
-    /// Restart it.
-    Restart,
-    /// Reload its configuration.
-    Reload,
-}
-
-impl Action {
-    /// Parses the API's action name.
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "start" => Some(Action::Start),
-            "stop" => Some(Action::Stop),
-            "restart" => Some(Action::Restart),
-            "reload" => Some(Action::Reload),
-            _ => None,
-        }
-    }
-
-    /// The API's name (and the command template's `{action}`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Restart => "restart",
-            Action::Reload => "reload",
-        }
-    }
-}
-
-/// Calls of the administration plugin to the pg_ctl worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum ControlCall {
-    /// Run the control command for an action.
-    Control {
-        /// The action.
-        action: Action,
-        /// API user asking.
-        username: String,
-    },
-}
-
-/// Result of a control action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ControlDone {
-    /// Operation id.
-    pub operation: String,
-    /// `ok`, or `ko` when PostgreSQL did not reach the expected state in time.
-    pub state: String,
-}
-
-impl PluginCall for ControlCall {
-    const PLUGIN: &'static str = "administration";
-    const WORKER: Worker = Worker::Pgctl;
-    type Reply = ControlDone;
-}
-
-/// Calls of the administration plugin to the probe worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum VersionCall {
-    /// `version()` and `server_version`.
-    PgVersion,
-}
-
-/// Answer to [`VersionCall::PgVersion`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PgVersion {
-    /// `version()`.
-    pub full: String,
-    /// `server_version`.
-    pub server_version: String,
-}
-
-impl PluginCall for VersionCall {
-    const PLUGIN: &'static str = "administration";
-    const WORKER: Worker = Worker::Probe;
-    type Reply = PgVersion;
-}
 
 struct VersionWork;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use super::{Action, ControlCall, ControlDone};
+use super::calls::{Action, ControlCall, ControlDone};
 use crate::ipc::messages::WorkerError;
 use crate::api::Work;
 use crate::store::{operations, sessions};

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::pgctl::CALL_TIMEOUT;
-use super::{Action, ControlCall, VersionCall};
+use super::calls::{Action, ControlCall, VersionCall};
 use crate::store::operations;
 use crate::api::string_param;
 use crate::api::ApiError;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::{host, store, DashboardCall};
+use super::calls::DashboardCall;
+use super::{host, store};
 use crate::config::Config;
 use crate::api::Job;
 use crate::api::JobHost;
@@ -39,7 +40,7 @@ impl Job for Collect {
         let mut set = host::host_set(&hostname, cpu);
         let result = match jobs.call(DashboardCall::Collect, Duration::from_secs(15)) {
             Ok(mut pg) => {
-                let v9 = super::split_v9(&mut pg, &std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
+                let v9 = super::shape::split_v9(&mut pg, &std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
                 set.extend(pg);
                 let value = serde_json::Value::Object(set);
                 store::push(

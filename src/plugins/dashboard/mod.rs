@@ -4,20 +4,23 @@
 //! One collection feeds both contracts: the 9.x sample is built from the
 //! stored 2.x set and a few figures stored beside it.
 
+mod calls;
 pub mod config;
 pub mod host;
 mod job;
 pub mod probe;
+mod shape;
 mod routes;
 pub mod store;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, Work};
 use crate::ipc::messages::WorkerError;
 use crate::api::Route;
 use crate::api::ProbeHost;
+pub use calls::DashboardCall;
+pub use shape::{sample_v9, split_v9};
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -80,67 +83,6 @@ const ROUTES: &[Route] = &[
         routes::history9,
     ),
 ];
-
-/// Takes the 9.x-only figures out of a PostgreSQL part (so 2.x answers and
-/// the stored 2.x set stay as they were) and adds the memory in bytes:
-/// `{"total_size_bytes", "memory": {"free_bytes", "active_bytes",
-/// "cached_bytes"}}`.
-pub fn split_v9(pg: &mut serde_json::Map<String, Value>, meminfo: &str) -> Value {
-    let size = pg.remove(probe::TOTAL_SIZE_BYTES).unwrap_or(Value::Null);
-    serde_json::json!({
-        "total_size_bytes": size,
-        "memory": host::parse_memory_bytes(meminfo),
-    })
-}
-
-/// The 9.x sample (facts 5) from a stored 2.x set and its 9.x figures: the
-/// same collection feeds both contracts. `timestamp` is the collection's
-/// (the 2.x `buffers.time`).
-pub fn sample_v9(set: &Value, v9: &Value) -> Value {
-    let d = &set["databases"];
-    let m = &set["memory"];
-    let b = &v9["memory"];
-    serde_json::json!({
-        "buffers": {"nb": set["buffers"]["nb"]},
-        "hitratio": set["hitratio"],
-        "active_backends": {"nb": set["active_backends"]["nb"]},
-        "databases": {
-            "databases": d["databases"],
-            "total_size": d["total_size"],
-            "nb": d["databases"],
-            "total_size_bytes": v9["total_size_bytes"],
-            "total_commit": d["total_commit"],
-            "total_rollback": d["total_rollback"],
-        },
-        "cpu": set["cpu"],
-        "loadaverage": set["loadaverage"],
-        "memory": {
-            "total": m["total"],
-            "free": m["free"],
-            "active": m["active"],
-            "cached": m["cached"],
-            "free_bytes": b["free_bytes"],
-            "active_bytes": b["active_bytes"],
-            "cached_bytes": b["cached_bytes"],
-        },
-        "timestamp": set["buffers"]["time"],
-    })
-}
-
-/// Calls of the dashboard plugin to the probe worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum DashboardCall {
-    /// The PostgreSQL part of the set (one statement).
-    Collect,
-}
-
-impl PluginCall for DashboardCall {
-    const PLUGIN: &'static str = "dashboard";
-    const WORKER: Worker = Worker::Probe;
-    /// The PostgreSQL fields, an object.
-    type Reply = serde_json::Map<String, Value>;
-}
 
 struct DashboardWork;
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{host as dashboard, store as history, DashboardCall};
+use super::calls::DashboardCall;
+use super::{host as dashboard, store as history};
 use crate::store::notifications;
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply};
@@ -145,7 +146,7 @@ pub fn last9(c: Call<'_>) -> Handled<'_> {
         let state = c.state;
         let last = state.db.read(|c| history::history_v9(c, true)).await?;
         let mut sample = match last.first() {
-            Some((set, v9)) => super::sample_v9(set, v9),
+            Some((set, v9)) => super::shape::sample_v9(set, v9),
             None => json!({}),
         };
         let notes = state.notification_list(NOTIFICATIONS).await?;
@@ -163,7 +164,7 @@ pub fn history9(c: Call<'_>) -> Handled<'_> {
     Box::pin(async move {
         let rows = c.state.db.read(|c| history::history_v9(c, false)).await?;
         Ok(Reply::Json(Value::Array(
-            rows.iter().map(|(set, v9)| super::sample_v9(set, v9)).collect(),
+            rows.iter().map(|(set, v9)| super::shape::sample_v9(set, v9)).collect(),
         )))
     })
 }

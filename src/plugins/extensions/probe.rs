@@ -1,7 +1,7 @@
 //! The probe worker's side: the databases, then each one's `pg_extension`
 //! on a connection of its own (the catalog is per database).
 
-use super::{Database, Extension};
+use super::calls::{Database, Extension};
 use crate::ipc::messages::WorkerError;
 use crate::api::ProbeHost;
 

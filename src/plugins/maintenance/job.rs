@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use super::{store, RunnerCall};
+use super::calls::RunnerCall;
+use super::store;
 use crate::config::Config;
 use crate::api::Job;
 use crate::api::JobHost;
@@ -32,7 +33,7 @@ impl Job for Dispatch {
     }
 
     fn run(&mut self, host: &mut JobHost) {
-        let cap = super::settings(&host.settings().config).max_tasks as usize;
+        let cap = super::config::settings(&host.settings().config).max_tasks as usize;
         let now = store::now() as i64;
         let due = match store::claim_due(host.db(), now, cap) {
             Ok(d) => d,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::store::{self, Filter, Task};
-use super::{SizesCall, RunnerCall, INSTANCE_WAIT};
+use super::calls::{RunnerCall, SizesCall, INSTANCE_WAIT};
 use crate::store::notifications;
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply, Route};

@@ -148,7 +148,7 @@ fn read<T>(
     dbname: &str,
     f: impl Fn(&mut postgres::Transaction<'_>, &str) -> Result<T, postgres::Error>,
 ) -> Result<T, WorkerError> {
-    let s = super::settings(&host.settings().config);
+    let s = super::config::settings(&host.settings().config);
     let exists = host.with(|c| {
         c.client
             .query_opt(

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use super::store::{self, Task};
-use super::RunnerCall;
+use super::calls::RunnerCall;
 use crate::ipc::messages::WorkerError;
 use crate::store::{notifications, operations};
 use crate::api::TaskHost;
@@ -329,7 +329,7 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
         return;
     };
     info!("maintenance task {id}: {sql}");
-    let settings = super::settings(&host.settings().config);
+    let settings = super::config::settings(&host.settings().config);
     let outcome = execute(host, &task, &sql, settings.task_lock_timeout * 1000, slot);
     slot.ended.store(true, Ordering::SeqCst);
     let (status, error, output) = match outcome {

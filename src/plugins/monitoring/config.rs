@@ -172,7 +172,7 @@ pub fn validate(c: &mut Values<'_>) -> Value {
     crate::api::section_value(&Settings {
         dbnames: c.list_or_all("monitoring", "dbnames", None),
         collector_url,
-        probes: c.list_or_all("monitoring", "probes", Some(super::PROBES)),
+        probes: c.list_or_all("monitoring", "probes", Some(super::probes::PROBES)),
         scheduler_interval: c.int("monitoring", "scheduler_interval", 1, 86_400),
         ssl_ca_cert_file: c.existing_file("monitoring", "ssl_ca_cert_file", false),
         queue_max_messages: c.int("monitoring", "queue_max_messages", 1, 10_000_000),
@@ -193,7 +193,7 @@ fn probe_intervals(c: &mut Values<'_>) -> Vec<(String, u64)> {
         let parsed = item.split_once(':').and_then(|(p, s)| {
             let p = p.trim();
             let s = s.trim().parse::<u64>().ok().filter(|s| (1..=86_400).contains(s))?;
-            super::PROBES.contains(&p).then(|| (p.to_string(), s))
+            super::probes::PROBES.contains(&p).then(|| (p.to_string(), s))
         });
         match parsed {
             Some(pair) => out.push(pair),
@@ -202,7 +202,7 @@ fn probe_intervals(c: &mut Values<'_>) -> Vec<(String, u64)> {
                 "probe_intervals",
                 format!(
                     "invalid item '{item}': expected probe:seconds (1 to 86400) with a probe among {}",
-                    super::PROBES.join(", ")
+                    super::probes::PROBES.join(", ")
                 ),
             ),
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::agent_datetime;
+use super::probes::agent_datetime;
 
 /// A mounted filesystem worth reporting.
 #[derive(Debug, Clone, PartialEq, Eq)]

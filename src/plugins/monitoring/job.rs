@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use super::{deltas, payload, store, MonitoringCall, HOST_PROBES, PER_DATABASE, V9_ONLY};
+use super::{deltas, payload, store};
+use super::calls::MonitoringCall;
+use super::probes::{HOST_PROBES, PER_DATABASE, V9_ONLY};
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 use crate::config::Config;
 use crate::api::Job;
@@ -83,7 +85,7 @@ impl Collect {
             .name("per-database".into())
             .spawn(move || {
                 let settings = ctx.settings();
-                let limits = super::Limits::of(&settings.config);
+                let limits = super::calls::Limits::of(&settings.config);
                 let run_start = chrono::Utc::now()
                     .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
                     .to_string();
@@ -178,7 +180,7 @@ impl Job for Collect {
         let call = MonitoringCall::Run {
             probes: sql,
             dbnames: dbnames.clone(),
-            limits: Some(super::Limits::of(config)),
+            limits: Some(super::calls::Limits::of(config)),
         };
         let mut sql_rows = match jobs.call(call, Duration::from_secs(120)) {
             Ok(Value::Object(m)) => {

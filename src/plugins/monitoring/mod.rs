@@ -4,6 +4,7 @@
 //! thread; routes to run one probe now, read the configuration and pull the
 //! history. SQL probes run in the probe worker; host probes read /proc.
 
+mod calls;
 pub mod config;
 pub mod deltas;
 mod health;
@@ -13,18 +14,20 @@ mod metrics;
 mod metrics9;
 pub mod payload;
 pub mod probe;
+pub mod probes;
 mod routes;
 mod routes9;
 pub mod sender;
 pub mod store;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::{Plugin, PluginCall, Work, Worker};
+use crate::api::{Plugin, Work};
 use crate::ipc::messages::WorkerError;
 use crate::api::Route;
 use crate::api::ProbeHost;
+pub use calls::{Limits, MonitoringCall};
+pub use probes::{agent_datetime, is_sql_probe, HOST_PROBES, PER_DATABASE, PROBES, V2_ONLY, V9_ONLY};
 
 /// The plugin.
 pub static PLUGIN: Plugin = Plugin {
@@ -40,86 +43,6 @@ pub static PLUGIN: Plugin = Plugin {
     health: Some(health::component),
     ..Plugin::NOTHING
 };
-
-/// Every probe, as named by the 2.x agent (the one list: configuration
-/// validation, collection and routes use it).
-pub const PROBES: &[&str] = &[
-    "sessions",
-    "xacts",
-    "locks",
-    "blocks",
-    "bgwriter",
-    "db_size",
-    "tblspc_size",
-    "filesystems_size",
-    "cpu",
-    "process",
-    "memory",
-    "loadavg",
-    "wal_files",
-    "replication",
-    "replication_lag",
-    "temp_files_size_delta",
-    "replication_connection",
-    "heap_bloat",
-    "btree_bloat",
-];
-
-/// Probes run once per database, each on a connection of its own (the
-/// others run once, on the agent's connection, and cover every database
-/// through the catalogs). They run apart from the collection, so a slow
-/// estimate on a big database delays nothing else.
-pub const PER_DATABASE: &[&str] = &["heap_bloat", "btree_bloat"];
-
-/// Probes of the 2.x payload only (9.x dropped the broken `replication`).
-pub const V2_ONLY: &[&str] = &["replication"];
-
-/// Probes of the 9.x document only: the 2.x payload pushed to a 2.x
-/// collector keeps exactly its probes.
-pub const V9_ONLY: &[&str] = &[
-    "replication_lag",
-    "temp_files_size_delta",
-    "replication_connection",
-    "heap_bloat",
-    "btree_bloat",
-];
-
-/// Probes computed from the host rather than PostgreSQL.
-pub const HOST_PROBES: [&str; 5] = ["filesystems_size", "cpu", "process", "memory", "loadavg"];
-
-/// Whether a probe runs in PostgreSQL (every probe not read from the host):
-/// derived from the two lists, so a new probe cannot be left out of either.
-pub fn is_sql_probe(name: &str) -> bool {
-    PROBES.contains(&name) && !HOST_PROBES.contains(&name)
-}
-
-/// Bounds on every probe query (`SET LOCAL statement_timeout` and
-/// `lock_timeout`), milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limits {
-    /// `statement_timeout`.
-    pub statement_ms: u64,
-    /// `lock_timeout`.
-    pub lock_ms: u64,
-}
-
-impl Limits {
-    /// The limits of the configuration in force.
-    pub fn of(config: &crate::config::Config) -> Limits {
-        let m = config::settings(config);
-        Limits {
-            statement_ms: m.statement_timeout * 1000,
-            lock_ms: m.lock_timeout * 1000,
-        }
-    }
-}
-
-/// Agent time as 2.x writes it in host probes: `YYYY-MM-DD HH:MM:SS +0000` (UTC).
-pub fn agent_datetime() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%d %H:%M:%S +0000")
-        .to_string()
-}
 
 const fn probe_route(path: &'static str, id: &'static str) -> Route {
     Route::keyed("monitoring", path, id, routes::probe)
@@ -178,45 +101,6 @@ const ROUTES: &[Route] = &[
         routes9::metrics,
     ),
 ];
-
-/// Calls of the monitoring plugin to the probe worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum MonitoringCall {
-    /// Run SQL probes (raw counters): `{probe: [rows]}`; host probes,
-    /// per-database probes and unknown names are ignored.
-    Run {
-        /// Probe names.
-        probes: Vec<String>,
-        /// Databases to report (`None` = all).
-        dbnames: Option<Vec<String>>,
-        /// Bounds on each query (none: the 2.x probe routes' behaviour).
-        #[serde(default)]
-        limits: Option<Limits>,
-    },
-    /// Run per-database probes (bloat estimates) in each database, one
-    /// connection at a time: `{probe: [{"dbname", ...}]}`; a database that
-    /// fails (a lock timeout, say) is left out and logged.
-    PerDatabase {
-        /// Probe names (of [`PER_DATABASE`]).
-        probes: Vec<String>,
-        /// Databases (`None` = every one that accepts connections).
-        dbnames: Option<Vec<String>>,
-        /// Bounds on each query.
-        limits: Limits,
-    },
-    /// The instance description of the payload.
-    Instance {
-        /// Databases to describe (`None` = all).
-        dbnames: Option<Vec<String>>,
-    },
-}
-
-impl PluginCall for MonitoringCall {
-    const PLUGIN: &'static str = "monitoring";
-    const WORKER: Worker = Worker::Probe;
-    type Reply = Value;
-}
 
 /// Failed runs in a row of each SQL probe: a failure is logged when it
 /// starts and when it ends (with the count), not at every collection.

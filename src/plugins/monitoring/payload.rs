@@ -10,7 +10,7 @@ use crate::config::Config;
 pub fn probe_list(config: &Config) -> Vec<String> {
     match super::config::settings(config).probes {
         Some(list) => list,
-        None => super::PROBES
+        None => super::probes::PROBES
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -49,7 +49,7 @@ pub fn build(
         m.insert("database".into(), json!(pg.dbname));
     }
     json!({
-        "datetime": super::agent_datetime(),
+        "datetime": super::probes::agent_datetime(),
         "version": env!("CARGO_PKG_VERSION"),
         "hostinfo": super::host::hostinfo(hostname),
         "instances": [instance],
@@ -106,7 +106,7 @@ pub fn build9(
         inst.insert("sysuser".into(), instance["sysuser"].clone());
     }
     let mut out = Map::new();
-    for probe in super::PROBES.iter().filter(|p| !super::V2_ONLY.contains(p)) {
+    for probe in super::probes::PROBES.iter().filter(|p| !super::probes::V2_ONLY.contains(p)) {
         let Some(Value::Array(rows)) = data.get(*probe) else {
             continue;
         };
@@ -117,7 +117,7 @@ pub fn build9(
                 if let Value::Object(m) = &mut r {
                     m.remove("port");
                     // Per-database probes keep the date of their own run.
-                    if !super::PER_DATABASE.contains(probe) {
+                    if !super::probes::PER_DATABASE.contains(probe) {
                         m.insert("datetime".into(), json!(run_start));
                     }
                 }

@@ -51,7 +51,7 @@ const LOCK_MODES: [(&str, &str); 8] = [
 /// Whether the probe has SQL for a current PostgreSQL (test support).
 #[cfg(test)]
 pub fn has_sql(probe: &str) -> bool {
-    sql(probe, 150_000).is_some() || super::PER_DATABASE.contains(&probe)
+    sql(probe, 150_000).is_some() || super::probes::PER_DATABASE.contains(&probe)
 }
 
 
@@ -206,7 +206,7 @@ fn sql(probe: &str, version: i32) -> Option<String> {
 pub fn bounded_query(
     conn: &mut Conn,
     sql: &str,
-    limits: Option<super::Limits>,
+    limits: Option<super::calls::Limits>,
 ) -> Result<Vec<Row>, postgres::Error> {
     match limits {
         None => conn.client.query(sql, &[]),
@@ -222,7 +222,7 @@ pub fn run(
     probe: &str,
     port: u16,
     dbnames: Option<&[String]>,
-    limits: Option<super::Limits>,
+    limits: Option<super::calls::Limits>,
 ) -> Result<Vec<Value>, postgres::Error> {
     let Some(q) = sql(probe, conn.version_num) else {
         return Ok(vec![]);
@@ -249,7 +249,7 @@ pub fn run(
 pub fn per_database(
     conn: &mut Conn,
     probe: &str,
-    limits: super::Limits,
+    limits: super::calls::Limits,
 ) -> Result<Option<Option<f64>>, postgres::Error> {
     // The per-relation estimates are `crate::pgbloat`'s (the maintenance
     // pages show the same ones per table and index); the ratio is over

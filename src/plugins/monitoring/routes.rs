@@ -6,7 +6,9 @@ use std::sync::{LazyLock, Mutex};
 
 use serde_json::{json, Value};
 
-use super::{deltas, payload, MonitoringCall, HOST_PROBES};
+use super::{deltas, payload};
+use super::calls::MonitoringCall;
+use super::probes::HOST_PROBES;
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply};
 use crate::api::AppState;
@@ -33,7 +35,7 @@ async fn run_probe(state: &AppState, name: &'static str) -> Result<Value, ApiErr
         let call = MonitoringCall::Run {
             probes: vec![name.to_string()],
             dbnames: super::config::settings(&config).dbnames,
-            limits: Some(super::Limits::of(&config)),
+            limits: Some(super::calls::Limits::of(&config)),
         };
         match state.call(call).await? {
             Value::Object(mut m) => match m.remove(name) {

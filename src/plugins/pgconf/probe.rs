@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::{files, hba, settings as conv, PgconfCall};
+use super::alter::{alter_sql, Change};
+use super::calls::PgconfCall;
+use super::{files, hba, settings as conv};
 use crate::ipc::messages::WorkerError;
 use crate::pg::Conn;
 use crate::api::ProbeHost;
@@ -194,16 +196,6 @@ fn status(list: Vec<Setting>) -> Value {
     })
 }
 
-/// What one item of an update asks, after validation.
-pub(super) enum Change {
-    /// `ALTER SYSTEM SET name TO value`.
-    Set(String),
-    /// `ALTER SYSTEM RESET name`.
-    Reset,
-    /// `ALTER SYSTEM SET name TO DEFAULT` (9.x `DELETE /pgconf/settings/<name>`).
-    Default,
-}
-
 fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError> {
     let invalid = || WorkerError::Invalid(format!("{name}: Invalid setting."));
     if value.contains('\0') {
@@ -331,33 +323,6 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
         .map_err(pg)?;
     notes.push("PostgreSQL reload".to_string());
     Ok(partial(applied, notes, None))
-}
-
-/// The `ALTER SYSTEM` statement of one change, the name and value quoted by
-/// the server (`format('%I', '%L')`); list settings element by element.
-pub(super) fn alter_sql(conn: &mut Conn, name: &str, change: &Change) -> Result<String, postgres::Error> {
-    Ok(match change {
-        Change::Set(v) => match conv::list_elements(name, v) {
-            // Element by element, each quoted by the server.
-            Some(elements) if !elements.is_empty() => conn.client.query_one(
-                "SELECT format('ALTER SYSTEM SET %I TO ', $1::text) \
-                 || string_agg(quote_literal(e), ', ' ORDER BY i) \
-                 FROM unnest($2::text[]) WITH ORDINALITY AS t(e, i)",
-                &[&name, &elements],
-            ),
-            _ => conn.client.query_one(
-                "SELECT format('ALTER SYSTEM SET %I TO %L', $1::text, $2::text)",
-                &[&name, v],
-            ),
-        },
-        Change::Default => conn
-            .client
-            .query_one("SELECT format('ALTER SYSTEM SET %I TO DEFAULT', $1::text)", &[&name]),
-        Change::Reset => conn
-            .client
-            .query_one("SELECT format('ALTER SYSTEM RESET %I', $1::text)", &[&name]),
-    }?
-    .get(0))
 }
 
 /// An update's outcome: what was applied (and its notifications) even when a

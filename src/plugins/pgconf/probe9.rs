@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::probe::{alter_sql, Change};
+use super::alter::{alter_sql, Change};
 use super::settings as conv;
 use crate::ipc::messages::WorkerError;
 use crate::pg::Conn;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::PgconfCall;
+use super::calls::PgconfCall;
 use crate::ipc::messages::WorkerError;
 use crate::api::string_param;
 use crate::api::ApiError;

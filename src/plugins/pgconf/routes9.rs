@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use super::probe9::{Applied, Pgconf9Call};
-use super::PgconfCall;
+use super::calls::PgconfCall;
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply};
 
