@@ -42,14 +42,81 @@ pub enum SupervisorError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The run directory, lock or a listener cannot be set up (the message
-    /// names the path and the fix).
-    #[error("{0}")]
-    Setup(String),
+    /// The run directory, lock, a listener, the pid file or the detach
+    /// cannot be set up (the message names the path and the fix).
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
-impl From<String> for SupervisorError {
-    fn from(message: String) -> Self {
-        SupervisorError::Setup(message)
-    }
+/// Why the run directory, the lock, a listener, the pid file or the detach
+/// from the terminal cannot be set up: each says what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A system call on a path or address failed.
+    #[error("cannot {action} {target}: {source}")]
+    Sys {
+        /// What was attempted (`bind`, `create`, `chmod`...).
+        action: &'static str,
+        /// The path or address.
+        target: String,
+        /// Cause.
+        source: nix::Error,
+    },
+    /// A file operation on a path failed.
+    #[error("cannot {action} {target}: {source}")]
+    Io {
+        /// What was attempted (`read pid file`, `write pid file`...).
+        action: &'static str,
+        /// The path.
+        target: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// `<home>/run` is a link the worker user could have planted.
+    #[error(
+        "{0} is a symbolic link: refusing to use it (remove it; the agent creates the directory)"
+    )]
+    RunDirLink(String),
+    /// `<home>/run` is something else than a directory.
+    #[error("{0} is not a directory: refusing to use it")]
+    RunDirNotDirectory(String),
+    /// `<home>/run` belongs to someone else than the agent user.
+    #[error("{path} is owned by uid {owner}, not by the agent user '{user}' (uid {expected}): refusing to use it")]
+    RunDirOwner {
+        /// The directory.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The agent user.
+        user: String,
+        /// The agent user's uid.
+        expected: u32,
+    },
+    /// Another supervisor holds the lock of this home.
+    #[error("another temboard-agent already runs with home {home} ({source})")]
+    Locked {
+        /// The home.
+        home: String,
+        /// Cause.
+        source: nix::Error,
+    },
+    /// The pid file names a live process.
+    #[error("pid file {path} names process {pid}, which is running: is another agent using it?")]
+    PidFileInUse {
+        /// The pid file.
+        path: String,
+        /// The process it names.
+        pid: i32,
+    },
+    /// A step of detaching from the terminal failed.
+    #[error("{step}: {source}")]
+    Detach {
+        /// `pipe`, `fork`, `setsid`, `chdir /`, `/dev/null`, `dup2`.
+        step: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The worker user's identity cannot be taken for the file work.
+    #[error("{0}")]
+    Identity(String),
 }

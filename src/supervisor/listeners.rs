@@ -15,6 +15,7 @@ use nix::sys::socket::{
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use super::error::SetupError;
 use crate::privileges::{ActingAs, Identity};
 
 /// Lowest fd number for the supervisor's long-lived descriptors, so that
@@ -33,9 +34,13 @@ pub fn move_high(fd: OwnedFd) -> std::io::Result<OwnedFd> {
 }
 
 /// Binds the API's TCP listener with a deep backlog.
-pub fn bind_tcp(address: IpAddr, port: u16) -> Result<OwnedFd, String> {
+pub fn bind_tcp(address: IpAddr, port: u16) -> Result<OwnedFd, SetupError> {
     let shown = SocketAddr::new(address, port);
-    let fail = |what: &str, e: nix::Error| format!("cannot {what} {shown}: {e}");
+    let fail = |action: &'static str, source: nix::Error| SetupError::Sys {
+        action,
+        target: shown.to_string(),
+        source,
+    };
     let family = if address.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -51,7 +56,11 @@ pub fn bind_tcp(address: IpAddr, port: u16) -> Result<OwnedFd, String> {
     .map_err(|e| fail("bind", e))?;
     listen(&fd, Backlog::new(1024).unwrap_or(Backlog::MAXCONN))
         .map_err(|e| fail("listen on", e))?;
-    move_high(fd).map_err(|e| format!("cannot move listener fd: {e}"))
+    move_high(fd).map_err(|source| SetupError::Io {
+        action: "move the descriptor of",
+        target: format!("the listener on {shown}"),
+        source,
+    })
 }
 
 /// Creates `<home>/run/` (0700, owned by the worker user) and returns it open.
@@ -62,12 +71,17 @@ pub fn bind_tcp(address: IpAddr, port: u16) -> Result<OwnedFd, String> {
 /// checked through the opened descriptor, and later steps (lock, sockets)
 /// work relative to that descriptor: the supervisor never acts on a path the
 /// worker user could redirect.
-pub fn prepare_run_dir(run_dir: &Path, identity: &Identity) -> Result<OwnedFd, String> {
-    let shown = run_dir.display();
-    let _as = ActingAs::worker(identity)?;
+pub fn prepare_run_dir(run_dir: &Path, identity: &Identity) -> Result<OwnedFd, SetupError> {
+    let shown = run_dir.display().to_string();
+    let sys = |action: &'static str, source: nix::Error| SetupError::Sys {
+        action,
+        target: shown.clone(),
+        source,
+    };
+    let _as = ActingAs::worker(identity).map_err(SetupError::Identity)?;
     match nix::unistd::mkdir(run_dir, Mode::from_bits_truncate(0o700)) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => return Err(format!("cannot create {shown}: {e}")),
+        Err(e) => return Err(sys("create", e)),
     }
     let fd = nix::fcntl::open(
         run_dir,
@@ -79,26 +93,31 @@ pub fn prepare_run_dir(run_dir: &Path, identity: &Identity) -> Result<OwnedFd, S
         nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR
             if std::fs::symlink_metadata(run_dir).is_ok_and(|m| m.file_type().is_symlink()) =>
         {
-            format!("{shown} is a symbolic link: refusing to use it (remove it; the agent creates the directory)")
+            SetupError::RunDirLink(shown.clone())
         }
-        nix::errno::Errno::ENOTDIR => format!("{shown} is not a directory: refusing to use it"),
-        e => format!("cannot open {shown}: {e}"),
+        nix::errno::Errno::ENOTDIR => SetupError::RunDirNotDirectory(shown.clone()),
+        e => sys("open", e),
     })?;
-    let st = nix::sys::stat::fstat(&fd).map_err(|e| format!("cannot stat {shown}: {e}"))?;
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| sys("stat", e))?;
     let expected = if identity.switch {
         identity.uid
     } else {
         nix::unistd::geteuid().as_raw()
     };
     if st.st_uid != expected {
-        return Err(format!(
-            "{shown} is owned by uid {}, not by the agent user '{}' (uid {expected}): refusing to use it",
-            st.st_uid, identity.name
-        ));
+        return Err(SetupError::RunDirOwner {
+            path: shown,
+            owner: st.st_uid,
+            user: identity.name.clone(),
+            expected,
+        });
     }
-    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700))
-        .map_err(|e| format!("cannot chmod {shown}: {e}"))?;
-    move_high(fd).map_err(|e| format!("cannot move {shown} fd: {e}"))
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(|e| sys("chmod", e))?;
+    move_high(fd).map_err(|source| SetupError::Io {
+        action: "move the descriptor of",
+        target: shown.clone(),
+        source,
+    })
 }
 
 /// A path naming `name` inside the directory open at `dir`, whatever has
@@ -112,30 +131,32 @@ pub fn take_lock(
     run: &OwnedFd,
     run_dir: &Path,
     identity: &Identity,
-) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+) -> Result<nix::fcntl::Flock<std::fs::File>, SetupError> {
     let path = run_dir.join("supervisor.lock");
     let fd = {
-        let _as = ActingAs::worker(identity)?;
+        let _as = ActingAs::worker(identity).map_err(SetupError::Identity)?;
         nix::fcntl::openat(
             run,
             "supervisor.lock",
             OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         )
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?
+        .map_err(|source| SetupError::Sys {
+            action: "open",
+            target: path.display().to_string(),
+            source,
+        })?
     };
     nix::fcntl::Flock::lock(
         std::fs::File::from(fd),
         nix::fcntl::FlockArg::LockExclusiveNonblock,
     )
-    .map_err(|(_, e)| {
-        format!(
-            "another temboard-agent already runs with home {} ({e})",
-            run_dir
-                .parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        )
+    .map_err(|(_, source)| SetupError::Locked {
+        home: run_dir
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        source,
     })
 }
 
@@ -146,20 +167,31 @@ pub fn bind_unix(
     run_dir: &Path,
     name: &str,
     identity: &Identity,
-) -> Result<(OwnedFd, PathBuf), String> {
+) -> Result<(OwnedFd, PathBuf), SetupError> {
     let file = format!("{name}.sock");
     let path = run_dir.join(&file);
-    let _as = ActingAs::worker(identity)?;
+    let _as = ActingAs::worker(identity).map_err(SetupError::Identity)?;
     match nix::unistd::unlinkat(run, file.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(format!("cannot remove stale {}: {e}", path.display())),
+        Err(source) => {
+            return Err(SetupError::Sys {
+                action: "remove stale",
+                target: path.display().to_string(),
+                source,
+            })
+        }
     }
     // The socket file takes its mode from the umask at bind time.
     let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o177));
     let bound = UnixListener::bind(inside(run, &file));
     nix::sys::stat::umask(old);
-    let l = bound.map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
-    let fd = move_high(OwnedFd::from(l)).map_err(|e| format!("cannot move listener fd: {e}"))?;
+    let io = |action: &'static str, source: std::io::Error| SetupError::Io {
+        action,
+        target: path.display().to_string(),
+        source,
+    };
+    let l = bound.map_err(|e| io("bind", e))?;
+    let fd = move_high(OwnedFd::from(l)).map_err(|e| io("move the descriptor of", e))?;
     Ok((fd, path))
 }
 

@@ -17,6 +17,8 @@ pub mod login_guard;
 pub mod metrics;
 pub mod openapi;
 mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 mod primed;
 pub mod replay;
 pub mod routes;
