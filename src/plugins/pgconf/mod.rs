@@ -6,7 +6,7 @@
 //! probe worker, which runs as the cluster owner. The http worker never
 //! writes PostgreSQL's files.
 
-mod alter;
+mod change;
 mod calls;
 pub mod files;
 pub mod hba;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::alter::{alter_sql, Change};
+use super::change::{self, alter_sql, Change, Kind};
 use super::calls::PgconfCall;
 use super::{files, hba, settings as conv};
 use crate::ipc::messages::WorkerError;
@@ -27,6 +27,19 @@ struct Setting {
     min: Option<f64>,
     max: Option<f64>,
     enumvals: Vec<String>,
+}
+
+impl Setting {
+    /// What the 2.x validation needs of the setting.
+    fn kind(&self) -> Kind<'_> {
+        Kind {
+            vartype: &self.vartype,
+            unit: self.unit.as_deref(),
+            min: self.min,
+            max: self.max,
+            enumvals: &self.enumvals,
+        }
+    }
 }
 
 const SETTINGS_SQL: &str = "
@@ -196,51 +209,6 @@ fn status(list: Vec<Setting>) -> Value {
     })
 }
 
-fn validate(s: &Setting, name: &str, value: &str) -> Result<Change, WorkerError> {
-    let invalid = || WorkerError::Invalid(format!("{name}: Invalid setting."));
-    if value.contains('\0') {
-        return Err(invalid());
-    }
-    if conv::never_formatted(name) {
-        return Ok(if value.is_empty() {
-            Change::Reset
-        } else {
-            Change::Set(value.to_string())
-        });
-    }
-    match s.vartype.as_str() {
-        "integer" | "real" => {
-            if value.is_empty() {
-                return Ok(Change::Reset);
-            }
-            let n = conv::to_unit(value, s.unit.as_deref()).ok_or_else(invalid)?;
-            if s.vartype == "integer" && n.fract() != 0.0 {
-                return Err(invalid());
-            }
-            if s.min.is_some_and(|m| n < m) || s.max.is_some_and(|m| n > m) {
-                return Err(invalid());
-            }
-            Ok(Change::Set(value.trim().to_string()))
-        }
-        "bool" => conv::normalize_bool(value)
-            .map(|b| Change::Set(b.to_string()))
-            .ok_or_else(|| WorkerError::Invalid(format!("Invalid setting: {}.", value.to_lowercase()))),
-        "enum" => {
-            let v = conv::strip_outer_quotes(value);
-            if s.enumvals.iter().any(|e| e == v) {
-                Ok(Change::Set(v.to_string()))
-            } else {
-                Err(WorkerError::Invalid(format!("Invalid setting: {v}.")))
-            }
-        }
-        _ => Ok(if value.is_empty() {
-            Change::Reset
-        } else {
-            Change::Set(value.to_string())
-        }),
-    }
-}
-
 fn changed(s: &Setting, change: &Change) -> bool {
     match change {
         Change::Reset | Change::Default => true,
@@ -280,7 +248,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
                 ))),
             ));
         };
-        let change = match validate(&s, name, value) {
+        let change = match change::validate_v2(&s.kind(), name, value) {
             Ok(c) => c,
             Err(e @ WorkerError::Invalid(_)) => return Ok(partial(applied, notes, Some(e))),
             Err(e) => return Err(e),
@@ -306,11 +274,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
             Change::Set(v) => (v.clone(), json!(v)),
             Change::Reset | Change::Default => ("None".to_string(), Value::Null),
         };
-        notes.push(if conv::may_hold_secret(name) {
-            format!("Setting '{name}' changed (values not recorded: they may hold a secret)")
-        } else {
-            format!("Setting '{name}' changed: '{previous}' -> '{shown}'")
-        });
+        notes.push(change::note_changed(name, &previous, &shown));
         applied.push(json!({
             "name": name,
             "setting": new_setting,
@@ -321,7 +285,7 @@ fn update(conn: &mut Conn, items: &Value, filter: Option<&str>) -> Result<Value,
     conn.client
         .batch_execute("SELECT pg_reload_conf()")
         .map_err(pg)?;
-    notes.push("PostgreSQL reload".to_string());
+    notes.push(change::NOTE_RELOAD.to_string());
     Ok(partial(applied, notes, None))
 }
 

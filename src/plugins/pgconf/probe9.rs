@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::alter::{alter_sql, Change};
-use super::settings as conv;
+use super::change::{self, alter_sql, Change};
 use crate::ipc::messages::WorkerError;
 use crate::pg::Conn;
 use crate::api::ProbeHost;
@@ -196,14 +195,6 @@ fn refusal(e: &postgres::Error) -> String {
     text
 }
 
-fn note_set(name: &str, previous: &str, value: &str) -> String {
-    if conv::may_hold_secret(name) {
-        format!("Setting '{name}' changed (values not recorded: they may hold a secret)")
-    } else {
-        format!("Setting '{name}' changed: '{previous}' -> '{value}'")
-    }
-}
-
 /// Runs one `ALTER SYSTEM`; `Err` carries PostgreSQL's refusal, `Ok(Err)`
 /// a connection-level failure.
 fn alter(conn: &mut Conn, name: &str, change: &Change) -> Result<Result<(), String>, postgres::Error> {
@@ -229,7 +220,7 @@ fn apply(conn: &mut Conn, resets: &[String], sets: &[(String, String)]) -> Resul
         if let Err(e) = alter(conn, name, &Change::Reset)? {
             return Ok(stop(notes, e));
         }
-        notes.push(format!("Setting '{name}' reset"));
+        notes.push(change::note_reset(name));
     }
     for (name, value) in sets {
         let current = match conn
@@ -246,10 +237,10 @@ fn apply(conn: &mut Conn, resets: &[String], sets: &[(String, String)]) -> Resul
         if let Err(e) = alter(conn, name, &Change::Set(value.clone()))? {
             return Ok(stop(notes, e));
         }
-        notes.push(note_set(name, &current, value));
+        notes.push(change::note_changed(name, &current, value));
     }
     conn.client.batch_execute("SELECT pg_reload_conf()")?;
-    notes.push("PostgreSQL reload".into());
+    notes.push(change::NOTE_RELOAD.into());
     Ok(Applied {
         notifications: notes,
         error: None,
@@ -291,9 +282,17 @@ pub(super) fn handle(host: &ProbeHost, call: Pgconf9Call) -> Result<Value, Worke
             }))
         }),
         Pgconf9Call::Apply { resets, sets } => {
+            // Every item checked before any is applied.
+            for name in &resets {
+                change::check_v9(name, None)?;
+            }
+            for (name, value) in &sets {
+                change::check_v9(name, Some(value))?;
+            }
             to_value(host.with_once(|c| apply(c, &resets, &sets))?.map_err(failed)?)
         }
         Pgconf9Call::Unset { name, to_default } => {
+            change::check_v9(&name, None)?;
             let change = if to_default {
                 Change::Default
             } else {
@@ -309,8 +308,8 @@ pub(super) fn handle(host: &ProbeHost, call: Pgconf9Call) -> Result<Value, Worke
                 c.client.batch_execute("SELECT pg_reload_conf()")?;
                 Ok(Applied {
                     notifications: vec![
-                        format!("Setting '{name}' reset"),
-                        "PostgreSQL reload".into(),
+                        change::note_reset(&name),
+                        change::NOTE_RELOAD.into(),
                     ],
                     error: None,
                 })
@@ -321,7 +320,7 @@ pub(super) fn handle(host: &ProbeHost, call: Pgconf9Call) -> Result<Value, Worke
         Pgconf9Call::Reload => {
             host.with(|c| c.client.batch_execute("SELECT pg_reload_conf()"))?;
             to_value(Applied {
-                notifications: vec!["PostgreSQL reload".into()],
+                notifications: vec![change::NOTE_RELOAD.into()],
                 error: None,
             })
         }
