@@ -8,9 +8,11 @@
 //! Properties checked, for `serde_json::Value` and for each real message type
 //! of `src/ipc/messages.rs`:
 //! - `read_frame` and `Decoder::push` / `next_message` never panic;
-//! - no single allocation exceeds `MAX_FRAME` (16 MiB): the length header is
-//!   checked before the body buffer is allocated (enforced by the capping
-//!   global allocator below, which aborts on a larger request);
+//! - no single allocation exceeds `MAX_MESSAGE` (16 MiB): a frame's length
+//!   header (at most `MAX_FRAME`, 4 MiB) is checked before its bytes are
+//!   allocated, and a message spanning frames stops at `MAX_MESSAGE`
+//!   (enforced by the capping global allocator below, which aborts on a
+//!   larger request);
 //! - the three readers agree: `read_frame` on the whole input, `read_frame` on
 //!   a reader that hands out a few bytes per call, and the incremental
 //!   `Decoder` fed in chunks give the same message or the same kind of error;
@@ -30,7 +32,7 @@ use std::io::{Cursor, Read};
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use temboard_agent::ipc::frame::{encode, read_frame, Decoder, MAX_FRAME};
+use temboard_agent::ipc::frame::{encode, read_frame, Decoder, MAX_FRAME, MAX_MESSAGE};
 use temboard_agent::ipc::messages::{
     PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, Request, Response, ToSupervisor, ToWorker,
 };
@@ -41,12 +43,12 @@ use temboard_agent::ipc::IpcError;
 /// cap. Nothing in the decoding path has a reason to ask for more.
 struct CappedAlloc;
 
-const ALLOC_CAP: usize = MAX_FRAME as usize;
+const ALLOC_CAP: usize = MAX_MESSAGE;
 
 fn over_cap(size: usize) -> ! {
     use std::io::Write;
     let _ = std::io::stderr()
-        .write_all(b"ipc_frame fuzz target: single allocation above MAX_FRAME (16 MiB)\n");
+        .write_all(b"ipc_frame fuzz target: single allocation above MAX_MESSAGE (16 MiB)\n");
     let _ = size;
     std::process::abort()
 }
@@ -101,6 +103,7 @@ enum Outcome<T> {
     Closed,
     Truncated,
     TooLarge(u32),
+    MessageTooLarge,
     Malformed,
     Other(String),
 }
@@ -111,6 +114,7 @@ fn outcome<T>(r: Result<T, IpcError>) -> Outcome<T> {
         Err(IpcError::Closed) => Outcome::Closed,
         Err(IpcError::Truncated) => Outcome::Truncated,
         Err(IpcError::TooLarge(n)) => Outcome::TooLarge(n),
+        Err(IpcError::MessageTooLarge(_)) => Outcome::MessageTooLarge,
         Err(IpcError::Malformed(_)) => Outcome::Malformed,
         Err(e) => Outcome::Other(e.to_string()),
     }

@@ -1,4 +1,7 @@
-//! Length-prefixed JSON frames, blocking and async.
+//! Length-prefixed JSON frames, blocking and async. A frame is a 4-byte
+//! big-endian header and at most [`MAX_FRAME`] bytes; the header's top bit
+//! says more frames of the same message follow. A message is the
+//! concatenation of its frames' bytes, at most [`MAX_MESSAGE`].
 
 use std::io::{Read, Write};
 
@@ -8,27 +11,52 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::IpcError;
 
-pub use super::MAX_FRAME;
+pub use super::{MAX_FRAME, MAX_MESSAGE};
 
-/// Serializes one message into a frame.
+/// Header bit: more frames of this message follow.
+const MORE: u32 = 0x8000_0000;
+
+/// Serializes one message into its frames (one unless it is larger than
+/// [`MAX_FRAME`]).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, IpcError> {
     let body = serde_json::to_vec(msg).map_err(|e| IpcError::Malformed(e.to_string()))?;
-    let len = u32::try_from(body.len()).map_err(|_| IpcError::TooLarge(u32::MAX))?;
-    if len > MAX_FRAME {
-        return Err(IpcError::TooLarge(len));
+    if body.len() > MAX_MESSAGE {
+        return Err(IpcError::MessageTooLarge(body.len()));
     }
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&body);
+    let frames = body.len().div_ceil(MAX_FRAME as usize).max(1);
+    let mut out = Vec::with_capacity(body.len() + 4 * frames);
+    let mut parts = body.chunks(MAX_FRAME as usize).peekable();
+    if parts.peek().is_none() {
+        out.extend_from_slice(&0u32.to_be_bytes());
+    }
+    while let Some(part) = parts.next() {
+        // A part is at most MAX_FRAME (4 MiB) long: it fits the header.
+        let mut header = part.len() as u32;
+        if parts.peek().is_some() {
+            header |= MORE;
+        }
+        out.extend_from_slice(&header.to_be_bytes());
+        out.extend_from_slice(part);
+    }
     Ok(out)
 }
 
-fn check_len(header: [u8; 4]) -> Result<usize, IpcError> {
-    let len = u32::from_be_bytes(header);
+/// A frame's length and whether more frames follow.
+fn check_len(header: [u8; 4]) -> Result<(usize, bool), IpcError> {
+    let raw = u32::from_be_bytes(header);
+    let len = raw & !MORE;
     if len > MAX_FRAME {
         return Err(IpcError::TooLarge(len));
     }
-    Ok(len as usize)
+    Ok((len as usize, raw & MORE != 0))
+}
+
+/// Refuses a message that would grow past [`MAX_MESSAGE`].
+fn check_total(so_far: usize, next: usize) -> Result<(), IpcError> {
+    if so_far + next > MAX_MESSAGE {
+        return Err(IpcError::MessageTooLarge(so_far + next));
+    }
+    Ok(())
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, IpcError> {
@@ -55,41 +83,79 @@ impl Decoder {
 
     /// Takes the next complete message, if any.
     pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, IpcError> {
-        if self.buf.len() < 4 {
-            return Ok(None);
+        // Walk the frames held; a message is complete at a frame without
+        // the "more" bit.
+        let (mut pos, mut total) = (0usize, 0usize);
+        loop {
+            if self.buf.len() < pos + 4 {
+                return Ok(None);
+            }
+            let (len, more) = check_len([
+                self.buf[pos],
+                self.buf[pos + 1],
+                self.buf[pos + 2],
+                self.buf[pos + 3],
+            ])?;
+            check_total(total, len)?;
+            if self.buf.len() < pos + 4 + len {
+                return Ok(None);
+            }
+            total += len;
+            pos += 4 + len;
+            if !more {
+                break;
+            }
         }
-        let len = check_len([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])?;
-        if self.buf.len() < 4 + len {
-            return Ok(None);
+        let mut body = Vec::with_capacity(total);
+        let mut at = 0;
+        while at < pos {
+            let (len, _) = check_len([
+                self.buf[at],
+                self.buf[at + 1],
+                self.buf[at + 2],
+                self.buf[at + 3],
+            ])?;
+            body.extend_from_slice(&self.buf[at + 4..at + 4 + len]);
+            at += 4 + len;
         }
-        let msg = decode(&self.buf[4..4 + len]);
-        self.buf.drain(..4 + len);
-        msg.map(Some)
+        self.buf.drain(..pos);
+        decode(&body).map(Some)
     }
 }
 
 /// Reads one message from a blocking reader.
 pub fn read_frame<T: DeserializeOwned, R: Read>(r: &mut R) -> Result<T, IpcError> {
-    let mut header = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut header[got..]) {
-            Ok(0) if got == 0 => return Err(IpcError::Closed),
-            Ok(0) => return Err(IpcError::Truncated),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(IpcError::Timeout(0)),
-            Err(e) => return Err(e.into()),
+    let mut body = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match r.read(&mut header[got..]) {
+                Ok(0) if got == 0 && body.is_empty() => return Err(IpcError::Closed),
+                Ok(0) => return Err(IpcError::Truncated),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) => return Err(IpcError::Timeout(0)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (len, more) = check_len(header)?;
+        check_total(body.len(), len)?;
+        let start = body.len();
+        // Exactly what this frame needs: a message's buffer never grows
+        // past MAX_MESSAGE by the vector's own doubling.
+        body.reserve_exact(len);
+        body.resize(start + len, 0);
+        r.read_exact(&mut body[start..])
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => IpcError::Truncated,
+                _ if is_timeout(&e) => IpcError::Timeout(0),
+                _ => IpcError::Io(e),
+            })?;
+        if !more {
+            return decode(&body);
         }
     }
-    let len = check_len(header)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => IpcError::Truncated,
-        _ if is_timeout(&e) => IpcError::Timeout(0),
-        _ => IpcError::Io(e),
-    })?;
-    decode(&body)
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -111,22 +177,34 @@ pub fn write_frame<T: Serialize, W: Write>(w: &mut W, msg: &T) -> Result<(), Ipc
 pub async fn read_frame_async<T: DeserializeOwned, R: AsyncRead + Unpin>(
     r: &mut R,
 ) -> Result<T, IpcError> {
-    let mut header = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut header[got..]).await? {
-            0 if got == 0 => return Err(IpcError::Closed),
-            0 => return Err(IpcError::Truncated),
-            n => got += n,
+    let mut body = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match r.read(&mut header[got..]).await? {
+                0 if got == 0 && body.is_empty() => return Err(IpcError::Closed),
+                0 => return Err(IpcError::Truncated),
+                n => got += n,
+            }
+        }
+        let (len, more) = check_len(header)?;
+        check_total(body.len(), len)?;
+        let start = body.len();
+        // Exactly what this frame needs: a message's buffer never grows
+        // past MAX_MESSAGE by the vector's own doubling.
+        body.reserve_exact(len);
+        body.resize(start + len, 0);
+        r.read_exact(&mut body[start..])
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => IpcError::Truncated,
+                _ => IpcError::Io(e),
+            })?;
+        if !more {
+            return decode(&body);
         }
     }
-    let len = check_len(header)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => IpcError::Truncated,
-        _ => IpcError::Io(e),
-    })?;
-    decode(&body)
 }
 
 /// Writes one message to an async writer.
@@ -266,5 +344,91 @@ mod tests {
         drop(a);
         let r: Result<Request<ProbeCall>, _> = read_frame_async(&mut b).await;
         assert!(matches!(r, Err(IpcError::Closed)));
+    }
+
+    /// A message larger than a frame: a string of `n` bytes.
+    fn big(n: usize) -> Request<ProbeCall> {
+        Request {
+            id: 9,
+            call: ProbeCall::Plugin {
+                plugin: "x".repeat(n),
+                call: serde_json::Value::Null,
+            },
+        }
+    }
+
+    /// The frames of an encoded message: (length, more).
+    fn frames(bytes: &[u8]) -> Vec<(usize, bool)> {
+        let mut out = vec![];
+        let mut at = 0;
+        while at < bytes.len() {
+            let (len, more) =
+                check_len([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]).unwrap();
+            out.push((len, more));
+            at += 4 + len;
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_larger_than_a_frame_spans_frames_and_comes_back_whole() {
+        let msg = big(9 * 1024 * 1024);
+        let bytes = encode(&msg).unwrap();
+        let f = frames(&bytes);
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert!(f.iter().all(|(len, _)| *len <= MAX_FRAME as usize));
+        assert_eq!(
+            f.iter().map(|(_, more)| *more).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        // Blocking, trickled, incremental and async readers agree.
+        let back: Request<ProbeCall> = read_frame(&mut Cursor::new(bytes.clone())).unwrap();
+        assert_eq!(back, msg);
+        let mut d = Decoder::default();
+        let mut got = None;
+        for part in bytes.chunks(1_000_003) {
+            assert!(got.is_none(), "a message taken before its last frame");
+            d.push(part);
+            got = d.next_message::<Request<ProbeCall>>().unwrap();
+        }
+        assert_eq!(got.unwrap(), msg);
+        assert_eq!(d.pending(), 0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let back: Request<ProbeCall> = rt
+            .block_on(read_frame_async(&mut Cursor::new(bytes)))
+            .unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn messages_past_the_limit_are_refused_at_both_ends() {
+        assert!(matches!(
+            encode(&big(MAX_MESSAGE + 1)),
+            Err(IpcError::MessageTooLarge(_))
+        ));
+        // A peer that keeps sending "more" frames is cut at the limit, not
+        // read on.
+        let frame = {
+            let mut f = (MAX_FRAME | MORE).to_be_bytes().to_vec();
+            f.extend(std::iter::repeat_n(b' ', MAX_FRAME as usize));
+            f
+        };
+        let endless: Vec<u8> = frame.repeat(MAX_MESSAGE / MAX_FRAME as usize + 1);
+        let r: Result<Request<ProbeCall>, _> = read_frame(&mut Cursor::new(endless.clone()));
+        assert!(matches!(r, Err(IpcError::MessageTooLarge(_))), "{r:?}");
+        let mut d = Decoder::default();
+        d.push(&endless);
+        assert!(matches!(
+            d.next_message::<Request<ProbeCall>>(),
+            Err(IpcError::MessageTooLarge(_))
+        ));
+        // A frame announcing more than MAX_FRAME is refused before any
+        // allocation.
+        let mut huge = (MAX_FRAME + 1).to_be_bytes().to_vec();
+        huge.extend_from_slice(b"{}");
+        let r: Result<Request<ProbeCall>, _> = read_frame(&mut Cursor::new(huge));
+        assert!(matches!(r, Err(IpcError::TooLarge(_))), "{r:?}");
     }
 }

@@ -16,10 +16,19 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the message catalogue; the first message each way carries it so a
 /// worker of another build is refused instead of misread.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
-/// Largest frame accepted (16 MiB); checked before allocating.
-pub const MAX_FRAME: u32 = 16 * 1024 * 1024;
+/// Largest frame accepted (4 MiB), checked before allocating: what one
+/// frame can make a reader allocate at once. Answers as large as the data
+/// (`/statements`) stream in chunks of their own (`stream.rs`); a larger
+/// message (the maintenance schema page of a 10,000-table database is about
+/// 7 MB) is sent as several frames, each flagged "more follows".
+pub const MAX_FRAME: u32 = 4 * 1024 * 1024;
+
+/// Largest message, over all its frames (16 MiB, the largest frame before
+/// messages could span frames): its buffer grows frame by frame as the bytes
+/// arrive, never from an announced length.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// Why an IPC exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +42,9 @@ pub enum IpcError {
     /// A frame announced more bytes than we accept.
     #[error("frame of {0} bytes exceeds the limit of {max} bytes", max = MAX_FRAME)]
     TooLarge(u32),
+    /// A message, over its frames, is larger than we accept.
+    #[error("message of {0} bytes or more exceeds the limit of {max} bytes", max = MAX_MESSAGE)]
+    MessageTooLarge(usize),
     /// The frame is not a valid message.
     #[error("malformed message: {0}")]
     Malformed(String),
