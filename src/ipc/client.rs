@@ -209,4 +209,36 @@ mod tests {
         let r = client.call(ProbeCall::Ping, Duration::from_millis(100));
         assert!(matches!(r, Err(IpcError::Io(_))), "{r:?}");
     }
+
+    #[test]
+    fn an_answer_larger_than_a_frame_reaches_the_async_client_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        // 9 MiB of JSON: three frames of at most MAX_FRAME.
+        let big = serde_json::json!({ "rows": "r".repeat(9 * 1024 * 1024) });
+        let sent = big.clone();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let req: Request<ProbeCall> = read_frame(&mut s).unwrap();
+            write_frame(
+                &mut s,
+                &Response::<ProbeReply> {
+                    id: req.id,
+                    result: Ok(ProbeReply::Document { value: sent }),
+                },
+            )
+            .unwrap();
+        });
+        let client: AsyncClient<ProbeCall, ProbeReply> = AsyncClient::new(path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rt
+            .block_on(client.call(ProbeCall::PgInfo, Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(r, Ok(ProbeReply::Document { value: big }));
+        server.join().unwrap();
+    }
 }
