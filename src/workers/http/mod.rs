@@ -6,6 +6,7 @@
 mod access_log;
 mod budget;
 pub mod core;
+mod credentials;
 pub mod db;
 mod documents;
 mod fresh;
