@@ -883,3 +883,73 @@ fn request_counters_are_labelled_by_the_route_that_answered_in_either_contract()
         );
     }
 }
+
+#[test]
+fn discover_is_answered_from_memory_until_postgresql_or_the_agent_changes() {
+    let pg = PgCluster::start_with(
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all",
+    );
+    let mut c = pg.client();
+    c.batch_execute("CREATE EXTENSION pg_stat_statements")
+        .unwrap();
+    let (public, private) = test_keys();
+    let agent = agent_with_plugins(&pg, &public, "activity");
+    // How many times the agent read PostgreSQL for a discover document (its
+    // settings and version queries). The 2.x `/discover` reads at each
+    // request: its contract answers 500 while PostgreSQL is down.
+    let reads = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+             WHERE query LIKE '%FROM pg_settings%WHERE context = %OR name = ANY%' \
+                OR query LIKE 'SELECT version(), current_setting(%'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let discover = || {
+        let r = Signed::get("/discover").send(&agent, &private);
+        assert_eq!(r.status, 200);
+        (r.header("etag").unwrap().to_string(), r.json())
+    };
+    let (tag, first) = discover();
+    assert_eq!(first["signature_status"], "valid");
+    // Once the scheduler has recorded when PostgreSQL started (its first
+    // check), the document stays in memory: five in a row read nothing.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let before = reads(&mut c);
+            for _ in 0..5 {
+                discover();
+            }
+            reads(&mut c) == before
+        }),
+        "the document is read again and again"
+    );
+    let before = reads(&mut c);
+    for _ in 0..50 {
+        assert_eq!(discover().0, tag, "same document, same ETag");
+    }
+    assert_eq!(reads(&mut c), before, "50 discovers read PostgreSQL");
+    // PostgreSQL reloads its configuration: read again (within the
+    // scheduler's check interval).
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let reloaded = reads(&mut c);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            discover();
+            reads(&mut c) > reloaded
+        }),
+        "a PostgreSQL reload is not seen"
+    );
+    // The agent reloads: read again.
+    let before = reads(&mut c);
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            discover();
+            reads(&mut c) > before
+        }),
+        "an agent reload is not seen"
+    );
+}

@@ -213,6 +213,10 @@ pub enum ProbeCall {
     Ping,
     /// Can PostgreSQL be reached now.
     PgCheck,
+    /// When PostgreSQL started and last loaded its configuration: what the
+    /// scheduler watches so the http worker's discover documents are
+    /// re-read only when they can have changed.
+    PgStamp,
     /// Server facts for `/discover`.
     PgInfo,
     /// temBoard 9.x: the `postgres` section of the discover document.
@@ -244,6 +248,13 @@ pub enum ProbeReply {
     Pong,
     /// Answer to `PgCheck`: PostgreSQL answered.
     PgUp,
+    /// Answer to `PgStamp`, in microseconds since the epoch.
+    PgStamp {
+        /// `pg_postmaster_start_time()`.
+        started: i64,
+        /// `pg_conf_load_time()`.
+        conf_loaded: i64,
+    },
     /// Answer to `PgInfo`.
     PgInfo {
         /// `version()`.

@@ -169,6 +169,8 @@ pub async fn discover(state: &AppState) -> Result<Value, ApiError> {
             "Invalid hostname '{hostname}': not a fully qualified domain name; set [temboard] hostname"
         )));
     }
+    // Read at each request: the 2.x contract answers 500 while PostgreSQL
+    // is down (9.x answers from memory, see `documents.rs`).
     let reply = state
         .pg_info
         .get(|| async {

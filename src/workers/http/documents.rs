@@ -39,11 +39,12 @@ impl AppState {
     /// The discover document: PostgreSQL facts read now when PostgreSQL
     /// answers, else the last stored ones (9.x answers while it is down); the
     /// document is stored whenever it changed, so its ETag follows it.
-    async fn current_discover(&self) -> Result<(Value, String), ApiError> {
+    async fn current_discover(&self) -> Result<(Value, String, bool), ApiError> {
         let state = self;
         let settings = state.ctx.settings();
         let fresh = state.probe.call(ProbeCall::Discover9, IPC_TIMEOUT).await;
         let stored = state.db.read(|c| crate::store::signed::discover(c)).await?;
+        let answered = matches!(fresh, Ok(Ok(ProbeReply::Document { .. })));
         let postgres = match fresh {
             Ok(Ok(ProbeReply::Document { value })) => value,
             _ => stored
@@ -64,7 +65,7 @@ impl AppState {
                 .run(move |c| crate::store::signed::set_discover(c, &text, &t))
                 .await?;
         }
-        Ok((doc, tag))
+        Ok((doc, tag, answered))
     }
 
     /// The discover document's ETag (9.x sends it as
@@ -74,16 +75,27 @@ impl AppState {
         Ok(tag)
     }
 
-    /// The discover document and its ETag (reads coalesced).
+    /// The discover document and its ETag: from memory while its basis
+    /// holds (PostgreSQL neither restarted nor reloaded, no agent reload,
+    /// younger than a minute), else read (reads coalesced). A document
+    /// PostgreSQL did not answer for (the stored one) is not remembered.
     pub async fn discover_document(&self) -> Result<(Value, String), ApiError> {
-        self.discover.get(|| self.current_discover()).await
+        let basis = self.basis().await;
+        if let Some(doc) = self.discover_memory.get(&basis) {
+            return Ok(doc);
+        }
+        let (doc, tag, answered) = self.discover.get(|| self.current_discover()).await?;
+        if answered {
+            self.discover_memory.put(basis, (doc.clone(), tag.clone()));
+        }
+        Ok((doc, tag))
     }
 
     /// The 9.x status object and the discover ETag (also embedded in the 9.x
     /// `/dashboard`).
     pub async fn status_document(&self) -> Result<(Value, String), ApiError> {
         let state = self;
-        let (doc, tag) = state.discover.get(|| state.current_discover()).await?;
+        let (doc, tag) = state.discover_document().await?;
         let pg = match state.probe.call(ProbeCall::Status9, IPC_TIMEOUT).await {
             Ok(Ok(ProbeReply::Document { value })) => value,
             Ok(Err(e)) => return Err(super::v9::error(500, format!("PostgreSQL: {e}"))),

@@ -43,6 +43,40 @@ impl<T: Clone> Fresh<T> {
     }
 }
 
+/// A value kept until what it was computed from changes (its key) or it
+/// reaches `max_age`: answers from memory for documents that change only
+/// when PostgreSQL restarts, reloads or the agent does.
+#[derive(Debug)]
+pub struct Remembered<K, T> {
+    max_age: Duration,
+    slot: std::sync::Mutex<Option<(K, Instant, T)>>,
+}
+
+impl<K: PartialEq, T: Clone> Remembered<K, T> {
+    /// Values are kept at most `max_age`.
+    pub fn new(max_age: Duration) -> Self {
+        Remembered {
+            max_age,
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The value remembered for `key`, if still young enough.
+    pub fn get(&self, key: &K) -> Option<T> {
+        let slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some((k, at, v)) if k == key && at.elapsed() < self.max_age => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Remembers `value` for `key`.
+    pub fn put(&self, key: K, value: T) {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        *slot = Some((key, Instant::now(), value));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +113,17 @@ mod tests {
         let fresh = Fresh::new(Duration::ZERO);
         assert_eq!(fresh.get(|| async { 1 }).await, 1);
         assert_eq!(fresh.get(|| async { 2 }).await, 2);
+    }
+
+    #[test]
+    fn remembered_until_the_key_changes_or_it_is_too_old() {
+        let r = Remembered::new(Duration::from_secs(3600));
+        assert_eq!(r.get(&1), None::<&str>);
+        r.put(1, "a");
+        assert_eq!(r.get(&1), Some("a"));
+        assert_eq!(r.get(&2), None);
+        let young = Remembered::new(Duration::ZERO);
+        young.put(1, "a");
+        assert_eq!(young.get(&1), None);
     }
 }

@@ -12,7 +12,9 @@ use super::{budget, db, fresh, hosts, login_guard, replay, session_cache};
 use crate::api::call::{reply_of, PluginCall, Worker};
 use crate::api::error;
 use crate::ipc::client::AsyncClient;
-use crate::ipc::messages::{PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, TaskCall, TaskReply};
+use crate::ipc::messages::{
+    PgCtlCall, PgCtlReply, ProbeCall, ProbeReply, TaskCall, TaskReply, WorkerSettings,
+};
 use crate::workers::ctx::WorkerCtx;
 
 /// Value of the `Server` header of every answer.
@@ -22,6 +24,27 @@ pub const IPC_TIMEOUT: Duration = Duration::from_secs(15);
 /// Password checks at once: one per core of a small host; more would only
 /// queue on the CPU and hold 19 MiB each.
 const PASSWORD_CHECKS: usize = 2;
+
+/// A discover document is re-read at least this often, whatever else.
+const DOCUMENT_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// What a discover document was computed from: PostgreSQL's start and
+/// configuration load times as the scheduler last saw them (it checks every
+/// 10 s), and the settings in force (a reload swaps them). Equal bases give
+/// equal documents, so they are answered from memory.
+#[derive(Debug)]
+pub struct Basis {
+    stamp: (Option<f64>, Option<f64>),
+    settings: Arc<WorkerSettings>,
+}
+
+impl PartialEq for Basis {
+    fn eq(&self, other: &Basis) -> bool {
+        // The same settings object: the remembered basis holds it, so its
+        // address cannot be reused by the settings of a later reload.
+        self.stamp == other.stamp && Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
 
 /// How long `/health`'s result is reused ([`AppState::health`]): a second
 /// keeps anonymous health checks from reaching the probe worker more often.
@@ -53,8 +76,15 @@ pub struct AppState {
     pub signing_key: std::sync::Mutex<Option<(String, Arc<crate::signing::PublicKey>)>>,
     /// Request ids of signed requests (replay refusal).
     pub replay: replay::Replay,
-    /// The 9.x discover document and its ETag (coalesced reads).
-    pub discover: fresh::Fresh<Result<(serde_json::Value, String), error::ApiError>>,
+    /// The 9.x discover document and its ETag (coalesced reads), and
+    /// whether PostgreSQL answered for it (else it is the stored one).
+    pub discover: fresh::Fresh<Result<(serde_json::Value, String, bool), error::ApiError>>,
+    /// The 9.x discover document answered from memory until its [`Basis`]
+    /// changes.
+    pub discover_memory: fresh::Remembered<Basis, (serde_json::Value, String)>,
+    /// When PostgreSQL started and last loaded its configuration, as the
+    /// scheduler last recorded them (read at most once a second).
+    pub pg_stamp: fresh::Fresh<(Option<f64>, Option<f64>)>,
     /// Requests by route pattern and status, for `/metrics`.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     /// Request body bytes in flight, in all and per peer address.
@@ -84,6 +114,8 @@ impl AppState {
             signing_key: Default::default(),
             replay: Default::default(),
             discover: fresh::Fresh::new(Duration::ZERO),
+            discover_memory: fresh::Remembered::new(DOCUMENT_MAX_AGE),
+            pg_stamp: fresh::Fresh::new(Duration::from_secs(1)),
             bodies: budget::BodyBudget::default(),
             local_names: fresh::Fresh::new(hosts::LOCAL_NAMES_AGE),
             server_header: HeaderValue::from_static(SERVER_HEADER),
@@ -229,6 +261,28 @@ impl AppState {
                 tx.commit()
             })
             .await
+    }
+
+    /// The basis of the discover documents now (see [`Basis`]).
+    pub async fn basis(&self) -> Basis {
+        let stamp = self
+            .pg_stamp
+            .get(|| async {
+                self.db
+                    .read(|c| {
+                        Ok((
+                            crate::store::meta::get(c, "pg_started")?,
+                            crate::store::meta::get(c, "pg_conf_loaded")?,
+                        ))
+                    })
+                    .await
+                    .unwrap_or((None, None))
+            })
+            .await;
+        Basis {
+            stamp,
+            settings: self.ctx.settings(),
+        }
     }
 
     /// The system FQDN, resolved once (it may need DNS) off the request tasks.

@@ -54,6 +54,17 @@ impl Probe {
     ) -> Result<ProbeReply, WorkerError> {
         match call {
             ProbeCall::Ping => Ok(ProbeReply::Pong),
+            ProbeCall::PgStamp => self.with_client(|c| {
+                let row = c.query_one(
+                    "SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint, \
+                            (extract(epoch FROM pg_conf_load_time()) * 1000000)::bigint",
+                    &[],
+                )?;
+                Ok(ProbeReply::PgStamp {
+                    started: row.get(0),
+                    conf_loaded: row.get(1),
+                })
+            }),
             ProbeCall::PgCheck => self
                 .with_client(|c| c.simple_query("SELECT 1").map(|_| ()))
                 .map(|_| ProbeReply::PgUp),

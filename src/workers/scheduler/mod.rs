@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use crate::api::Job;
 use crate::ipc::client::SyncClient;
-use crate::ipc::messages::{ProbeCall, WorkerError};
+use crate::ipc::messages::{ProbeCall, ProbeReply, WorkerError};
 use crate::plugins::REGISTRY;
 use crate::store::sessions;
 
@@ -33,6 +33,8 @@ enum PgState {
 struct Scheduler {
     host: JobHost,
     pg: PgState,
+    /// PostgreSQL's start and configuration load times last recorded.
+    stamp: Option<(i64, i64)>,
     db_failing: bool,
 }
 
@@ -73,8 +75,32 @@ impl Scheduler {
         let now = match self
             .host
             .probe
-            .call(ProbeCall::PgCheck, Duration::from_secs(15))
+            .call(ProbeCall::PgStamp, Duration::from_secs(15))
         {
+            Ok(Ok(ProbeReply::PgStamp {
+                started,
+                conf_loaded,
+            })) => {
+                // Read by the http worker: its discover documents are kept
+                // until PostgreSQL restarts or reloads its configuration.
+                let stamp = Some((started, conf_loaded));
+                if stamp != self.stamp {
+                    let written =
+                        crate::store::meta::set(&self.host.db, "pg_started", started as f64)
+                            .and_then(|_| {
+                                crate::store::meta::set(
+                                    &self.host.db,
+                                    "pg_conf_loaded",
+                                    conf_loaded as f64,
+                                )
+                            });
+                    match written {
+                        Ok(()) => self.stamp = stamp,
+                        Err(e) => warn!("cannot record when PostgreSQL started: {e}"),
+                    }
+                }
+                PgState::Up
+            }
             Ok(Ok(_)) => PgState::Up,
             Ok(Err(WorkerError::PostgresUnavailable(e))) => PgState::Down(e),
             Ok(Err(e)) => PgState::Down(e.to_string()),
@@ -130,6 +156,7 @@ pub fn run(ctx: WorkerCtx) -> i32 {
             hostname: None,
         },
         pg: PgState::Unknown,
+        stamp: None,
         db_failing: false,
     };
     let start = Instant::now();
