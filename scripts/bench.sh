@@ -3,7 +3,8 @@
 # binary size, time from launch to the first 200 on /status, memory (PSS and
 # private first, RSS as a detail) of every process and CPU over an idle
 # period, requests/s and p50/p99 at concurrency 1 and 16 (keep-alive) for
-# /status, /profile, /activity, /dashboard, POST /login and /metrics, /status
+# /status, /profile, /activity, /dashboard, POST /login and /metrics, signed
+# 9.x /activity and /discover, /status
 # beside Debian's nginx answering the same body over TLS, /status with a new TLS
 # connection per request, 10,000 idle TLS connections, /activity with 10, 100
 # and 1,000 backends, one monitoring collection on 1, 100 and 1,000
@@ -245,6 +246,17 @@ for spec in "1 1 2500" "16 2 6000"; do
   "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET /activity "$n" "$work/signed-$conc.txt"
   wrk_line "GET /activity (signed, 9.x shape)" "$conc" "$threads" -s scripts/signed_wrk.lua \
     "https://localhost:$port/activity" -- "$work/signed-$conc.txt" "$threads" "$port" GET /activity
+done
+# GET /discover, signed: answered from memory while PostgreSQL neither
+# restarts nor reloads its configuration (the scheduler checks every 10 s).
+echo
+echo "temBoard 9.x signed GET /discover (signed beforehand by the real 9.0.1 toolkit):"
+for spec in "1 1 2500" "16 2 6000"; do
+  read -r conc threads per_second <<<"$spec"
+  n=$((duration * per_second))
+  "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET /discover "$n" "$work/discover-$conc.txt"
+  wrk_line "GET /discover (signed, 9.x)" "$conc" "$threads" -s scripts/signed_wrk.lua \
+    "https://localhost:$port/discover" -- "$work/discover-$conc.txt" "$threads" "$port" GET /discover
 done
 
 # GET /statements on a full pg_stat_statements (10,000 entries at most, of
