@@ -119,4 +119,47 @@ pub enum SetupError {
     /// The worker user's identity cannot be taken for the file work.
     #[error("{0}")]
     Identity(String),
+    /// The log file is a link the worker user could have planted.
+    #[error("{0} is a symbolic link, which the agent does not follow")]
+    LogFileLink(String),
+    /// The log file cannot be opened as the worker user.
+    #[error("cannot open {path} as user '{user}': {source}")]
+    LogFileOpen {
+        /// The log file.
+        path: String,
+        /// The worker user.
+        user: String,
+        /// Cause.
+        source: nix::Error,
+    },
+    /// The log destination names no file.
+    #[error("{0} is not a file path")]
+    NotAFilePath(String),
+    /// The log file's directory is reached through a link.
+    #[error("user '{user}' cannot write {path}, and the agent creates it only in a directory reached without symbolic links: {source}")]
+    LogDirectory {
+        /// The log file.
+        path: String,
+        /// The worker user.
+        user: String,
+        /// Cause.
+        source: nix::Error,
+    },
+    /// The log file exists and belongs to someone else than the worker user.
+    #[error("{path} exists and user '{user}' cannot write it: the agent never changes the owner of an existing file; chown it to '{user}' or remove it")]
+    LogFileForeign {
+        /// The log file.
+        path: String,
+        /// The worker user.
+        user: String,
+    },
+    /// The worker user could create the log file itself but could not
+    /// open it: something is off.
+    #[error("cannot open {path} as user '{user}' (permission denied)")]
+    LogFileDenied {
+        /// The log file.
+        path: String,
+        /// The worker user.
+        user: String,
+    },
 }

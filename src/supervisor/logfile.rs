@@ -16,11 +16,13 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, ResolveFlag};
 use nix::sys::stat::Mode;
 
+use super::error::SetupError;
 use crate::privileges::{ActingAs, Identity};
 
 /// Makes sure the worker user can append to `path`; says why not otherwise.
-pub fn prepare(path: &Path, identity: &Identity) -> Result<(), String> {
-    let shown = path.display();
+pub fn prepare(path: &Path, identity: &Identity) -> Result<(), SetupError> {
+    let shown = path.display().to_string();
+    let user = identity.name.clone();
     let flags = OFlag::O_WRONLY
         | OFlag::O_APPEND
         | OFlag::O_CREAT
@@ -29,47 +31,46 @@ pub fn prepare(path: &Path, identity: &Identity) -> Result<(), String> {
         | OFlag::O_NOCTTY
         | OFlag::O_CLOEXEC;
     let first = {
-        let _as = ActingAs::worker(identity)?;
+        let _as = ActingAs::worker(identity).map_err(SetupError::Identity)?;
         nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o600))
     };
     match first {
         Ok(_) => return Ok(()),
         Err(Errno::EACCES) if identity.switch => {}
-        Err(Errno::ELOOP) => {
-            return Err(format!(
-                "{shown} is a symbolic link, which the agent does not follow"
-            ))
-        }
-        Err(e) => {
-            return Err(format!(
-                "cannot open {shown} as user '{}': {e}",
-                identity.name
-            ))
+        Err(Errno::ELOOP) => return Err(SetupError::LogFileLink(shown)),
+        Err(source) => {
+            return Err(SetupError::LogFileOpen {
+                path: shown,
+                user,
+                source,
+            })
         }
     }
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(format!("{shown} is not a file path"));
+        return Err(SetupError::NotAFilePath(shown));
     };
     let how = nix::fcntl::OpenHow::new()
         .flags(OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let dir = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, parent, how).map_err(|e| {
-        format!(
-            "user '{}' cannot write {shown}, and the agent creates it only in a directory reached without symbolic links: {e}",
-            identity.name
-        )
+    let dir = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, parent, how).map_err(|source| {
+        SetupError::LogDirectory {
+            path: shown.clone(),
+            user: user.clone(),
+            source,
+        }
     })?;
-    let st = nix::sys::stat::fstat(&dir).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let st = nix::sys::stat::fstat(&dir).map_err(|source| SetupError::Sys {
+        action: "stat",
+        target: parent.display().to_string(),
+        source,
+    })?;
     let writable_by_worker = st.st_uid == identity.uid
         || (st.st_gid == identity.gid && st.st_mode & 0o020 != 0)
         || st.st_mode & 0o002 != 0;
     if writable_by_worker {
         // It could have planted what we would open; it can create the file
         // itself, so the first attempt failing means something is off.
-        return Err(format!(
-            "cannot open {shown} as user '{}' (permission denied)",
-            identity.name
-        ));
+        return Err(SetupError::LogFileDenied { path: shown, user });
     }
     let fd = nix::fcntl::openat(
         &dir,
@@ -78,16 +79,24 @@ pub fn prepare(path: &Path, identity: &Identity) -> Result<(), String> {
         Mode::from_bits_truncate(0o600),
     )
     .map_err(|e| match e {
-        Errno::EEXIST => format!(
-            "{shown} exists and user '{}' cannot write it: the agent never changes the owner of an existing file; chown it to '{}' or remove it",
-            identity.name, identity.name
-        ),
-        e => format!("cannot create {shown}: {e}"),
+        Errno::EEXIST => SetupError::LogFileForeign {
+            path: shown.clone(),
+            user: user.clone(),
+        },
+        source => SetupError::Sys {
+            action: "create",
+            target: shown.clone(),
+            source,
+        },
     })?;
     nix::unistd::fchown(
         fd.as_fd(),
         Some(nix::unistd::Uid::from_raw(identity.uid)),
         Some(nix::unistd::Gid::from_raw(identity.gid)),
     )
-    .map_err(|e| format!("cannot hand {shown} to user '{}': {e}", identity.name))
+    .map_err(|source| SetupError::Sys {
+        action: "hand over to the worker user",
+        target: shown,
+        source,
+    })
 }
