@@ -252,6 +252,17 @@ fn unknown_routes_are_404_in_each_contract_and_unknown_methods_405() {
     assert_eq!((a.status, a.error()), (405, "Method not allowed.".into()));
     let a = s.send("POST", "/status", &[], Some(b"{}"));
     assert_eq!(a.status, 404);
+    // A plugin's prefix with a slash reaches its root route; the core's
+    // routes are matched as sent, as 9.x does.
+    let a = s.get("/status/", &[("X-TemBoard-Date", now9().as_str())]);
+    assert_eq!((a.status, a.error()), (404, "Not found: '/status/'".into()));
+    let a = s.get("/activity/", &[("X-TemBoard-Date", now9().as_str())]);
+    assert_eq!(
+        a.status,
+        400,
+        "routed to /activity, refused unsigned: {}",
+        a.error()
+    );
     let a = s.send("PUT", "/status", &[], None);
     assert_eq!((a.status, a.error()), (405, "Method not allowed.".into()));
     // OPTIONS answers the 2.x CORS preflight.

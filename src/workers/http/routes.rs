@@ -168,11 +168,18 @@ pub fn lookup_v9(
     percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| invalid())?;
-    let mut path = raw_path;
-    if path.len() > 1 && path.ends_with('/') && path.matches('/').count() == 2 {
-        path = &path[..path.len() - 1];
-    }
-    if let Some((route, raw)) = lookup_in(Contract::V9, method, path, loaded) {
+    // A plugin's bare prefix with a `/` (`/activity/`) reaches its root
+    // route, as 9.x mounts plugins; the core's routes are matched as sent
+    // (9.x: `/status/` is not found).
+    let trimmed =
+        (raw_path.len() > 1 && raw_path.ends_with('/') && raw_path.matches('/').count() == 2)
+            .then(|| &raw_path[..raw_path.len() - 1]);
+    let found = lookup_in(Contract::V9, method, raw_path, loaded).or_else(|| {
+        trimmed.and_then(|t| {
+            lookup_in(Contract::V9, method, t, loaded).filter(|(r, _)| r.plugin.is_some())
+        })
+    });
+    if let Some((route, raw)) = found {
         let params = raw
             .iter()
             .map(|p| {
@@ -184,7 +191,14 @@ pub fn lookup_v9(
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Some((route, params)));
     }
-    if path_known(Contract::V9, path, loaded) {
+    let plugin_path = |t: &str| {
+        every().any(|r| {
+            r.contract == Contract::V9
+                && r.plugin.is_some_and(&loaded)
+                && matches(r.path, t, &mut vec![])
+        })
+    };
+    if path_known(Contract::V9, raw_path, loaded) || trimmed.is_some_and(plugin_path) {
         return Err(super::v9::error(405, "Method not allowed."));
     }
     Ok(None)
