@@ -41,14 +41,23 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, IpcError> {
     Ok(out)
 }
 
-/// A frame's length and whether more frames follow.
+/// A frame's length and whether more frames follow. A frame followed by
+/// others is always full (the encoder fills them), so a message has at most
+/// `MAX_MESSAGE / MAX_FRAME + 1` frames: a peer cannot make a reader walk
+/// endless empty ones.
 fn check_len(header: [u8; 4]) -> Result<(usize, bool), IpcError> {
     let raw = u32::from_be_bytes(header);
     let len = raw & !MORE;
+    let more = raw & MORE != 0;
     if len > MAX_FRAME {
         return Err(IpcError::TooLarge(len));
     }
-    Ok((len as usize, raw & MORE != 0))
+    if more && len != MAX_FRAME {
+        return Err(IpcError::Malformed(format!(
+            "a frame of {len} bytes announces more: only full frames do"
+        )));
+    }
+    Ok((len as usize, more))
 }
 
 /// Refuses a message that would grow past [`MAX_MESSAGE`].
@@ -408,8 +417,20 @@ mod tests {
             encode(&big(MAX_MESSAGE + 1)),
             Err(IpcError::MessageTooLarge(_))
         ));
-        // A peer that keeps sending "more" frames is cut at the limit, not
-        // read on.
+        // "More" frames that are not full are refused: a message cannot be
+        // made of endless small frames.
+        let mut small = (10 | MORE).to_be_bytes().to_vec();
+        small.extend_from_slice(b"0123456789");
+        let r: Result<Request<ProbeCall>, _> = read_frame(&mut Cursor::new(small.clone()));
+        assert!(matches!(r, Err(IpcError::Malformed(_))), "{r:?}");
+        let mut d = Decoder::default();
+        d.push(&small);
+        assert!(matches!(
+            d.next_message::<Request<ProbeCall>>(),
+            Err(IpcError::Malformed(_))
+        ));
+        // A peer that keeps sending full "more" frames is cut at the limit,
+        // not read on.
         let frame = {
             let mut f = (MAX_FRAME | MORE).to_be_bytes().to_vec();
             f.extend(std::iter::repeat_n(b' ', MAX_FRAME as usize));

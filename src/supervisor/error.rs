@@ -153,6 +153,16 @@ pub enum SetupError {
         /// The worker user.
         user: String,
     },
+    /// The new log file cannot be handed to the worker user.
+    #[error("cannot hand {path} to user '{user}': {source}")]
+    LogFileHandOver {
+        /// The log file.
+        path: String,
+        /// The worker user.
+        user: String,
+        /// Cause.
+        source: nix::Error,
+    },
     /// The worker user could create the log file itself but could not
     /// open it: something is off.
     #[error("cannot open {path} as user '{user}' (permission denied)")]

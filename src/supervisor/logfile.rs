@@ -94,9 +94,9 @@ pub fn prepare(path: &Path, identity: &Identity) -> Result<(), SetupError> {
         Some(nix::unistd::Uid::from_raw(identity.uid)),
         Some(nix::unistd::Gid::from_raw(identity.gid)),
     )
-    .map_err(|source| SetupError::Sys {
-        action: "hand over to the worker user",
-        target: shown,
+    .map_err(|source| SetupError::LogFileHandOver {
+        path: shown,
+        user,
         source,
     })
 }

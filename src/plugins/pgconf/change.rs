@@ -46,16 +46,25 @@ pub struct Kind<'a> {
 /// The 9.x checks of a setting's name and, when one is set, its value, with
 /// 9.x's messages (406): PostgreSQL judges the value itself.
 pub fn check_v9(name: &str, value: Option<&str>) -> Result<(), WorkerError> {
+    check_name_v9(name)?;
+    value.map_or(Ok(()), check_value_v9)
+}
+
+/// The 9.x check of a setting's name.
+pub fn check_name_v9(name: &str) -> Result<(), WorkerError> {
     if name.is_empty() || name.len() > 200 || name.contains('\0') {
         return Err(WorkerError::Invalid("Parameter 'name' is malformed.".into()));
     }
-    if let Some(v) = value {
-        if v.len() > MAX_VALUE_9 {
-            return Err(WorkerError::Invalid("Setting value is too long.".into()));
-        }
-        if v.contains('\0') {
-            return Err(WorkerError::Invalid("Setting value is malformed.".into()));
-        }
+    Ok(())
+}
+
+/// The 9.x check of a value set.
+pub fn check_value_v9(value: &str) -> Result<(), WorkerError> {
+    if value.len() > MAX_VALUE_9 {
+        return Err(WorkerError::Invalid("Setting value is too long.".into()));
+    }
+    if value.contains('\0') {
+        return Err(WorkerError::Invalid("Setting value is malformed.".into()));
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ use serde_json::{json, Map, Value};
 
 use super::probe9::{Applied, Pgconf9Call};
 use super::calls::PgconfCall;
+use super::change;
 use crate::api::ApiError;
+use crate::ipc::messages::WorkerError;
 use crate::api::{Call, Handled, Reply};
 
 fn not_acceptable(text: &str) -> ApiError {
@@ -33,16 +35,33 @@ async fn applied(c: &Call<'_>, value: Value, ok: Reply) -> Result<Reply, ApiErro
 }
 
 /// A setting's value as text: strings as they are, other scalars written
-/// out (9.0.1 answered 500 to a number), `None` for null. Names and values
-/// are validated with the 2.x ones, in the probe worker (`change.rs`).
+/// out (9.0.1 answered 500 to a number), `None` for null; checked by the
+/// 9.x checks of `change.rs` (which the probe worker runs again before
+/// applying), item by item in request order, as 9.x did.
 fn value_text(v: &Value) -> Result<Option<String>, ApiError> {
-    Ok(Some(match v {
+    let text = match v {
         Value::Null => return Ok(None),
         Value::String(s) => s.clone(),
         Value::Bool(b) => if *b { "on" } else { "off" }.to_string(),
         Value::Number(n) => n.to_string(),
         _ => return Err(not_acceptable("Setting value must be a string.")),
-    }))
+    };
+    change::check_value_v9(&text).map_err(invalid)?;
+    Ok(Some(text))
+}
+
+/// A setting's name, checked.
+fn name_checked(name: &str) -> Result<String, ApiError> {
+    change::check_name_v9(name).map_err(invalid)?;
+    Ok(name.to_string())
+}
+
+/// A refused check, as the 406 the http worker answers.
+fn invalid(e: WorkerError) -> ApiError {
+    match e {
+        WorkerError::Invalid(m) => ApiError::NotAcceptable(m),
+        other => ApiError::Internal(other.to_string()),
+    }
 }
 
 /// `GET /pgconf/settings`.
@@ -64,7 +83,7 @@ pub fn set(c: Call<'_>) -> Handled<'_> {
         for (name, v) in map {
             let value =
                 value_text(v)?.ok_or_else(|| not_acceptable("Setting value is required."))?;
-            sets.push((name.clone(), value));
+            sets.push((name_checked(name)?, value));
         }
         let done = call9(
             &c,
@@ -80,7 +99,7 @@ pub fn set(c: Call<'_>) -> Handled<'_> {
 
 fn unset(c: Call<'_>, to_default: bool) -> Handled<'_> {
     Box::pin(async move {
-        let name = c.segment(0).to_string();
+        let name = name_checked(c.segment(0))?;
         let done = call9(&c, Pgconf9Call::Unset { name, to_default }).await?;
         applied(&c, done, Reply::Empty).await
     })
@@ -192,7 +211,7 @@ pub fn update(c: Call<'_>) -> Handled<'_> {
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::malformed("settings"))?;
-            let name = name.to_string();
+            let name = name_checked(name)?;
             match value_text(item.get("setting").unwrap_or(&Value::Null))? {
                 None => resets.push(name),
                 Some(v) if v.is_empty() => resets.push(name),

@@ -5,7 +5,7 @@
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Map, Value};
 
-use super::state::{AppState, IPC_TIMEOUT};
+use super::state::{AppState, Basis, IPC_TIMEOUT};
 use crate::api::ApiError;
 use crate::ipc::messages::{ProbeCall, ProbeReply};
 
@@ -39,8 +39,12 @@ impl AppState {
     /// The discover document: PostgreSQL facts read now when PostgreSQL
     /// answers, else the last stored ones (9.x answers while it is down); the
     /// document is stored whenever it changed, so its ETag follows it.
-    async fn current_discover(&self) -> Result<(Value, String, bool), ApiError> {
+    async fn current_discover(&self) -> Result<(Value, String, Option<Basis>), ApiError> {
         let state = self;
+        // The basis as it is when the read starts: a caller that joins this
+        // read later (after a reload, say) must not remember its result
+        // under its own, newer basis.
+        let basis = state.basis().await;
         let settings = state.ctx.settings();
         let fresh = state.probe.call(ProbeCall::Discover9, IPC_TIMEOUT).await;
         let stored = state.db.read(|c| crate::store::signed::discover(c)).await?;
@@ -65,7 +69,7 @@ impl AppState {
                 .run(move |c| crate::store::signed::set_discover(c, &text, &t))
                 .await?;
         }
-        Ok((doc, tag, answered))
+        Ok((doc, tag, answered.then_some(basis)))
     }
 
     /// The discover document's ETag (9.x sends it as
@@ -77,15 +81,21 @@ impl AppState {
 
     /// The discover document and its ETag: from memory while its basis
     /// holds (PostgreSQL neither restarted nor reloaded, no agent reload,
-    /// younger than a minute), else read (reads coalesced). A document
-    /// PostgreSQL did not answer for (the stored one) is not remembered.
+    /// younger than a minute), else read (see [`Self::discover_read`]).
     pub async fn discover_document(&self) -> Result<(Value, String), ApiError> {
-        let basis = self.basis().await;
-        if let Some(doc) = self.discover_memory.get(&basis) {
+        if let Some(doc) = self.discover_memory.get(&self.basis().await) {
             return Ok(doc);
         }
-        let (doc, tag, answered) = self.discover.get(|| self.current_discover()).await?;
-        if answered {
+        self.discover_read().await
+    }
+
+    /// The discover document read now (reads coalesced: a caller arriving
+    /// during a read gets its result), and remembered under the basis it
+    /// was read with. A document PostgreSQL did not answer for (the stored
+    /// one) is not remembered. `POST /discover` and `/status` read so.
+    pub async fn discover_read(&self) -> Result<(Value, String), ApiError> {
+        let (doc, tag, basis) = self.discover.get(|| self.current_discover()).await?;
+        if let Some(basis) = basis {
             self.discover_memory.put(basis, (doc.clone(), tag.clone()));
         }
         Ok((doc, tag))
@@ -95,7 +105,9 @@ impl AppState {
     /// `/dashboard`).
     pub async fn status_document(&self) -> Result<(Value, String), ApiError> {
         let state = self;
-        let (doc, tag) = state.discover_document().await?;
+        // Read now, as before memory: its pid and start time must be the
+        // running postmaster's, even right after a restart.
+        let (doc, tag) = state.discover_read().await?;
         let pg = match state.probe.call(ProbeCall::Status9, IPC_TIMEOUT).await {
             Ok(Ok(ProbeReply::Document { value })) => value,
             Ok(Err(e)) => return Err(super::v9::error(500, format!("PostgreSQL: {e}"))),

@@ -241,7 +241,12 @@ async fn process(
             state,
             peer,
             caller,
-            body: super::v9::json_body(&parts.headers, raw)?,
+            // The core's 9.x routes read no body (9.x ignored it, even
+            // malformed); a plugin's is parsed.
+            body: match route.plugin {
+                Some(_) => super::v9::json_body(&parts.headers, raw)?,
+                None => Value::Null,
+            },
             path: params,
             query: crate::api::parse_query(parts.uri.query()),
             received,

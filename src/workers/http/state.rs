@@ -28,11 +28,15 @@ const PASSWORD_CHECKS: usize = 2;
 /// A discover document is re-read at least this often, whatever else.
 const DOCUMENT_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// A discover document read: the document, its ETag, and the basis it was
+/// read with when PostgreSQL answered for it (else it is the stored one).
+pub type DiscoverRead = (serde_json::Value, String, Option<Basis>);
+
 /// What a discover document was computed from: PostgreSQL's start and
 /// configuration load times as the scheduler last saw them (it checks every
 /// 10 s), and the settings in force (a reload swaps them). Equal bases give
 /// equal documents, so they are answered from memory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Basis {
     stamp: (Option<f64>, Option<f64>),
     settings: Arc<WorkerSettings>,
@@ -78,7 +82,7 @@ pub struct AppState {
     pub replay: replay::Replay,
     /// The 9.x discover document and its ETag (coalesced reads), and
     /// whether PostgreSQL answered for it (else it is the stored one).
-    pub discover: fresh::Fresh<Result<(serde_json::Value, String, bool), error::ApiError>>,
+    pub discover: fresh::Fresh<Result<DiscoverRead, error::ApiError>>,
     /// The 9.x discover document answered from memory until its [`Basis`]
     /// changes.
     pub discover_memory: fresh::Remembered<Basis, (serde_json::Value, String)>,

@@ -242,7 +242,11 @@ pub fn signature_status(state: &AppState, target: &str, headers: &HeaderMap) -> 
 /// `GET /discover` (signature optional: its status is in the answer) and
 /// `POST /discover` (signed, hence `valid`).
 fn route_discover(c: Call<'_>) -> Handled<'_> {
-    Box::pin(async move { discover(c.state, c.signature_status.unwrap_or("valid")).await })
+    Box::pin(async move {
+        // POST asks for a refresh: read now; GET may answer from memory.
+        let refresh = c.route.method == "POST";
+        discover(c.state, c.signature_status.unwrap_or("valid"), refresh).await
+    })
 }
 
 /// `GET /status` (9.x, unsigned).
@@ -278,8 +282,16 @@ fn debug_error(seg: &str) -> Result<Reply, ApiError> {
     }
 }
 
-async fn discover(state: &AppState, signature_status: &str) -> Result<Reply, ApiError> {
-    let (mut doc, tag) = state.discover_document().await?;
+async fn discover(
+    state: &AppState,
+    signature_status: &str,
+    refresh: bool,
+) -> Result<Reply, ApiError> {
+    let (mut doc, tag) = if refresh {
+        state.discover_read().await?
+    } else {
+        state.discover_document().await?
+    };
     if let Value::Object(m) = &mut doc {
         m.insert("signature_status".into(), json!(signature_status));
     }
