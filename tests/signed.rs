@@ -953,3 +953,32 @@ fn discover_is_answered_from_memory_until_postgresql_or_the_agent_changes() {
         "an agent reload is not seen"
     );
 }
+
+#[test]
+fn a_promoted_standby_is_seen_in_the_discover_document() {
+    let primary = PgCluster::start();
+    let standby = PgCluster::standby_by_copy(&primary);
+    let (public, private) = test_keys();
+    let agent = agent_with_plugins(&standby, &public, "activity");
+    let standby_of = |d: &Value| d["postgres"]["in_hot_standby"].clone();
+    let discover = || Signed::get("/discover").send(&agent, &private);
+    let first = discover();
+    assert_eq!(first.status, 200);
+    assert_eq!(standby_of(&first.json()), json!(true), "{}", first.json());
+    // Promoted: neither a restart nor a configuration reload, yet the
+    // document changes (within the scheduler's check), and so its ETag.
+    standby
+        .client()
+        .execute("SELECT pg_promote()", &[])
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || standby_of(&discover().json())
+            == json!(false)),
+        "the promotion is not seen"
+    );
+    assert_ne!(
+        discover().header("etag"),
+        first.header("etag"),
+        "the ETag follows the document"
+    );
+}

@@ -213,9 +213,10 @@ pub enum ProbeCall {
     Ping,
     /// Can PostgreSQL be reached now.
     PgCheck,
-    /// When PostgreSQL started and last loaded its configuration: what the
-    /// scheduler watches so the http worker's discover documents are
-    /// re-read only when they can have changed.
+    /// When PostgreSQL started and last loaded its configuration, and
+    /// whether it is a standby: what the scheduler watches so the http
+    /// worker's discover documents are re-read only when they can have
+    /// changed.
     PgStamp,
     /// Server facts for `/discover`.
     PgInfo,
@@ -248,12 +249,14 @@ pub enum ProbeReply {
     Pong,
     /// Answer to `PgCheck`: PostgreSQL answered.
     PgUp,
-    /// Answer to `PgStamp`, in microseconds since the epoch.
+    /// Answer to `PgStamp` (times in microseconds since the epoch).
     PgStamp {
         /// `pg_postmaster_start_time()`.
         started: i64,
         /// `pg_conf_load_time()`.
         conf_loaded: i64,
+        /// `pg_is_in_recovery()`: a promotion changes the documents too.
+        in_recovery: bool,
     },
     /// Answer to `PgInfo`.
     PgInfo {

@@ -28,17 +28,22 @@ const PASSWORD_CHECKS: usize = 2;
 /// A discover document is re-read at least this often, whatever else.
 const DOCUMENT_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// PostgreSQL's start time, configuration load time and recovery state as
+/// the scheduler last recorded them (`None` before its first check).
+pub type Stamp = (Option<f64>, Option<f64>, Option<f64>);
+
 /// A discover document read: the document, its ETag, and the basis it was
 /// read with when PostgreSQL answered for it (else it is the stored one).
 pub type DiscoverRead = (serde_json::Value, String, Option<Basis>);
 
 /// What a discover document was computed from: PostgreSQL's start and
-/// configuration load times as the scheduler last saw them (it checks every
-/// 10 s), and the settings in force (a reload swaps them). Equal bases give
-/// equal documents, so they are answered from memory.
+/// configuration load times and recovery state as the scheduler last saw
+/// them (it checks every 10 s), and the settings in force (a reload swaps
+/// them). Equal bases give equal documents, so they are answered from
+/// memory.
 #[derive(Debug, Clone)]
 pub struct Basis {
-    stamp: (Option<f64>, Option<f64>),
+    stamp: Stamp,
     settings: Arc<WorkerSettings>,
 }
 
@@ -88,7 +93,7 @@ pub struct AppState {
     pub discover_memory: fresh::Remembered<Basis, (serde_json::Value, String)>,
     /// When PostgreSQL started and last loaded its configuration, as the
     /// scheduler last recorded them (read at most once a second).
-    pub pg_stamp: fresh::Fresh<(Option<f64>, Option<f64>)>,
+    pub pg_stamp: fresh::Fresh<Stamp>,
     /// Requests by route pattern and status, for `/metrics`.
     pub requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     /// Request body bytes in flight, in all and per peer address.
@@ -277,10 +282,11 @@ impl AppState {
                         Ok((
                             crate::store::meta::get(c, "pg_started")?,
                             crate::store::meta::get(c, "pg_conf_loaded")?,
+                            crate::store::meta::get(c, "pg_in_recovery")?,
                         ))
                     })
                     .await
-                    .unwrap_or((None, None))
+                    .unwrap_or((None, None, None))
             })
             .await;
         Basis {

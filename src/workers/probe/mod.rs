@@ -57,12 +57,14 @@ impl Probe {
             ProbeCall::PgStamp => self.with_client(|c| {
                 let row = c.query_one(
                     "SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint, \
-                            (extract(epoch FROM pg_conf_load_time()) * 1000000)::bigint",
+                            (extract(epoch FROM pg_conf_load_time()) * 1000000)::bigint, \
+                            pg_is_in_recovery()",
                     &[],
                 )?;
                 Ok(ProbeReply::PgStamp {
                     started: row.get(0),
                     conf_loaded: row.get(1),
+                    in_recovery: row.get(2),
                 })
             }),
             ProbeCall::PgCheck => self

@@ -33,8 +33,9 @@ enum PgState {
 struct Scheduler {
     host: JobHost,
     pg: PgState,
-    /// PostgreSQL's start and configuration load times last recorded.
-    stamp: Option<(i64, i64)>,
+    /// PostgreSQL's start and configuration load times, and whether it
+    /// was a standby, last recorded.
+    stamp: Option<(i64, i64, bool)>,
     db_failing: bool,
 }
 
@@ -80,20 +81,22 @@ impl Scheduler {
             Ok(Ok(ProbeReply::PgStamp {
                 started,
                 conf_loaded,
+                in_recovery,
             })) => {
                 // Read by the http worker: its discover documents are kept
-                // until PostgreSQL restarts or reloads its configuration.
-                let stamp = Some((started, conf_loaded));
+                // until PostgreSQL restarts, reloads its configuration or
+                // is promoted.
+                let stamp = Some((started, conf_loaded, in_recovery));
                 if stamp != self.stamp {
-                    let written =
-                        crate::store::meta::set(&self.host.db, "pg_started", started as f64)
-                            .and_then(|_| {
-                                crate::store::meta::set(
-                                    &self.host.db,
-                                    "pg_conf_loaded",
-                                    conf_loaded as f64,
-                                )
-                            });
+                    let db = &self.host.db;
+                    let written = crate::store::meta::set(db, "pg_started", started as f64)
+                        .and_then(|_| {
+                            crate::store::meta::set(db, "pg_conf_loaded", conf_loaded as f64)
+                        })
+                        .and_then(|_| {
+                            let standby = if in_recovery { 1.0 } else { 0.0 };
+                            crate::store::meta::set(db, "pg_in_recovery", standby)
+                        });
                     match written {
                         Ok(()) => self.stamp = stamp,
                         Err(e) => warn!("cannot record when PostgreSQL started: {e}"),
