@@ -238,26 +238,24 @@ done
 # the requests are signed beforehand by the real toolkit (scripts/presign.py)
 # and wrk sends each once (scripts/signed_wrk.lua).
 echo
+# One signed route at c=1 and c=16: its requests signed beforehand.
+signed_lines() { # label, path
+  for spec in "1 1 2500" "16 2 6000"; do
+    read -r conc threads per_second <<<"$spec"
+    n=$((duration * per_second))
+    "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET "$2" "$n" "$work/signed-$conc.txt"
+    wrk_line "$1" "$conc" "$threads" -s scripts/signed_wrk.lua \
+      "https://localhost:$port$2" -- "$work/signed-$conc.txt" "$threads" "$port" GET "$2"
+  done
+}
 echo "temBoard 9.x signed GET /activity (signed beforehand by the real 9.0.1 toolkit, RSA-4096 UI key,"
 echo "a distinct request id each; compare with the session lines above):"
-for spec in "1 1 2500" "16 2 6000"; do
-  read -r conc threads per_second <<<"$spec"
-  n=$((duration * per_second))
-  "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET /activity "$n" "$work/signed-$conc.txt"
-  wrk_line "GET /activity (signed, 9.x shape)" "$conc" "$threads" -s scripts/signed_wrk.lua \
-    "https://localhost:$port/activity" -- "$work/signed-$conc.txt" "$threads" "$port" GET /activity
-done
+signed_lines "GET /activity (signed, 9.x shape)" /activity
 # GET /discover, signed: answered from memory while PostgreSQL neither
-# restarts nor reloads its configuration (the scheduler checks every 10 s).
+# restarts, reloads nor is promoted (the scheduler checks every 10 s).
 echo
 echo "temBoard 9.x signed GET /discover (signed beforehand by the real 9.0.1 toolkit):"
-for spec in "1 1 2500" "16 2 6000"; do
-  read -r conc threads per_second <<<"$spec"
-  n=$((duration * per_second))
-  "$tpy" scripts/presign.py "$port" "$work/ui-private.pem" GET /discover "$n" "$work/discover-$conc.txt"
-  wrk_line "GET /discover (signed, 9.x)" "$conc" "$threads" -s scripts/signed_wrk.lua \
-    "https://localhost:$port/discover" -- "$work/discover-$conc.txt" "$threads" "$port" GET /discover
-done
+signed_lines "GET /discover (signed, 9.x)" /discover
 
 # GET /statements on a full pg_stat_statements (10,000 entries at most, of
 # which 9,800 with 2 KiB texts): latency and what the workers pay.

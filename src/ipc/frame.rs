@@ -60,6 +60,20 @@ fn check_len(header: [u8; 4]) -> Result<(usize, bool), IpcError> {
     Ok((len as usize, more))
 }
 
+/// Checks a frame's header against the message read so far and makes room
+/// for its bytes at the end of `body`: where they start, and whether more
+/// frames follow. Both readers, blocking and async, go through it.
+fn make_room(body: &mut Vec<u8>, header: [u8; 4]) -> Result<(usize, bool), IpcError> {
+    let (len, more) = check_len(header)?;
+    check_total(body.len(), len)?;
+    let start = body.len();
+    // Exactly what this frame needs: a message's buffer never grows past
+    // MAX_MESSAGE by the vector's own doubling.
+    body.reserve_exact(len);
+    body.resize(start + len, 0);
+    Ok((start, more))
+}
+
 /// Refuses a message that would grow past [`MAX_MESSAGE`].
 fn check_total(so_far: usize, next: usize) -> Result<(), IpcError> {
     if so_far + next > MAX_MESSAGE {
@@ -148,13 +162,7 @@ pub fn read_frame<T: DeserializeOwned, R: Read>(r: &mut R) -> Result<T, IpcError
                 Err(e) => return Err(e.into()),
             }
         }
-        let (len, more) = check_len(header)?;
-        check_total(body.len(), len)?;
-        let start = body.len();
-        // Exactly what this frame needs: a message's buffer never grows
-        // past MAX_MESSAGE by the vector's own doubling.
-        body.reserve_exact(len);
-        body.resize(start + len, 0);
+        let (start, more) = make_room(&mut body, header)?;
         r.read_exact(&mut body[start..])
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => IpcError::Truncated,
@@ -197,13 +205,7 @@ pub async fn read_frame_async<T: DeserializeOwned, R: AsyncRead + Unpin>(
                 n => got += n,
             }
         }
-        let (len, more) = check_len(header)?;
-        check_total(body.len(), len)?;
-        let start = body.len();
-        // Exactly what this frame needs: a message's buffer never grows
-        // past MAX_MESSAGE by the vector's own doubling.
-        body.reserve_exact(len);
-        body.resize(start + len, 0);
+        let (start, more) = make_room(&mut body, header)?;
         r.read_exact(&mut body[start..])
             .await
             .map_err(|e| match e.kind() {
