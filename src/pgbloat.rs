@@ -53,10 +53,16 @@ pub fn ctes(client: &mut impl GenericClient, version_num: i32) -> Result<String,
     let superuser = client
         .query_one("SELECT current_setting('is_superuser') = 'on'", &[])?
         .get::<_, bool>(0);
-    Ok(format!(
+    Ok(ctes_as(superuser, version_num))
+}
+
+/// The CTEs of the estimates for a role known to be a superuser or not
+/// (for callers that asked already).
+pub fn ctes_as(superuser: bool, version_num: i32) -> String {
+    format!(
         "{}, {HEAP_NEED}, {BTREE_NEED}",
         col_stats(superuser, version_num)
-    ))
+    )
 }
 
 /// Tables: for each ordinary table whose columns all have statistics, the

@@ -15,6 +15,7 @@
 
 mod calls;
 pub mod config;
+mod files;
 mod job;
 mod routes;
 mod sizes;
@@ -35,7 +36,7 @@ use config::{validate, KEYS};
 pub static PLUGIN: Plugin = Plugin {
     name: "maintenance",
     routes: routes::ROUTES,
-    probe: Some(|| Box::new(SizesWork)),
+    probe: Some(|| Box::new(SizesWork::default())),
     task: Some(task::build),
     jobs: job::jobs,
     keys: KEYS,
@@ -44,15 +45,22 @@ pub static PLUGIN: Plugin = Plugin {
     ..Plugin::NOTHING
 };
 
-struct SizesWork;
+/// The pages' work in the probe worker, with what it keeps between pages
+/// (the bloat estimates).
+#[derive(Default)]
+struct SizesWork {
+    memory: sizes::Memory,
+}
 
 impl Work<ProbeHost> for SizesWork {
     fn handle(&self, host: &ProbeHost, call: Value) -> Result<Value, WorkerError> {
         crate::api::typed(call, |c: SizesCall| match c {
-            SizesCall::Instance => sizes::instance(host),
-            SizesCall::Database { db } => sizes::database(host, &db),
-            SizesCall::Schema { db, schema } => sizes::schema(host, &db, &schema),
-            SizesCall::Table { db, schema, table } => sizes::table(host, &db, &schema, &table),
+            SizesCall::Instance => sizes::instance(host, &self.memory),
+            SizesCall::Database { db } => sizes::database(host, &self.memory, &db),
+            SizesCall::Schema { db, schema } => sizes::schema(host, &self.memory, &db, &schema),
+            SizesCall::Table { db, schema, table } => {
+                sizes::table(host, &self.memory, &db, &schema, &table)
+            }
             SizesCall::Check {
                 db,
                 schema,
