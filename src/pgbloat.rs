@@ -20,7 +20,7 @@ use postgres::GenericClient;
 /// 10,000 tables, twice (tables and indexes). A superuser reads
 /// `pg_statistic` itself (what the view shows it anyway) by oid, in a few
 /// milliseconds; another role goes through the view once, materialized.
-fn col_stats(superuser: bool, version_num: i32) -> String {
+fn col_stats(superuser: bool, version_num: i32, scoped: bool) -> String {
     let materialized = if version_num >= 120_000 {
         "MATERIALIZED "
     } else {
@@ -30,8 +30,13 @@ fn col_stats(superuser: bool, version_num: i32) -> String {
         format!(
             "col_stats AS {materialized}(
   SELECT starelid AS relid, staattnum AS attnum, stanullfrac AS null_frac, stawidth AS avg_width
-  FROM pg_statistic WHERE NOT stainherit
-)"
+  FROM pg_statistic WHERE NOT stainherit{}
+)",
+            if scoped {
+                " AND starelid IN (SELECT oid FROM scope)"
+            } else {
+                ""
+            }
         )
     } else {
         format!(
@@ -41,8 +46,13 @@ fn col_stats(superuser: bool, version_num: i32) -> String {
   JOIN pg_namespace n ON n.nspname = s.schemaname
   JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
-  WHERE NOT s.inherited
-)"
+  WHERE NOT s.inherited{}
+)",
+            if scoped {
+                " AND c.oid IN (SELECT oid FROM scope)"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -53,15 +63,28 @@ pub fn ctes(client: &mut impl GenericClient, version_num: i32) -> Result<String,
     let superuser = client
         .query_one("SELECT current_setting('is_superuser') = 'on'", &[])?
         .get::<_, bool>(0);
-    Ok(ctes_as(superuser, version_num))
+    Ok(ctes_as(superuser, version_num, false))
 }
 
 /// The CTEs of the estimates for a role known to be a superuser or not
-/// (for callers that asked already).
-pub fn ctes_as(superuser: bool, version_num: i32) -> String {
+/// (for callers that asked already). With `scoped`, only the tables (and
+/// their indexes) whose oids a CTE `scope(oid)` the caller puts first
+/// holds: why, a page about one table or one schema reads only their
+/// statistics.
+pub fn ctes_as(superuser: bool, version_num: i32, scoped: bool) -> String {
+    let (heap, btree) = if scoped {
+        (
+            "JOIN scope ON scope.oid = c.oid",
+            "JOIN scope ON scope.oid = i.indrelid",
+        )
+    } else {
+        ("", "")
+    };
     format!(
-        "{}, {HEAP_NEED}, {BTREE_NEED}",
-        col_stats(superuser, version_num)
+        "{}, {}, {}",
+        col_stats(superuser, version_num, scoped),
+        HEAP_NEED.replace("{scope}", heap),
+        BTREE_NEED.replace("{scope}", btree)
     )
 }
 
@@ -77,7 +100,7 @@ heap_cols AS (
   SELECT c.oid, count(*) AS ncols, count(s.relid) AS with_stats,
          sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
          bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
-  FROM pg_class c
+  FROM pg_class c {scope}
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   LEFT JOIN col_stats s ON s.relid = c.oid AND s.attnum = a.attnum
@@ -108,7 +131,7 @@ heap_cols AS (
 const BTREE_NEED: &str = "
 btree_keys AS (
   SELECT i.indexrelid, i.indrelid, k.attnum
-  FROM pg_index i
+  FROM pg_index i {scope}
   JOIN pg_class ic ON ic.oid = i.indexrelid
   JOIN pg_am am ON am.oid = ic.relam AND am.amname = 'btree'
   JOIN pg_class tc ON tc.oid = i.indrelid

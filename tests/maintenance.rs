@@ -890,17 +890,30 @@ fn a_role_without_superuser_gets_the_same_estimates_through_pg_stats() {
             .find(|i| i["name"] == "t_pkey")
             .unwrap()["bloat_bytes"]
             .clone();
-        (tp["bloat_bytes"].clone(), pk)
+        let sizes =
+            ["total_bytes", "index_bytes", "toast_bytes", "table_bytes"].map(|k| tp[k].clone());
+        (tp["bloat_bytes"].clone(), pk, sizes)
     };
     let superuser = figures(&agent_for(&pg, &public));
     let mut files = signed_files(&pg, &public, PLUGINS);
     files.set("postgresql", "user", "reader");
     files.write();
-    let reader = figures(&Agent::start(files));
+    let agent = Agent::start(files);
+    let reader = figures(&agent);
     assert!(superuser.0.as_f64().unwrap() > 0.0, "{superuser:?}");
     assert_eq!(
         reader, superuser,
-        "pg_statistic (superuser) and pg_stats (reader) disagree"
+        "pg_statistic (superuser) and pg_stats (reader), or the sizes from the files (superuser) and \
+         through SQL (reader, who may not read data_directory), disagree"
+    );
+    // Issue #31: the reader may not know where the data directory is; the
+    // sizes come through SQL, said once.
+    figures(&agent);
+    let log = agent.log();
+    assert_eq!(
+        log.matches("sizes are read through SQL").count(),
+        1,
+        "{log}"
     );
 }
 

@@ -471,3 +471,323 @@ fn postgresql_17() {
 fn postgresql_18() {
     exercise(18);
 }
+
+/// A connection to database `db` of the cluster.
+fn client_to(pg: &PgCluster, db: &str) -> postgres::Client {
+    postgres::Config::new()
+        .host_path(pg.socket_dir())
+        .port(pg.port)
+        .user("postgres")
+        .dbname(db)
+        .connect(postgres::NoTls)
+        .unwrap()
+}
+
+/// `(bytes, pg_size_pretty(bytes))` of one SQL expression of relation `$1`.
+fn pg_size(c: &mut postgres::Client, expr: &str, oid: u32) -> (i64, String) {
+    let r = c
+        .query_one(
+            format!("SELECT ({expr})::bigint, pg_size_pretty(({expr})::bigint) FROM pg_class c WHERE c.oid = $1")
+                .as_str(),
+            &[&oid],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+/// The oid of relation `name` of schema `schema`.
+fn oid_of(c: &mut postgres::Client, schema: &str, name: &str) -> u32 {
+    c.query_one(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relname = $2",
+        &[&schema, &name],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Checks a table of the schema or table page against PostgreSQL's own
+/// functions, to the byte (and its sizes' `pg_size_pretty`).
+fn same_table(c: &mut postgres::Client, major: u32, schema: &str, t: &Value) {
+    let name = t["name"].as_str().unwrap();
+    let oid = oid_of(c, schema, name);
+    let what = format!("PostgreSQL {major}: {schema}.{name}: {t}");
+    let total = pg_size(c, "pg_total_relation_size(c.oid)", oid);
+    let index = pg_size(c, "pg_indexes_size(c.oid)", oid);
+    let toast = pg_size(
+        c,
+        "coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)",
+        oid,
+    );
+    let table = pg_size(
+        c,
+        "pg_table_size(c.oid) - coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)",
+        oid,
+    );
+    for (key, size_key, (bytes, pretty)) in [
+        ("total_bytes", "total_size", total),
+        ("index_bytes", "index_size", index),
+        ("toast_bytes", "toast_size", toast),
+        ("table_bytes", "table_size", table),
+    ] {
+        assert_eq!(t[key].as_i64(), Some(bytes), "{key}: {what}");
+        assert_eq!(
+            t[size_key].as_str(),
+            Some(pretty.as_str()),
+            "{size_key}: {what}"
+        );
+    }
+}
+
+/// Checks every table and index of a schema page.
+fn same_schema(
+    agent: &Agent,
+    key: &rsa::RsaPrivateKey,
+    c: &mut postgres::Client,
+    major: u32,
+    db: &str,
+    schema: &str,
+) {
+    let page = get(agent, key, &format!("/maintenance/{db}/schema/{schema}"));
+    let tables = page["tables"].as_array().unwrap();
+    let expected: Vec<String> = c
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname",
+            &[&schema],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let listed: Vec<&str> = tables.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        listed, expected,
+        "PostgreSQL {major}: the tables of {schema}"
+    );
+    for t in tables {
+        same_table(c, major, schema, t);
+    }
+    for i in page["indexes"].as_array().unwrap() {
+        let oid = oid_of(c, schema, i["name"].as_str().unwrap());
+        let (bytes, pretty) = pg_size(c, "pg_total_relation_size(c.oid)", oid);
+        assert_eq!(
+            i["total_bytes"].as_i64(),
+            Some(bytes),
+            "PostgreSQL {major}: {i}"
+        );
+        assert_eq!(
+            i["total_size"].as_str(),
+            Some(pretty.as_str()),
+            "PostgreSQL {major}: {i}"
+        );
+    }
+}
+
+/// Issue #31: the maintenance pages' sizes, read from the data directory,
+/// are PostgreSQL's to the byte: TOAST, a table of two segments (over
+/// 1 GB), a table and its index in another tablespace, an unlogged table
+/// (its init fork), a partitioned table and its partitions, mapped
+/// catalogs (`pg_class`), the free space and visibility maps, a table
+/// rewritten by VACUUM FULL between two reads; the database's size is
+/// `pg_database_size`'s.
+fn sizes_exactly(major: u32) {
+    let _one = one_at_a_time();
+    let bin = bin_of(major);
+    let (public, key) = test_keys();
+    let pg = PgCluster::start_in(Some(&bin), "-c autovacuum=off");
+    let spc = pg.dir.path().join("spc");
+    std::fs::create_dir(&spc).unwrap();
+    give_to_postgres(&spc);
+    let mut c = pg.client();
+    c.batch_execute(&format!(
+        "CREATE TABLESPACE elsewhere LOCATION '{}'",
+        spc.display()
+    ))
+    .unwrap();
+    c.batch_execute("CREATE DATABASE sizes").unwrap();
+    let mut d = client_to(&pg, "sizes");
+    d.batch_execute(
+        "CREATE TABLE toasty (id int PRIMARY KEY, doc text);
+         INSERT INTO toasty SELECT g, (SELECT string_agg(md5(g::text || ':' || x), '')
+                                       FROM generate_series(1, 200) x)
+         FROM generate_series(1, 300) g;
+         CREATE INDEX toasty_md5 ON toasty (md5(doc));
+         CREATE UNLOGGED TABLE big (id int, pad text) WITH (fillfactor = 10);
+         INSERT INTO big SELECT g, repeat('x', 700) FROM generate_series(1, 131100) g;
+         CREATE TABLE far (id int PRIMARY KEY USING INDEX TABLESPACE elsewhere, v text) TABLESPACE elsewhere;
+         INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 1000) g;
+         CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+         CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (1000);
+         CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (1000) TO (2000);
+         INSERT INTO parted SELECT g, md5(g::text) FROM generate_series(0, 1999) g;",
+    )
+    .unwrap();
+    d.batch_execute("VACUUM ANALYZE").unwrap();
+    // What the test is about is there: a second segment, TOAST, a mapped
+    // catalog, the other tablespace.
+    let big: String = d
+        .query_one("SELECT pg_relation_filepath('big')", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        pg.data().join(format!("{big}.1")).exists(),
+        "PostgreSQL {major}: big has no second segment"
+    );
+    let (toast, mapped, far): (i64, i32, String) = {
+        let r = d
+            .query_one(
+                "SELECT pg_total_relation_size(reltoastrelid),
+                        (SELECT relfilenode::int FROM pg_class WHERE relname = 'pg_class'),
+                        pg_relation_filepath('far')
+                 FROM pg_class WHERE relname = 'toasty'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert!(
+        toast > 100_000,
+        "PostgreSQL {major}: toasty's TOAST: {toast}"
+    );
+    assert_eq!(mapped, 0, "PostgreSQL {major}: pg_class is not mapped");
+    assert!(far.starts_with("pg_tblspc/"), "PostgreSQL {major}: {far}");
+
+    let files = signed_files(&pg, &public, r#"["maintenance"]"#);
+    let agent = Agent::start(files);
+    for schema in ["public", "pg_catalog"] {
+        same_schema(&agent, &key, &mut d, major, "sizes", schema);
+    }
+    for table in ["big", "toasty", "far", "parted_1"] {
+        let page = get(
+            &agent,
+            &key,
+            &format!("/maintenance/sizes/schema/public/table/{table}"),
+        );
+        same_table(&mut d, major, "public", &page);
+    }
+
+    // The database page: each schema's sums, the database's size.
+    let page = get(&agent, &key, "/maintenance/sizes");
+    let size: (i64, String) = {
+        let r = d
+            .query_one(
+                "SELECT pg_database_size(current_database()), pg_size_pretty(pg_database_size(current_database()))",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(
+        page["total_bytes"].as_i64(),
+        Some(size.0),
+        "PostgreSQL {major}: {page}"
+    );
+    assert_eq!(
+        page["total_size"].as_str(),
+        Some(size.1.as_str()),
+        "PostgreSQL {major}: {page}"
+    );
+    for s in page["schemas"].as_array().unwrap() {
+        let r = d
+            .query_one(
+                "SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                         WHERE c.relnamespace = n.oid AND c.relkind = 'r'),
+                        (SELECT coalesce(sum(pg_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                         WHERE c.relnamespace = n.oid AND c.relkind = 'r'),
+                        (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                         WHERE c.relnamespace = n.oid AND c.relkind IN ('i', 'I')),
+                        (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind = 'r'),
+                        (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid AND c.relkind IN ('i', 'I'))
+                 FROM pg_namespace n WHERE n.nspname = $1",
+                &[&s["name"].as_str().unwrap()],
+            )
+            .unwrap();
+        let what = format!("PostgreSQL {major}: {s}");
+        assert_eq!(
+            s["total_bytes"].as_i64(),
+            Some(r.get::<_, i64>(0)),
+            "{what}"
+        );
+        assert_eq!(
+            s["tables_bytes"].as_i64(),
+            Some(r.get::<_, i64>(1)),
+            "{what}"
+        );
+        assert_eq!(
+            s["indexes_bytes"].as_i64(),
+            Some(r.get::<_, i64>(2)),
+            "{what}"
+        );
+        assert_eq!(s["n_tables"].as_i64(), Some(r.get::<_, i64>(3)), "{what}");
+        assert_eq!(s["n_indexes"].as_i64(), Some(r.get::<_, i64>(4)), "{what}");
+    }
+    let instance = get(&agent, &key, "/maintenance");
+    let db = instance["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["datname"] == "sizes")
+        .unwrap_or_else(|| panic!("PostgreSQL {major}: no sizes in {instance}"));
+    assert_eq!(
+        db["total_bytes"].as_i64(),
+        Some(size.0),
+        "PostgreSQL {major}: {db}"
+    );
+
+    // A rewrite between two reads: a new filenode, new sizes.
+    let table = "/maintenance/sizes/schema/public/table/toasty";
+    get(&agent, &key, table);
+    let before: u32 = d
+        .query_one("SELECT pg_relation_filenode('toasty')", &[])
+        .unwrap()
+        .get(0);
+    d.batch_execute("DELETE FROM toasty WHERE id % 2 = 0")
+        .unwrap();
+    d.batch_execute("VACUUM FULL toasty").unwrap();
+    let after: u32 = d
+        .query_one("SELECT pg_relation_filenode('toasty')", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        before, after,
+        "PostgreSQL {major}: VACUUM FULL kept the filenode"
+    );
+    same_table(&mut d, major, "public", &get(&agent, &key, table));
+    // All of it from the files, none through SQL.
+    assert!(
+        !agent.log().contains("read through SQL"),
+        "PostgreSQL {major}: {}",
+        agent.log()
+    );
+}
+
+#[test]
+fn sizes_on_postgresql_13() {
+    sizes_exactly(13);
+}
+
+#[test]
+fn sizes_on_postgresql_14() {
+    sizes_exactly(14);
+}
+
+#[test]
+fn sizes_on_postgresql_15() {
+    sizes_exactly(15);
+}
+
+#[test]
+fn sizes_on_postgresql_16() {
+    sizes_exactly(16);
+}
+
+#[test]
+fn sizes_on_postgresql_17() {
+    sizes_exactly(17);
+}
+
+#[test]
+fn sizes_on_postgresql_18() {
+    sizes_exactly(18);
+}

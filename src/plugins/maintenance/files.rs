@@ -7,10 +7,10 @@
 //! user, so it lists the directories itself (one `readdir` each, a
 //! `stat` a file: about 30 ms for those 40,000 relations).
 //!
-//! The catalog says where each relation's files are
-//! (`pg_relation_filepath`: mapped catalogs, tablespaces and temporary
-//! relations included; it reads the relation cache's catalog entry and
-//! opens nothing); a relation's files are `<base>`, `<base>.N` (segments
+//! The catalog says where each relation's files are (its tablespace and
+//! `pg_relation_filenode`, which reads the relation mapper for mapped
+//! catalogs and opens nothing; `pg_relation_filepath` for a temporary
+//! relation); a relation's files are `<base>`, `<base>.N` (segments
 //! of `RELSEG_SIZE` blocks) and the `_fsm`, `_vm` and `_init` forks, each
 //! possibly segmented too. The main fork is what `pg_relation_size(oid)`
 //! counts, all forks what `pg_total_relation_size` of an index counts.
@@ -28,7 +28,8 @@ pub struct Relation {
     /// SET TABLESPACE) gives it a new one, which is how a relation
     /// rewritten during the listing is told apart.
     pub filenode: u32,
-    /// `pg_relation_filepath`, relative to the data directory.
+    /// Where its files are, relative to the data directory (see
+    /// [`relation_path`]; `pg_relation_filepath` for a temporary one).
     pub path: String,
 }
 
@@ -91,7 +92,7 @@ pub fn same_cluster(datadir: &Path, system_identifier: i64) -> Result<(), Unread
 /// Which relation and fork a file of a directory belongs to: the name
 /// without its segment number (`.N`), then either a relation's base name
 /// (the main fork) or a base name and a fork suffix.
-fn owner<'a>(name: &'a str, bases: &HashMap<&str, usize>) -> Option<(usize, bool)> {
+fn owner(name: &str, bases: &HashMap<&str, usize>) -> Option<(usize, bool)> {
     let stem = match name.rsplit_once('.') {
         Some((stem, seg)) if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) => stem,
         Some(_) => return None,
@@ -107,20 +108,78 @@ fn owner<'a>(name: &'a str, bases: &HashMap<&str, usize>) -> Option<(usize, bool
     bases.get(base).map(|&i| (i, false))
 }
 
-/// The sizes of `rels` (same order) from their files under `datadir`: one
-/// listing per directory. A file that vanishes between the listing and its
-/// `stat` counts nothing (the caller re-checks what was rewritten); a
-/// directory that does not exist holds nothing; any other failure is the
-/// caller's cue to measure through SQL.
-pub fn sizes(datadir: &Path, rels: &[Relation]) -> Result<Vec<Size>, Unreadable> {
-    let mut dirs: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
-    for (i, r) in rels.iter().enumerate() {
-        if let Some((dir, base)) = r.path.rsplit_once('/') {
-            dirs.entry(dir).or_default().insert(base, i);
+/// Where PostgreSQL keeps the files of relation `filenode` of database
+/// `dboid` in tablespace `spc` (the database's default one for 0), relative
+/// to the data directory: what `pg_relation_filepath` says of a relation
+/// that is not temporary.
+pub fn relation_path(db: &Database, spc: u32, filenode: u32) -> String {
+    let spc = if spc == 0 { db.tablespace } else { spc };
+    match spc {
+        GLOBAL_TABLESPACE => format!("global/{filenode}"),
+        DEFAULT_TABLESPACE => format!("base/{}/{filenode}", db.oid),
+        other => format!(
+            "pg_tblspc/{other}/{}/{}/{filenode}",
+            db.version_dir, db.oid
+        ),
+    }
+}
+
+/// `pg_global`'s oid.
+const GLOBAL_TABLESPACE: u32 = 1664;
+/// `pg_default`'s oid.
+const DEFAULT_TABLESPACE: u32 = 1663;
+
+/// The database whose relations are measured.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// Its oid (its directories' name).
+    pub oid: u32,
+    /// Its default tablespace (`pg_database.dattablespace`).
+    pub tablespace: u32,
+    /// `PG_<major>_<catalog version>`, the directory of a tablespace this
+    /// server uses.
+    pub version_dir: String,
+}
+
+/// The database's directories, as `pg_database_size` adds them up:
+/// `base/<oid>` and `pg_tblspc/<each>/<version_dir>/<oid>`.
+pub fn database_dirs(datadir: &Path, db: &Database) -> Result<Vec<String>, Unreadable> {
+    let mut dirs = vec![format!("base/{}", db.oid)];
+    let tblspc = datadir.join("pg_tblspc");
+    let entries = std::fs::read_dir(&tblspc)
+        .map_err(|e| Unreadable::Io(tblspc.display().to_string(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Unreadable::Io(tblspc.display().to_string(), e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            dirs.push(format!("pg_tblspc/{name}/{}/{}", db.version_dir, db.oid));
         }
     }
+    Ok(dirs)
+}
+
+/// The sizes of `rels` (same order) from their files under `datadir`, and
+/// the bytes of every entry of the directories `whole` (what
+/// `pg_database_size` counts): one listing per directory. A file that
+/// vanishes between the listing and its `stat` counts nothing (the caller
+/// re-checks what was rewritten); a directory that does not exist holds
+/// nothing; any other failure is the caller's cue to measure through SQL.
+pub fn sizes(
+    datadir: &Path,
+    rels: &[Relation],
+    whole: &[String],
+) -> Result<(Vec<Size>, i64), Unreadable> {
+    let mut dirs: HashMap<&str, (HashMap<&str, usize>, bool)> = HashMap::new();
+    for (i, r) in rels.iter().enumerate() {
+        if let Some((dir, base)) = r.path.rsplit_once('/') {
+            dirs.entry(dir).or_default().0.insert(base, i);
+        }
+    }
+    for dir in whole {
+        dirs.entry(dir.as_str()).or_default().1 = true;
+    }
     let mut out = vec![Size::default(); rels.len()];
-    for (dir, bases) in dirs {
+    let mut total = 0i64;
+    for (dir, (bases, counted)) in dirs {
         let path = datadir.join(dir);
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
@@ -130,24 +189,29 @@ pub fn sizes(datadir: &Path, rels: &[Relation]) -> Result<Vec<Size>, Unreadable>
         for entry in entries {
             let entry = entry.map_err(|e| Unreadable::Io(path.display().to_string(), e))?;
             let name = entry.file_name();
-            let Some((i, main)) = name.to_str().and_then(|n| owner(n, &bases)) else {
+            let owned = name.to_str().and_then(|n| owner(n, &bases));
+            if owned.is_none() && !counted {
                 continue;
-            };
+            }
             // `DirEntry::metadata` is an `fstatat` on the directory's
             // descriptor that does not follow a link.
             let len = match entry.metadata() {
-                Ok(m) if m.is_file() => m.len() as i64,
-                Ok(_) => continue,
+                Ok(m) => m.len() as i64,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Unreadable::Io(path.display().to_string(), e)),
             };
-            if main {
-                out[i].main += len;
+            if counted {
+                total += len;
             }
-            out[i].forks += len;
+            if let Some((i, main)) = owned {
+                if main {
+                    out[i].main += len;
+                }
+                out[i].forks += len;
+            }
         }
     }
-    Ok(out)
+    Ok((out, total))
 }
 
 #[cfg(test)]
@@ -188,7 +252,9 @@ mod tests {
             rel(4, "global/1262"),
             rel(5, "base/6/300"), // a directory that does not exist
         ];
-        let got = sizes(d.path(), &rels).unwrap();
+        let (got, total) = sizes(d.path(), &rels, &["base/5".to_string()]).unwrap();
+        // Every entry of base/5, as pg_database_size counts them.
+        assert_eq!(total, 8292 + 24576 + 8193 + 16384 + 8192 + 14 + 512);
         assert_eq!(got[0], Size { main: 8292, forks: 8292 + 24576 + 8193 });
         assert_eq!(got[1], Size { main: 16384, forks: 16384 });
         assert_eq!(got[2], Size { main: 8192, forks: 8192 });

@@ -14,6 +14,7 @@
 //!   running when it died is `aborted` when it starts again.
 
 mod calls;
+mod catalog;
 pub mod config;
 mod files;
 mod job;
@@ -49,7 +50,7 @@ pub static PLUGIN: Plugin = Plugin {
 /// (the bloat estimates).
 #[derive(Default)]
 struct SizesWork {
-    memory: sizes::Memory,
+    memory: catalog::Memory,
 }
 
 impl Work<ProbeHost> for SizesWork {

@@ -1,325 +1,60 @@
 //! The maintenance pages' figures (facts 9.1), read in the probe worker on
-//! a pooled connection to the database shown: sizes from the data
-//! directory ([`super::files`]; through `pg_*_relation_size` where it cannot
-//! be read), bloat from `crate::pgbloat`'s estimates (bytes beyond what the
-//! live rows need), kept per database until the statistics change, counts
-//! and statistics. Every query runs under the section's `statement_timeout`
-//! and `lock_timeout`, with names bound as parameters, never spliced into
-//! the SQL.
+//! a pooled connection to the database shown: each relation's sizes and
+//! bloat estimate from [`super::catalog`] (the data directory, the kept
+//! estimates), added up here; names, counts and statistics from the
+//! catalog. Every query runs under the section's `statement_timeout` and
+//! `lock_timeout`, with names bound as parameters, never spliced into the
+//! SQL.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-use postgres::types::ToSql;
 use postgres::{Row, Transaction};
 use serde_json::{json, Map, Value};
 
-use super::files::{self, Relation, Size, Unreadable};
+use super::catalog::{self, sum_some, Catalog, Memory, Scope};
 use crate::api::ProbeHost;
 use crate::ipc::messages::WorkerError;
 use crate::pg::{self, Conn};
 
-/// The bloat estimates of one database: bytes per table (heap) and per
-/// btree index, the parameters `$4` and `$5` of the pages' SQL.
-#[derive(Debug, Default)]
-pub struct Bloat {
-    oids: Vec<u32>,
-    bytes: Vec<f64>,
-}
-
-/// What the probe worker keeps between pages.
-#[derive(Debug, Default)]
-pub struct Memory {
-    /// Per database: the statistics' stamp and the estimates made from
-    /// them. Why: the estimates read every column's statistics (0.11 s on
-    /// 10,000 tables) and change only when the statistics or the catalog do.
-    estimates: Mutex<HashMap<String, (String, Arc<Bloat>)>>,
-    /// Whether the logs said already that sizes are read through SQL.
-    warned: AtomicBool,
-}
-
-/// At most this many databases' estimates are kept (a larger instance
-/// starts again from none).
-const KEPT_DATABASES: usize = 256;
-
-/// The inputs of a page's SQL: each relation's sizes (`$1` oids, `$2` main
-/// fork bytes, `$3` bytes of all forks) and the bloat estimates (`$4`,
-/// `$5`).
-struct Inputs {
-    oids: Vec<u32>,
-    main: Vec<i64>,
-    forks: Vec<i64>,
-    bloat: Arc<Bloat>,
-}
-
-impl Inputs {
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.oids,
-            &self.main,
-            &self.forks,
-            &self.bloat.oids,
-            &self.bloat.bytes,
-        ]
-    }
-}
-
-/// The relations with storage of the database (of the schema `$1` and
-/// TOAST, when given), where their files are.
-const CATALOG: &str = "SELECT c.oid, pg_relation_filenode(c.oid), pg_relation_filepath(c.oid)
-FROM pg_class c
-WHERE c.relkind IN ('r', 'i', 't')
-  AND ($1::text IS NULL OR c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ($1, 'pg_toast')))";
-
-/// Sizes through SQL, for relations whose files could not be listed or
-/// were rewritten meanwhile. A relation locked exclusively, or waited for
-/// by such a lock (a VACUUM FULL or REINDEX running or queued, often the
-/// agent's own task), is measured from the catalog instead (`relpages`, as
-/// of its last VACUUM or ANALYZE): measuring its files would wait for the
-/// lock, and the page would fail on `lock_timeout` for as long as the task
-/// runs.
-const SQL_SIZES: &str = "WITH busy AS (
-  SELECT relation FROM pg_locks
-  WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock' AND relation IS NOT NULL
-    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-)
-SELECT c.oid,
-  CASE WHEN c.oid IN (SELECT relation FROM busy) THEN c.relpages * current_setting('block_size')::bigint
-       ELSE pg_relation_size(c.oid) END,
-  CASE WHEN c.oid IN (SELECT relation FROM busy) THEN c.relpages * current_setting('block_size')::bigint
-       ELSE pg_relation_size(c.oid, 'main') + pg_relation_size(c.oid, 'fsm')
-            + pg_relation_size(c.oid, 'vm') + pg_relation_size(c.oid, 'init') END
-FROM pg_class c WHERE c.oid = ANY($1)";
-
-/// Sizes of `oids` through SQL (see [`SQL_SIZES`]); a relation dropped
-/// meanwhile is absent.
-fn sql_sizes(tx: &mut Transaction<'_>, oids: &[u32]) -> Result<HashMap<u32, Size>, postgres::Error> {
-    let oids = oids.to_vec();
-    Ok(tx
-        .query(SQL_SIZES, &[&oids])?
-        .iter()
-        .map(|r| {
-            let size = Size {
-                main: r.get::<_, Option<i64>>(1).unwrap_or(0),
-                forks: r.get::<_, Option<i64>>(2).unwrap_or(0),
-            };
-            (r.get::<_, u32>(0), size)
-        })
-        .collect())
-}
-
-/// Each relation's sizes: from the data directory, then through SQL for
-/// the relations rewritten between the catalog read and the listing (a
-/// new filenode); all through SQL when the directory cannot be read (said
-/// once in the logs).
-fn measure(
-    tx: &mut Transaction<'_>,
-    memory: &Memory,
-    schema: Option<&str>,
-) -> Result<(Vec<u32>, Vec<i64>, Vec<i64>), postgres::Error> {
-    let rels: Vec<Relation> = tx
-        .query(CATALOG, &[&schema])?
-        .iter()
-        .filter_map(|r| {
-            Some(Relation {
-                oid: r.get(0),
-                filenode: r.get::<_, Option<u32>>(1)?,
-                path: r.get::<_, Option<String>>(2)?,
-            })
-        })
-        .collect();
-    let oids: Vec<u32> = rels.iter().map(|r| r.oid).collect();
-    let place = tx.query_one(
-        "SELECT (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
-                (SELECT system_identifier FROM pg_control_system())",
-        &[],
-    )?;
-    let found = match place.get::<_, Option<String>>(0) {
-        None => Err(Unreadable::Hidden),
-        Some(dir) => files::same_cluster(Path::new(&dir), place.get(1))
-            .and_then(|()| files::sizes(Path::new(&dir), &rels)),
-    };
-    let (mut sizes, recheck) = match found {
-        Ok(sizes) => {
-            let filenodes: Vec<u32> = rels.iter().map(|r| r.filenode).collect();
-            let changed: Vec<u32> = tx
-                .query(
-                    "SELECT u.o FROM unnest($1::oid[], $2::oid[]) AS u(o, f)
-                     WHERE pg_relation_filenode(u.o) IS DISTINCT FROM u.f",
-                    &[&oids, &filenodes],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            (sizes, changed)
-        }
-        Err(why) => {
-            if !memory.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "maintenance: sizes are read through SQL (slower on many relations): {why}"
-                );
+/// `pg_size_pretty(bigint)` of PostgreSQL 15 and later (13 and 14 say the
+/// same below 10 PB): bytes below 10 kB, then the unit under which the
+/// value, half-rounded, stays below 20 × 1024.
+pub fn size_pretty(size: i64) -> String {
+    // (unit, limit, half-rounded, bits of the unit)
+    const UNITS: [(&str, i64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = size;
+    for (i, (name, limit, round, bits)) in UNITS.iter().enumerate() {
+        let last = i + 1 == UNITS.len();
+        if last || size.unsigned_abs() < *limit as u64 {
+            if *round {
+                size = half_rounded(size);
             }
-            (vec![Size::default(); rels.len()], oids.clone())
+            return format!("{size} {name}");
         }
-    };
-    if !recheck.is_empty() {
-        let by_sql = sql_sizes(tx, &recheck)?;
-        for (i, r) in rels.iter().enumerate() {
-            if recheck.contains(&r.oid) || by_sql.contains_key(&r.oid) {
-                sizes[i] = by_sql.get(&r.oid).copied().unwrap_or_default();
-            }
-        }
+        let (_, _, next_round, next_bits) = UNITS[i + 1];
+        let shift = next_bits - bits - u32::from(next_round) + u32::from(*round);
+        size /= 1i64 << shift;
     }
-    Ok((
-        oids,
-        sizes.iter().map(|s| s.main).collect(),
-        sizes.iter().map(|s| s.forks).collect(),
-    ))
+    format!("{size} bytes")
 }
 
-/// The database's bloat estimates, from memory while its statistics'
-/// stamp is unchanged: the catalog's tables and indexes (pages, rows,
-/// columns, options) and the statistics themselves (a superuser reads
-/// `pg_statistic`'s row versions; another role the tables' last analyze
-/// times).
-fn estimates(
-    tx: &mut Transaction<'_>,
-    memory: &Memory,
-    dbname: &str,
-    version_num: i32,
-) -> Result<Arc<Bloat>, postgres::Error> {
-    let superuser = tx
-        .query_one("SELECT current_setting('is_superuser') = 'on'", &[])?
-        .get::<_, bool>(0);
-    let analyzed = if superuser {
-        "(SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_statistic)"
-    } else {
-        "(SELECT coalesce(max(greatest(pg_stat_get_last_analyze_time(oid),
-                                       pg_stat_get_last_autoanalyze_time(oid)))::text, '')
-          FROM pg_class WHERE relkind = 'r')"
-    };
-    let stamp: String = tx
-        .query_one(
-            format!(
-                "SELECT concat_ws('/', (SELECT count(*) || ':' || coalesce(sum(hashtext(concat_ws(':',
-                   oid, relpages, reltuples, relnatts, reloptions))), 0)
-                 FROM pg_class WHERE relkind IN ('r', 'i')), {analyzed})"
-            )
-            .as_str(),
-            &[],
-        )?
-        .get(0);
-    if let Ok(kept) = memory.estimates.lock() {
-        if let Some((s, bloat)) = kept.get(dbname) {
-            if *s == stamp {
-                return Ok(bloat.clone());
-            }
-        }
-    }
-    let ctes = crate::pgbloat::ctes_as(superuser, version_num);
-    let bytes = "(greatest(pages - needed, 0) * current_setting('block_size')::int)::float8";
-    let rows = tx.query(
-        format!(
-            "WITH {ctes} SELECT oid, {bytes} FROM heap_need UNION ALL SELECT oid, {bytes} FROM btree_need"
-        )
-        .as_str(),
-        &[],
-    )?;
-    let bloat = Arc::new(Bloat {
-        oids: rows.iter().map(|r| r.get(0)).collect(),
-        bytes: rows.iter().map(|r| r.get(1)).collect(),
-    });
-    if let Ok(mut kept) = memory.estimates.lock() {
-        if kept.len() >= KEPT_DATABASES && !kept.contains_key(dbname) {
-            kept.clear();
-        }
-        kept.insert(dbname.to_string(), (stamp, bloat.clone()));
-    }
-    Ok(bloat)
+/// `pg_size_pretty` of a float (a sum, an estimate) as SQL casts it to
+/// bigint: rounded half to even.
+fn pretty_f(bytes: f64) -> String {
+    size_pretty(bytes.round_ties_even() as i64)
 }
 
-/// Per-relation sizes and bloat bytes, ending in `tbl`, `idx`, `heap` and
-/// `btree`, from the [`Inputs`] (`$1` to `$5`). With `in_schema`, only the
-/// relations of the schema named `$6`.
-///
-/// A table's main fork, its size with TOAST (`pg_table_size`: all its
-/// forks, its TOAST table's and that one's index's), its TOAST
-/// (`pg_total_relation_size` of the TOAST table), each index with all its
-/// forks; totals are sums of those.
-fn relations(in_schema: bool) -> String {
-    let filter = if in_schema {
-        "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $6)"
-    } else {
-        ""
-    };
-    format!(
-        "WITH sz AS (
-  SELECT * FROM unnest($1::oid[], $2::bigint[], $3::bigint[]) AS sz(oid, main, forks)
-), idx AS (
-  SELECT i.indexrelid AS oid, c.relnamespace AS nsp, i.indrelid, coalesce(sz.forks, 0) AS bytes
-  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-  LEFT JOIN sz ON sz.oid = i.indexrelid
-  WHERE true {filter}
-), toast AS (
-  SELECT c.reltoastrelid AS oid, coalesce(max(ts.forks), 0) + coalesce(sum(xs.forks), 0) AS bytes
-  FROM pg_class c
-  LEFT JOIN sz ts ON ts.oid = c.reltoastrelid
-  LEFT JOIN pg_index ti ON ti.indrelid = c.reltoastrelid
-  LEFT JOIN sz xs ON xs.oid = ti.indexrelid
-  WHERE c.relkind = 'r' AND c.reltoastrelid <> 0 {filter}
-  GROUP BY c.reltoastrelid
-), tbl AS (
-  SELECT c.oid, c.relnamespace AS nsp, c.relname, c.reltuples, c.reloptions,
-         coalesce(sz.main, 0) AS main_bytes,
-         coalesce(sz.forks, 0) + coalesce(t.bytes, 0) + coalesce(ti.bytes, 0) AS total_bytes,
-         coalesce(ti.bytes, 0) AS index_bytes, coalesce(ti.n, 0) AS n_indexes,
-         coalesce(t.bytes, 0) AS toast_bytes
-  FROM pg_class c
-  LEFT JOIN sz ON sz.oid = c.oid
-  LEFT JOIN toast t ON t.oid = c.reltoastrelid
-  LEFT JOIN (SELECT indrelid, sum(bytes) AS bytes, count(*) AS n FROM idx GROUP BY indrelid) ti
-         ON ti.indrelid = c.oid
-  WHERE c.relkind = 'r' {filter}
-), bl AS (
-  SELECT * FROM unnest($4::oid[], $5::float8[]) AS bl(oid, bloat)
-), heap AS (
-  SELECT oid, bloat FROM bl
-), btree AS (
-  SELECT oid, bloat FROM bl
-)"
-    )
-}
-
-/// One row per schema (every namespace but temporary and TOAST ones).
-fn schemas_sql() -> String {
-    format!(
-        "{}, schemas AS (
-  SELECT n.nspname::text AS name,
-         coalesce(t.total, 0)::bigint AS total_bytes, coalesce(t.n, 0)::bigint AS n_tables,
-         coalesce(t.main, 0)::bigint AS tables_bytes, coalesce(i.n, 0)::bigint AS n_indexes,
-         coalesce(i.bytes, 0)::bigint AS indexes_bytes, t.bloat::float8 AS tables_bloat_bytes,
-         i.bloat::float8 AS indexes_bloat_bytes, coalesce(t.toast, 0)::float8 AS toast_bytes
-  FROM pg_namespace n
-  LEFT JOIN (SELECT nsp, count(*) AS n, sum(total_bytes) AS total, sum(main_bytes) AS main,
-                    sum(toast_bytes) AS toast, sum(heap.bloat) AS bloat
-             FROM tbl LEFT JOIN heap USING (oid) GROUP BY nsp) t ON t.nsp = n.oid
-  LEFT JOIN (SELECT nsp, count(*) AS n, sum(bytes) AS bytes, sum(btree.bloat) AS bloat
-             FROM idx LEFT JOIN btree USING (oid) GROUP BY nsp) i ON i.nsp = n.oid
-  WHERE n.nspname !~ '^pg_temp' AND n.nspname !~ '^pg_toast'
-)",
-        relations(false)
-    )
-}
-
-/// `pg_size_pretty` of an expression, null when it is null (or 0 when
-/// `zero_null`).
-fn pretty(expr: &str, zero_null: bool) -> String {
-    if zero_null {
-        format!("CASE WHEN coalesce(({expr}), 0) = 0 THEN NULL ELSE pg_size_pretty(({expr})::bigint) END")
-    } else {
-        format!("pg_size_pretty(({expr})::bigint)")
+/// `pg_size_pretty` of an estimate or sum, null when it is null or 0.
+fn pretty_nonzero(bytes: Option<f64>) -> Value {
+    match bytes {
+        Some(b) if b != 0.0 => json!(pretty_f(b)),
+        _ => Value::Null,
     }
 }
 
@@ -381,25 +116,93 @@ fn read<T>(
     })
 }
 
-/// [`read`] with the sizes of the relations (of `schema` when given) and
-/// the database's bloat estimates.
-fn read_sized<T>(
+/// The sums of one schema (the database page) or of every schema (the
+/// instance page).
+#[derive(Debug, Default, Clone)]
+struct Sums {
+    n_tables: i64,
+    total: i64,
+    tables: i64,
+    toast: i64,
+    n_indexes: i64,
+    indexes: i64,
+    tables_bloat: Option<f64>,
+    indexes_bloat: Option<f64>,
+}
+
+impl Sums {
+    fn add(&mut self, other: &Sums) {
+        self.n_tables += other.n_tables;
+        self.total += other.total;
+        self.tables += other.tables;
+        self.toast += other.toast;
+        self.n_indexes += other.n_indexes;
+        self.indexes += other.indexes;
+        self.tables_bloat = sum_some([self.tables_bloat, other.tables_bloat].into_iter());
+        self.indexes_bloat = sum_some([self.indexes_bloat, other.indexes_bloat].into_iter());
+    }
+}
+
+/// The schemas the pages list (every one but temporary and TOAST ones),
+/// by name, with their sums: tables are ordinary tables, indexes every
+/// index in the schema (partitioned ones included, of size 0).
+fn schema_sums(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<Vec<(String, Sums)>, postgres::Error> {
+    let mut by_nsp: std::collections::HashMap<u32, Sums> = std::collections::HashMap::new();
+    for r in &cat.rels {
+        match r.kind {
+            b'r' => {
+                let s = by_nsp.entry(r.nsp).or_default();
+                s.n_tables += 1;
+                s.total += cat.total_bytes(r.oid);
+                s.tables += cat.size(r.oid).main;
+                s.toast += cat.toast_bytes(r.oid);
+                s.tables_bloat = sum_some([s.tables_bloat, cat.bloat(r.oid)].into_iter());
+            }
+            b'i' | b'I' => {
+                let s = by_nsp.entry(r.nsp).or_default();
+                s.n_indexes += 1;
+                s.indexes += cat.size(r.oid).forks;
+                s.indexes_bloat = sum_some([s.indexes_bloat, cat.bloat(r.oid)].into_iter());
+            }
+            _ => {}
+        }
+    }
+    Ok(tx
+        .query(
+            "SELECT oid, nspname::text FROM pg_namespace
+             WHERE nspname !~ '^pg_temp' AND nspname !~ '^pg_toast' ORDER BY nspname",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            let sums = by_nsp.remove(&r.get::<_, u32>(0)).unwrap_or_default();
+            (r.get::<_, String>(1), sums)
+        })
+        .collect())
+}
+
+/// The database's size: from its directories when they were listed,
+/// else PostgreSQL's.
+fn database_bytes(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<i64, postgres::Error> {
+    match cat.database_bytes {
+        Some(b) => Ok(b),
+        None => Ok(tx
+            .query_one("SELECT pg_database_size(current_database())::bigint", &[])?
+            .get(0)),
+    }
+}
+
+/// [`read`] with the scope's relations, sizes and estimates.
+fn read_catalog<T>(
     host: &ProbeHost,
     memory: &Memory,
     dbname: &str,
-    schema: Option<&str>,
-    f: impl Fn(&mut Transaction<'_>, &Inputs) -> Result<T, postgres::Error>,
+    scope: Scope<'_>,
+    f: impl Fn(&mut Transaction<'_>, &Catalog) -> Result<T, postgres::Error>,
 ) -> Result<T, WorkerError> {
     read(host, dbname, |tx, version| {
-        let (oids, main, forks) = measure(tx, memory, schema)?;
-        let bloat = estimates(tx, memory, dbname, version)?;
-        let inputs = Inputs {
-            oids,
-            main,
-            forks,
-            bloat,
-        };
-        f(tx, &inputs)
+        let cat = catalog::read(tx, memory, version, dbname, scope)?;
+        f(tx, &cat)
     })
 }
 
@@ -421,53 +224,64 @@ const SUM_KEYS: [&str; 12] = [
 
 /// `GET /maintenance`: every non-template database with its sums.
 pub fn instance(host: &ProbeHost, memory: &Memory) -> Result<Value, WorkerError> {
-    let (dbs, total) = host.with(|c| {
-        let dbs = c.client.query(
-            "SELECT datname::text, pg_database_size(oid)::bigint AS total_bytes,
-                    pg_size_pretty(pg_database_size(oid)) AS total_size
-             FROM pg_database WHERE NOT datistemplate AND datallowconn ORDER BY datname",
-            &[],
-        )?;
-        // A database dropped meanwhile has no size (null).
-        let total: f64 = dbs
+    let names: Vec<String> = host.with(|c| {
+        Ok(c.client
+            .query(
+                "SELECT datname::text FROM pg_database
+                 WHERE NOT datistemplate AND datallowconn ORDER BY datname",
+                &[],
+            )?
             .iter()
-            .filter_map(|r| r.try_get::<_, Option<i64>>(1).ok().flatten())
-            .map(|b| b as f64)
-            .sum();
-        Ok((dbs.iter().map(object).collect::<Vec<_>>(), total))
+            .map(|r| r.get(0))
+            .collect())
     })?;
-    let sums = format!(
-        "{} SELECT sum(n_tables)::float8 AS n_tables, sum(tables_bytes)::float8 AS tables_bytes,
-                   sum(n_indexes)::float8 AS n_indexes, sum(indexes_bytes)::float8 AS indexes_bytes,
-                   sum(tables_bloat_bytes)::float8 AS tables_bloat_bytes,
-                   sum(indexes_bloat_bytes)::float8 AS indexes_bloat_bytes,
-                   sum(toast_bytes)::float8 AS toast_bytes,
-                   {}, {}, {}, {}, {}
-            FROM schemas",
-        schemas_sql(),
-        pretty("sum(tables_bytes)", false) + " AS tables_size",
-        pretty("sum(indexes_bytes)", false) + " AS indexes_size",
-        pretty("sum(tables_bloat_bytes)", true) + " AS tables_bloat_size",
-        pretty("sum(indexes_bloat_bytes)", true) + " AS indexes_bloat_size",
-        pretty("sum(toast_bytes)", true) + " AS toast_size",
-    );
+    let mut total = 0.0;
     let mut databases = vec![];
-    for mut db in dbs {
-        let name = db
-            .get("datname")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+    for name in names {
         // One database at a time, on the pool: never more connections than
         // the agent's share, whatever the number of databases.
-        match read_sized(host, memory, &name, None, |tx, inputs| {
-            tx.query_one(sums.as_str(), &inputs.params())
-        }) {
-            Ok(row) => db.extend(object(&row)),
+        let read = read_catalog(host, memory, &name, Scope::Database, |tx, cat| {
+            let bytes = database_bytes(tx, cat)?;
+            let mut all = Sums::default();
+            for (_, s) in schema_sums(tx, cat)? {
+                all.add(&s);
+            }
+            Ok((bytes, all))
+        });
+        let mut db = Map::new();
+        db.insert("datname".into(), json!(name));
+        match read {
+            Ok((bytes, s)) => {
+                total += bytes as f64;
+                db.insert("total_bytes".into(), json!(bytes));
+                db.insert("total_size".into(), json!(size_pretty(bytes)));
+                db.insert("n_tables".into(), json!(s.n_tables as f64));
+                db.insert("tables_bytes".into(), json!(s.tables as f64));
+                db.insert("n_indexes".into(), json!(s.n_indexes as f64));
+                db.insert("indexes_bytes".into(), json!(s.indexes as f64));
+                db.insert("tables_bloat_bytes".into(), json!(s.tables_bloat));
+                db.insert("indexes_bloat_bytes".into(), json!(s.indexes_bloat));
+                db.insert("toast_bytes".into(), json!(s.toast as f64));
+                db.insert("tables_size".into(), json!(size_pretty(s.tables)));
+                db.insert("indexes_size".into(), json!(size_pretty(s.indexes)));
+                db.insert("tables_bloat_size".into(), pretty_nonzero(s.tables_bloat));
+                db.insert("indexes_bloat_size".into(), pretty_nonzero(s.indexes_bloat));
+                db.insert("toast_size".into(), pretty_nonzero(Some(s.toast as f64)));
+            }
             // A database dropped meanwhile, or one we may not read: listed
-            // with its size and null figures.
+            // with its size (null once dropped) and null figures.
             Err(e) => {
                 tracing::debug!("maintenance: database {name}: {e}");
+                let size = host.with(|c| {
+                    c.client.query_one(
+                        "SELECT (SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1)",
+                        &[&name],
+                    )
+                });
+                let bytes = size.ok().and_then(|r| r.get::<_, Option<i64>>(0));
+                total += bytes.unwrap_or(0) as f64;
+                db.insert("total_bytes".into(), json!(bytes));
+                db.insert("total_size".into(), json!(bytes.map(size_pretty)));
                 for key in SUM_KEYS {
                     db.insert(key.to_string(), Value::Null);
                 }
@@ -475,109 +289,132 @@ pub fn instance(host: &ProbeHost, memory: &Memory) -> Result<Value, WorkerError>
         }
         databases.push(Value::Object(db));
     }
-    let total_size = host.with(|c| {
-        c.client
-            .query_one("SELECT pg_size_pretty($1::float8::bigint)", &[&total])
-            .map(|r| r.get::<_, String>(0))
-    })?;
     Ok(json!({
-        "instance": {"total_bytes": total, "total_size": total_size},
+        "instance": {"total_bytes": total, "total_size": pretty_f(total)},
         "databases": databases,
     }))
 }
 
 /// `GET /maintenance/<db>`: the database's size and its schemas.
 pub fn database(host: &ProbeHost, memory: &Memory, dbname: &str) -> Result<Value, WorkerError> {
-    let sql = format!(
-        "{} SELECT *, {}, {}, {}, {}, {}, {} FROM schemas ORDER BY name",
-        schemas_sql(),
-        pretty("total_bytes", false) + " AS total_size",
-        pretty("tables_bytes", false) + " AS tables_size",
-        pretty("indexes_bytes", false) + " AS indexes_size",
-        pretty("tables_bloat_bytes", true) + " AS tables_bloat_size",
-        pretty("indexes_bloat_bytes", true) + " AS indexes_bloat_size",
-        pretty("toast_bytes", true) + " AS toast_size",
-    );
-    read_sized(host, memory, dbname, None, |tx, inputs| {
-        let size = tx.query_one(
-            "SELECT pg_database_size(current_database())::bigint,
-                    pg_size_pretty(pg_database_size(current_database()))",
-            &[],
-        )?;
-        let size = object(&size);
-        let schemas: Vec<Value> = tx
-            .query(sql.as_str(), &inputs.params())?
-            .iter()
-            .map(|r| Value::Object(object(r)))
+    read_catalog(host, memory, dbname, Scope::Database, |tx, cat| {
+        let bytes = database_bytes(tx, cat)?;
+        let schemas: Vec<Value> = schema_sums(tx, cat)?
+            .into_iter()
+            .map(|(name, s)| {
+                json!({
+                    "name": name,
+                    "total_bytes": s.total,
+                    "n_tables": s.n_tables,
+                    "tables_bytes": s.tables,
+                    "n_indexes": s.n_indexes,
+                    "indexes_bytes": s.indexes,
+                    "tables_bloat_bytes": s.tables_bloat,
+                    "indexes_bloat_bytes": s.indexes_bloat,
+                    "toast_bytes": s.toast as f64,
+                    "total_size": size_pretty(s.total),
+                    "tables_size": size_pretty(s.tables),
+                    "indexes_size": size_pretty(s.indexes),
+                    "tables_bloat_size": pretty_nonzero(s.tables_bloat),
+                    "indexes_bloat_size": pretty_nonzero(s.indexes_bloat),
+                    "toast_size": pretty_nonzero(Some(s.toast as f64)),
+                })
+            })
             .collect();
         Ok(json!({
-            "total_bytes": size.get("pg_database_size").cloned().unwrap_or(Value::Null),
-            "total_size": size.get("pg_size_pretty").cloned().unwrap_or(Value::Null),
+            "total_bytes": bytes,
+            "total_size": size_pretty(bytes),
             "schemas": schemas,
         }))
     })
 }
 
 /// Tables of a schema (all, or the one named `$2`), as the schema page
-/// lists them.
-fn tables_sql() -> String {
-    format!(
-        "{}, ib AS (
-  SELECT idx.indrelid, sum(btree.bloat) AS bloat
-  FROM idx LEFT JOIN btree USING (oid) GROUP BY idx.indrelid
-)
-SELECT tbl.relname::text AS name, tbl.total_bytes::bigint, tbl.index_bytes::bigint,
-       tbl.toast_bytes::bigint, (tbl.total_bytes - tbl.index_bytes - tbl.toast_bytes)::bigint AS table_bytes,
-       tbl.n_indexes::bigint,
-       {}, {}, {}, {},
-       heap.bloat::float8 AS bloat_bytes, {},
-       ib.bloat::float8 AS index_bloat_bytes, {},
-       tbl.reltuples::float8 AS row_estimate,
-       tbl.oid::bigint AS oid,
-       coalesce((SELECT o.option_value::int FROM pg_options_to_table(tbl.reloptions) o
+/// lists them, without their sizes.
+const TABLES: &str = "SELECT c.oid, c.relname::text AS name, c.reltuples::float8 AS row_estimate,
+       coalesce((SELECT o.option_value::int FROM pg_options_to_table(c.reloptions) o
                  WHERE o.option_name = 'fillfactor'), 100) AS fillfactor
-FROM tbl
-LEFT JOIN heap USING (oid)
-LEFT JOIN ib ON ib.indrelid = tbl.oid
-WHERE tbl.nsp = (SELECT oid FROM pg_namespace WHERE nspname = $6)
-  AND ($7::text IS NULL OR tbl.relname = $7)
-ORDER BY tbl.relname",
-        relations(true),
-        pretty("tbl.total_bytes", false) + " AS total_size",
-        pretty("tbl.index_bytes", false) + " AS index_size",
-        pretty("tbl.toast_bytes", false) + " AS toast_size",
-        pretty("tbl.total_bytes - tbl.index_bytes - tbl.toast_bytes", false) + " AS table_size",
-        pretty("heap.bloat", false) + " AS bloat_size",
-        pretty("ib.bloat", false) + " AS index_bloat_size",
-    )
+FROM pg_class c
+WHERE c.relkind = 'r' AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+  AND ($2::text IS NULL OR c.relname = $2)
+ORDER BY c.relname";
+
+/// A table of the schema or table page: its row and its sizes.
+fn table_object(cat: &Catalog, row: &Row) -> Map<String, Value> {
+    let mut t = object(row);
+    let oid: u32 = row.get(0);
+    let total = cat.total_bytes(oid);
+    let index = cat.index_bytes(oid);
+    let toast = cat.toast_bytes(oid);
+    let table = total - index - toast;
+    let bloat = cat.bloat(oid);
+    let index_bloat = cat.index_bloat(oid);
+    for (k, v) in [
+        ("total_bytes", json!(total)),
+        ("index_bytes", json!(index)),
+        ("toast_bytes", json!(toast)),
+        ("table_bytes", json!(table)),
+        ("n_indexes", json!(cat.n_indexes(oid))),
+        ("total_size", json!(size_pretty(total))),
+        ("index_size", json!(size_pretty(index))),
+        ("toast_size", json!(size_pretty(toast))),
+        ("table_size", json!(size_pretty(table))),
+        ("bloat_bytes", json!(bloat)),
+        ("bloat_size", json!(bloat.map(pretty_f))),
+        ("index_bloat_bytes", json!(index_bloat)),
+        ("index_bloat_size", json!(index_bloat.map(pretty_f))),
+    ] {
+        t.insert(k.to_string(), v);
+    }
+    t.remove("oid");
+    t
 }
 
 /// Every index of a schema's tables (all, or of the table `$2`): decision
-/// 16, not only the btree indexes with statistics; `bloat_bytes` is null
-/// when the index is not estimable.
-fn indexes_sql() -> String {
-    format!(
-        "{}
-SELECT tc.relname::text AS tablename, ic.relname::text AS name, ts.spcname::text AS tablespace,
-       i.indnatts::int AS number_of_columns, s.idx_scan AS scans, s.idx_tup_read, s.idx_tup_fetch,
-       s.indexrelname::text AS indexrelname, i.indisunique, pg_get_indexdef(i.indexrelid) AS def,
-       coalesce(idx.bytes, 0)::bigint AS total_bytes,
-       pg_size_pretty(coalesce(idx.bytes, 0)::bigint) AS total_size, am.amname::text AS type,
-       btree.bloat::float8 AS bloat_bytes, {}
+/// 16, not only the btree indexes with statistics; without their sizes.
+const INDEXES: &str = "SELECT i.indexrelid AS oid, tc.relname::text AS tablename, ic.relname::text AS name,
+       ts.spcname::text AS tablespace, i.indnatts::int AS number_of_columns,
+       CASE WHEN st THEN pg_stat_get_numscans(i.indexrelid) END AS scans,
+       CASE WHEN st THEN pg_stat_get_tuples_returned(i.indexrelid) END AS idx_tup_read,
+       CASE WHEN st THEN pg_stat_get_tuples_fetched(i.indexrelid) END AS idx_tup_fetch,
+       CASE WHEN st THEN ic.relname::text END AS indexrelname,
+       i.indisunique, pg_get_indexdef(i.indexrelid) AS def, am.amname::text AS type
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class tc ON tc.oid = i.indrelid
 JOIN pg_am am ON am.oid = ic.relam
 LEFT JOIN pg_tablespace ts ON ts.oid = ic.reltablespace
-LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
-LEFT JOIN btree ON btree.oid = i.indexrelid
-LEFT JOIN idx ON idx.oid = i.indexrelid
-WHERE tc.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $6)
-  AND ($7::text IS NULL OR tc.relname = $7)
-ORDER BY tc.relname, ic.relname",
-        relations(true),
-        pretty("btree.bloat", false) + " AS bloat_size",
-    )
+-- pg_stat_all_indexes' columns for the indexes it shows (of tables, TOAST
+-- tables and materialized views), without its joins over every index.
+CROSS JOIN LATERAL (SELECT tc.relkind IN ('r', 't', 'm') AS st) v
+WHERE tc.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+  AND ($2::text IS NULL OR tc.relname = $2)
+ORDER BY tc.relname, ic.relname";
+
+/// The indexes of the schema or table page, with their sizes and
+/// estimates (`bloat_bytes` null when the index is not estimable).
+fn indexes(
+    tx: &mut Transaction<'_>,
+    cat: &Catalog,
+    schema: &str,
+    table: Option<&str>,
+) -> Result<Vec<Value>, postgres::Error> {
+    Ok(tx
+        .query(INDEXES, &[&schema, &table])?
+        .iter()
+        .map(|r| {
+            let mut m = object(r);
+            let oid: u32 = r.get(0);
+            let bytes = cat.size(oid).forks;
+            let bloat = cat.bloat(oid);
+            m.remove("oid");
+            m.insert("total_bytes".into(), json!(bytes));
+            m.insert("total_size".into(), json!(size_pretty(bytes)));
+            m.insert("bloat_bytes".into(), json!(bloat));
+            m.insert("bloat_size".into(), json!(bloat.map(pretty_f)));
+            Value::Object(m)
+        })
+        .collect())
 }
 
 /// `GET /maintenance/<db>/schema/<s>`.
@@ -587,34 +424,23 @@ pub fn schema(
     dbname: &str,
     schema: &str,
 ) -> Result<Value, WorkerError> {
-    read_sized(host, memory, dbname, Some(schema), |tx, inputs| {
+    read_catalog(host, memory, dbname, Scope::Schema(schema), |tx, cat| {
         let none: Option<&str> = None;
-        let mut params = inputs.params();
-        params.push(&schema);
-        params.push(&none);
         let mut total: i64 = 0;
         let tables: Vec<Value> = tx
-            .query(tables_sql().as_str(), &params)?
+            .query(TABLES, &[&schema, &none])?
             .iter()
             .map(|r| {
-                let mut t = object(r);
+                let mut t = table_object(cat, r);
                 total += t.get("total_bytes").and_then(Value::as_i64).unwrap_or(0);
-                t.remove("oid");
                 t.remove("fillfactor");
                 Value::Object(t)
             })
             .collect();
-        let indexes: Vec<Value> = tx
-            .query(indexes_sql().as_str(), &params)?
-            .iter()
-            .map(|r| Value::Object(object(r)))
-            .collect();
+        let indexes = indexes(tx, cat, schema, None)?;
         let mut doc = json!({"tables": tables, "indexes": indexes});
         if !tables.is_empty() {
-            let size = tx
-                .query_one("SELECT pg_size_pretty($1::bigint)", &[&total])?
-                .get::<_, String>(0);
-            doc["size"] = json!(size);
+            doc["size"] = json!(size_pretty(total));
             doc["total_bytes"] = json!(total);
         }
         Ok(doc)
@@ -630,19 +456,15 @@ pub fn table(
     schema: &str,
     table: &str,
 ) -> Result<Value, WorkerError> {
-    let found = read_sized(host, memory, dbname, Some(schema), |tx, inputs| {
-        let one = Some(table);
-        let mut params = inputs.params();
-        params.push(&schema);
-        params.push(&one);
-        let Some(row) = tx.query_opt(tables_sql().as_str(), &params)? else {
+    let found = read_catalog(host, memory, dbname, Scope::Table(schema, table), |tx, cat| {
+        let Some(row) = tx.query_opt(TABLES, &[&schema, &Some(table)])? else {
             return Ok(None);
         };
-        let mut t = object(&row);
-        let oid = t.remove("oid").and_then(|v| v.as_i64()).unwrap_or(0);
+        let oid: u32 = row.get(0);
+        let mut t = table_object(cat, &row);
         t.remove("n_indexes");
         let stats = tx.query_opt(
-            "SELECT to_jsonb(s)::text FROM pg_stat_all_tables s WHERE s.relid = $1::bigint::oid",
+            "SELECT to_jsonb(s)::text FROM pg_stat_all_tables s WHERE s.relid = $1",
             &[&oid],
         )?;
         let stats = stats.and_then(|r| serde_json::from_str::<Value>(r.get::<_, &str>(0)).ok());
@@ -651,12 +473,7 @@ pub fn table(
                 t.entry(k).or_insert(v);
             }
         }
-        let indexes: Vec<Value> = tx
-            .query(indexes_sql().as_str(), &params)?
-            .iter()
-            .map(|r| Value::Object(object(r)))
-            .collect();
-        t.insert("indexes".into(), Value::Array(indexes));
+        t.insert("indexes".into(), Value::Array(indexes(tx, cat, schema, Some(table))?));
         Ok(Some(Value::Object(t)))
     })?;
     found.ok_or_else(|| WorkerError::NotFound(format!("Table {schema}.{table} not found")))
