@@ -88,7 +88,13 @@ for label, path in pages:
             times[agent].append(request(agent, path)[0])
     for agent in times:
         median[agent] = statistics.median(times[agent])
-    same = sizes(docs["python"]) == sizes(docs["rust"])
+    python_sizes, rust_sizes = sizes(docs["python"]), sizes(docs["rust"])
+    same = python_sizes == rust_sizes
+    if not same:
+        for k in sorted(set(python_sizes) | set(rust_sizes)):
+            if python_sizes.get(k) != rust_sizes.get(k):
+                print("    %s %s: Python %s, this agent %s" % (label, k, python_sizes.get(k), rust_sizes.get(k)),
+                      file=sys.stderr)
     print(
         "| %s | %s | %s first, %s median | %s first, %s median | %.1fx first, **%.1fx** median | %s |"
         % (

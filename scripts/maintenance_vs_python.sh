@@ -104,5 +104,5 @@ for n in ${TABLES:-1000 10000}; do
   done
   psqlc -c "ANALYZE" "t$n"
   "$venv/bin/python3" scripts/maintenance_vs_python.py "$n" "$port" "$pyport" "$work/server.pem" "$work/ui-private.pem"
-  psqlc -c "DROP DATABASE t$n" postgres
+  psqlc -c "DROP DATABASE t$n WITH (FORCE)" postgres
 done

@@ -1006,3 +1006,51 @@ fn the_maintenance_pages_accept_what_the_real_toolkit_signs() {
     assert_eq!(a[1]["body"], json!({"response": "ok"}), "{}", a[1]);
     assert_eq!(a[2]["body"][0]["status"], "canceled", "{}", a[2]);
 }
+
+/// Issue #31: index definitions are kept between pages, and a rename (of
+/// the index, its table's column, the table) shows at the next page.
+#[test]
+fn kept_index_definitions_follow_renames() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let agent = agent_for(&pg, &public);
+    let mut c = pg.client();
+    c.batch_execute("CREATE TABLE kept (a int, b int); CREATE INDEX kept_b ON kept (b)")
+        .unwrap();
+    let def = |agent: &Agent| {
+        let (code, page) = get(agent, &key, "/maintenance/postgres/schema/public");
+        assert_eq!(code, 200, "{page}");
+        page["indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["tablename"] == "kept" || i["tablename"] == "still")
+            .map(|i| i["def"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        def(&agent),
+        "CREATE INDEX kept_b ON public.kept USING btree (b)"
+    );
+    assert_eq!(
+        def(&agent),
+        "CREATE INDEX kept_b ON public.kept USING btree (b)"
+    );
+    c.batch_execute("ALTER TABLE kept RENAME COLUMN b TO c")
+        .unwrap();
+    assert_eq!(
+        def(&agent),
+        "CREATE INDEX kept_b ON public.kept USING btree (c)"
+    );
+    c.batch_execute("ALTER INDEX kept_b RENAME TO kept_c")
+        .unwrap();
+    assert_eq!(
+        def(&agent),
+        "CREATE INDEX kept_c ON public.kept USING btree (c)"
+    );
+    c.batch_execute("ALTER TABLE kept RENAME TO still").unwrap();
+    assert_eq!(
+        def(&agent),
+        "CREATE INDEX kept_c ON public.still USING btree (c)"
+    );
+}

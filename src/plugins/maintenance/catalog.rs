@@ -22,6 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::Transaction;
@@ -97,9 +98,6 @@ pub struct Rel {
     pub toast: u32,
     /// For an index, its table (0 otherwise).
     pub table: u32,
-    /// The estimates' inputs in the catalog (pages, rows, columns,
-    /// options), hashed: what tells the kept estimates are stale.
-    shape: u64,
 }
 
 /// The bloat estimates of a scope: bytes beyond the live rows' need per
@@ -115,6 +113,58 @@ pub struct Memory {
     estimates: Mutex<HashMap<String, (u64, Arc<Bloat>)>>,
     /// Whether the logs said already that sizes are read through SQL.
     warned: AtomicBool,
+    /// Per database, per index: the stamp of what its definition is made
+    /// of, the definition (`pg_get_indexdef`), and when it was read. Why:
+    /// `pg_get_indexdef` costs PostgreSQL about 10 µs an index, 0.1 s of a
+    /// 10,000-table schema page, for text that changes only with DDL.
+    defs: Mutex<HashMap<String, HashMap<u32, KeptDef>>>,
+}
+
+/// A kept index definition: its stamp, the text, when it was read.
+type KeptDef = (String, Arc<str>, Instant);
+
+/// At most this many index definitions are kept (more start from none).
+const KEPT_DEFS: usize = 100_000;
+
+/// A kept definition is read again after this long, whatever its stamp
+/// says (a renamed operator class or function shows then).
+const DEF_AGE: Duration = Duration::from_secs(600);
+
+impl Memory {
+    /// The kept definitions of `wanted` (index, stamp) that are still
+    /// good, and the indexes whose definition must be read.
+    pub fn defs(&self, db: &str, wanted: &[(u32, String)]) -> (HashMap<u32, Arc<str>>, Vec<u32>) {
+        let mut good = HashMap::with_capacity(wanted.len());
+        let mut missing = vec![];
+        let kept = self.defs.lock().ok();
+        let of_db = kept.as_ref().and_then(|k| k.get(db));
+        for (oid, stamp) in wanted {
+            match of_db.and_then(|d| d.get(oid)) {
+                Some((s, def, at)) if s == stamp && at.elapsed() < DEF_AGE => {
+                    good.insert(*oid, def.clone());
+                }
+                _ => missing.push(*oid),
+            }
+        }
+        (good, missing)
+    }
+
+    /// Keeps definitions just read (index, stamp, definition).
+    pub fn keep_defs(&self, db: &str, read: impl Iterator<Item = (u32, String, Arc<str>)>) {
+        let Ok(mut kept) = self.defs.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let read: Vec<_> = read.collect();
+        let held: usize = kept.values().map(HashMap::len).sum();
+        if held + read.len() > KEPT_DEFS {
+            kept.clear();
+        }
+        let of_db = kept.entry(db.to_string()).or_default();
+        for (oid, stamp, def) in read {
+            of_db.insert(oid, (stamp, def, now));
+        }
+    }
 }
 
 /// At most this many estimates are kept, all scopes together (about 5 MB;
@@ -200,25 +250,43 @@ pub fn sum_some(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
     values.flatten().fold(None, |acc, v| Some(acc.unwrap_or(0.0) + v))
 }
 
-/// The catalog query: each relation of the scope with where its files are
-/// and its estimates' inputs.
-const CATALOG: &str = "SELECT c.oid, c.relkind, c.relnamespace, c.reltoastrelid,
-       coalesce(i.indrelid, 0::oid) AS indrelid,
-       CASE WHEN c.relfilenode <> 0 THEN c.relfilenode ELSE pg_relation_filenode(c.oid) END AS filenode,
-       c.reltablespace, CASE WHEN c.relpersistence = 't' THEN pg_relation_filepath(c.oid) END AS temp,
-       hashint4(c.relpages) # hashfloat8(c.reltuples) # hashint4(c.relnatts)
-         # coalesce(hashtext(c.reloptions::text), 0) AS shape
+/// A relation's filenode (`pg_relation_filenode` for a mapped catalog),
+/// null for a temporary relation (another session's: its files carry that
+/// session's backend id, so it is measured through SQL) or one without
+/// storage.
+macro_rules! filenode {
+    () => {
+        "CASE WHEN c.relpersistence = 't' THEN NULL WHEN c.relfilenode <> 0 THEN c.relfilenode
+              ELSE pg_relation_filenode(c.oid) END"
+    };
+}
+
+/// The catalog query: each relation of the scope with where its files are,
+/// as one row of arrays (on 40,000 relations, half the time of as many
+/// rows), and a stamp of the estimates' inputs of its tables and indexes
+/// (pages, rows, columns, options).
+const CATALOG: &str = concat!(
+    "SELECT array_agg(c.oid), array_agg(c.relkind), array_agg(c.relnamespace), array_agg(c.reltoastrelid),
+       array_agg(coalesce(i.indrelid, 0::oid)), array_agg(",
+    filenode!(),
+    "), array_agg(c.reltablespace),
+       coalesce(sum(CASE WHEN c.relkind IN ('r', 'i') THEN hashint8(c.oid::bigint) # hashint4(c.relpages)
+                      # hashfloat8(c.reltuples) # hashint4(c.relnatts)
+                      # coalesce(hashtext(c.reloptions::text), 0) END), 0)::bigint
 FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid
-WHERE c.relkind IN ('r', 't', 'i', 'I') AND ";
+WHERE c.relkind IN ('r', 't', 'i', 'I') AND "
+);
 
 /// The same relations' count and a checksum of their filenodes, read again
 /// after the listing: a difference means a rewrite (or a new or dropped
 /// relation) meanwhile. [`checksum`] computes the same from the first read.
-const RECHECK: &str = "SELECT count(*)::bigint, coalesce(sum(((c.oid::bigint * 1000003
-         + (CASE WHEN c.relfilenode <> 0 THEN c.relfilenode ELSE pg_relation_filenode(c.oid) END)::bigint)
-         % 2147483647)::int), 0)::bigint
+const RECHECK: &str = concat!(
+    "SELECT count(*)::bigint, coalesce(sum(((c.oid::bigint * 1000003 + (",
+    filenode!(),
+    ")::bigint) % 2147483647)::int), 0)::bigint
 FROM pg_class c
-WHERE c.relkind IN ('r', 't', 'i', 'I') AND ";
+WHERE c.relkind IN ('r', 't', 'i', 'I') AND "
+);
 
 /// What [`RECHECK`] computes, from the rows of the first read.
 fn checksum(rels: &[(u32, Option<u32>)]) -> (i64, i64) {
@@ -273,9 +341,12 @@ pub fn read(
     dbname: &str,
     scope: Scope<'_>,
 ) -> Result<Catalog, postgres::Error> {
+    let started = std::time::Instant::now();
     let facts = tx.query_one(
         "SELECT current_setting('is_superuser') = 'on',
-                (SELECT setting FROM pg_settings WHERE name = 'data_directory'),
+                CASE WHEN current_setting('is_superuser') = 'on'
+                       OR pg_has_role('pg_read_all_settings', 'MEMBER')
+                     THEN current_setting('data_directory') END,
                 (SELECT system_identifier FROM pg_control_system()),
                 (SELECT catalog_version_no FROM pg_control_system()),
                 d.oid, d.dattablespace
@@ -291,28 +362,17 @@ pub fn read(
     };
     let (with, filter) = scope.sql();
     let params = scope.params();
-    // One row of arrays: on 40,000 relations, a third of the time of as
-    // many rows.
-    let row = tx.query_one(
-        format!(
-            "{with}SELECT array_agg(oid), array_agg(relkind), array_agg(relnamespace), array_agg(reltoastrelid),
-                    array_agg(indrelid), array_agg(filenode), array_agg(reltablespace), array_agg(temp),
-                    array_agg(shape)
-             FROM ({CATALOG}{filter}) x"
-        )
-        .as_str(),
-        &params,
-    )?;
+    let row = tx.query_one(format!("{with}{CATALOG}{filter}").as_str(), &params)?;
     let column = |i: usize| -> Vec<u32> { row.get::<_, Option<Vec<u32>>>(i).unwrap_or_default() };
     let oids = column(0);
     let kinds: Vec<i8> = row.get::<_, Option<Vec<i8>>>(1).unwrap_or_default();
     let (nsps, toasts, tables) = (column(2), column(3), column(4));
     let nodes: Vec<Option<u32>> = row.get::<_, Option<Vec<Option<u32>>>>(5).unwrap_or_default();
     let spcs = column(6);
-    let temps: Vec<Option<String>> = row.get::<_, Option<Vec<Option<String>>>>(7).unwrap_or_default();
-    let shapes: Vec<i32> = row.get::<_, Option<Vec<i32>>>(8).unwrap_or_default();
+    let shape: i64 = row.get(7);
     let n = oids.len();
-    if [kinds.len(), nsps.len(), toasts.len(), tables.len(), nodes.len(), spcs.len(), temps.len(), shapes.len()]
+    let fetched = started.elapsed();
+    if [kinds.len(), nsps.len(), toasts.len(), tables.len(), nodes.len(), spcs.len()]
         .iter()
         .any(|&l| l != n)
     {
@@ -321,25 +381,16 @@ pub fn read(
     let mut rels = Vec::with_capacity(n);
     let mut places = Vec::with_capacity(n);
     let mut filenodes = Vec::with_capacity(n);
-    for (i, temp) in temps.into_iter().enumerate() {
-        let oid = oids[i];
-        let filenode = nodes[i];
-        let mut shape = DefaultHasher::new();
-        (oid, shapes[i]).hash(&mut shape);
+    for i in 0..n {
+        let (oid, filenode) = (oids[i], nodes[i]);
         rels.push(Rel {
             oid,
             kind: kinds[i] as u8,
             nsp: nsps[i],
             toast: toasts[i],
             table: tables[i],
-            shape: shape.finish(),
         });
-        let path = match (temp, filenode) {
-            (Some(temp), _) => Some(temp),
-            (None, Some(f)) => Some(files::relation_path(&db, spcs[i], f)),
-            (None, None) => None,
-        };
-        places.push(path);
+        places.push(filenode.map(|f| files::relation_path(&db, spcs[i], f)));
         filenodes.push((oid, filenode));
     }
 
@@ -370,11 +421,19 @@ pub fn read(
             })
         }
     };
+    let listed = started.elapsed();
     let mut by_oid: HashMap<u32, usize> = HashMap::with_capacity(rels.len());
     for (i, r) in rels.iter().enumerate() {
         by_oid.insert(r.oid, i);
     }
     let mut sizes = vec![Size::default(); rels.len()];
+    // Temporary relations are measured through SQL.
+    let temporary: Vec<u32> = rels
+        .iter()
+        .zip(&filenodes)
+        .filter(|(r, (_, f))| r.kind != b'I' && f.is_none())
+        .map(|(r, _)| r.oid)
+        .collect();
     let (database_bytes, again) = match found {
         Ok((measured, total)) => {
             for (rel, size) in with_storage.iter().zip(measured) {
@@ -384,7 +443,7 @@ pub fn read(
             }
             let now = tx.query_one(format!("{with}{RECHECK}{filter}").as_str(), &params)?;
             let changed = (now.get::<_, i64>(0), now.get::<_, i64>(1)) != checksum(&filenodes);
-            let again = if changed {
+            let mut again: Vec<u32> = if changed {
                 // Which ones: rare, so the arrays are sent only then.
                 let oids: Vec<u32> = with_storage.iter().map(|r| r.oid).collect();
                 let nodes: Vec<u32> = with_storage.iter().map(|r| r.filenode).collect();
@@ -399,6 +458,7 @@ pub fn read(
             } else {
                 vec![]
             };
+            again.extend(&temporary);
             // A rewrite changes the database's size too: PostgreSQL's
             // count then.
             (total.filter(|_| !changed), again)
@@ -409,7 +469,9 @@ pub fn read(
                     "maintenance: sizes are read through SQL (slower on many relations): {why}"
                 );
             }
-            (None, with_storage.iter().map(|r| r.oid).collect())
+            let mut all: Vec<u32> = with_storage.iter().map(|r| r.oid).collect();
+            all.extend(&temporary);
+            (None, all)
         }
     };
     if !again.is_empty() {
@@ -428,7 +490,21 @@ pub fn read(
             indexes_of.entry(r.table).or_default().push(i);
         }
     }
-    let bloat = estimates(tx, memory, version_num, superuser, dbname, scope, &rels)?;
+    let checked = started.elapsed();
+    let bloat = estimates(
+        tx,
+        memory,
+        (version_num, superuser),
+        dbname,
+        scope,
+        &rels,
+        shape,
+    )?;
+    tracing::debug!(
+        "maintenance: {dbname} {scope:?}: {n} relations, catalog read in {fetched:?}, files listed at {listed:?}, \
+         checked at {checked:?}, estimates at {:?}",
+        started.elapsed()
+    );
     Ok(Catalog {
         rels,
         sizes,
@@ -444,11 +520,11 @@ pub fn read(
 fn estimates(
     tx: &mut Transaction<'_>,
     memory: &Memory,
-    version_num: i32,
-    superuser: bool,
+    (version_num, superuser): (i32, bool),
     dbname: &str,
     scope: Scope<'_>,
     rels: &[Rel],
+    shape: i64,
 ) -> Result<Arc<Bloat>, postgres::Error> {
     let key = scope.key(dbname);
     let scoped = !matches!(scope, Scope::Database);
@@ -475,9 +551,7 @@ fn estimates(
         tx.query_one(analyzed, &[])?
     };
     analyzed.get::<_, String>(0).hash(&mut stamp);
-    for r in rels.iter().filter(|r| matches!(r.kind, b'r' | b'i')) {
-        r.shape.hash(&mut stamp);
-    }
+    shape.hash(&mut stamp);
     let stamp = stamp.finish();
     {
         if let Ok(kept) = memory.estimates.lock() {

@@ -4,7 +4,9 @@
 //!
 //! Where each part runs:
 //! - the pages' figures: the probe worker, on a pooled connection to the
-//!   database shown, each query bounded ([`sizes`]);
+//!   database shown, each query bounded ([`sizes`]), each relation's sizes
+//!   read from the data directory ([`files`]) and its bloat estimate kept
+//!   until its inputs change ([`catalog`]);
 //! - a task's record: SQLite ([`store`]), written by the http worker when
 //!   scheduled or canceled before its time;
 //! - its start: the scheduler's dispatcher job, every second, at most one

@@ -6,6 +6,9 @@
 //! `lock_timeout`, with names bound as parameters, never spliced into the
 //! SQL.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use postgres::{Row, Transaction};
 use serde_json::{json, Map, Value};
 
@@ -378,7 +381,13 @@ const INDEXES: &str = "SELECT i.indexrelid AS oid, tc.relname::text AS tablename
        CASE WHEN st THEN pg_stat_get_tuples_returned(i.indexrelid) END AS idx_tup_read,
        CASE WHEN st THEN pg_stat_get_tuples_fetched(i.indexrelid) END AS idx_tup_fetch,
        CASE WHEN st THEN ic.relname::text END AS indexrelname,
-       i.indisunique, pg_get_indexdef(i.indexrelid) AS def, am.amname::text AS type
+       i.indisunique, am.amname::text AS type,
+       -- What the definition is made of: the index's, table's and
+       -- schema's catalog rows and the table's columns (their row
+       -- versions change with any rename or ALTER).
+       concat_ws(',', ic.xmin, tc.xmin, i.xmin, (SELECT n.xmin FROM pg_namespace n WHERE n.oid = tc.relnamespace),
+                 (SELECT sum(a.xmin::text::bigint) FROM pg_attribute a
+                  WHERE a.attrelid = i.indrelid AND a.attnum > 0)) AS def_stamp
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_class tc ON tc.oid = i.indrelid
@@ -391,16 +400,41 @@ WHERE tc.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
   AND ($2::text IS NULL OR tc.relname = $2)
 ORDER BY tc.relname, ic.relname";
 
-/// The indexes of the schema or table page, with their sizes and
-/// estimates (`bloat_bytes` null when the index is not estimable).
+/// The indexes of the schema or table page, with their sizes, estimates
+/// (`bloat_bytes` null when the index is not estimable) and definitions
+/// (kept in memory while what they are made of is unchanged).
 fn indexes(
     tx: &mut Transaction<'_>,
     cat: &Catalog,
+    memory: &Memory,
+    dbname: &str,
     schema: &str,
     table: Option<&str>,
 ) -> Result<Vec<Value>, postgres::Error> {
-    Ok(tx
-        .query(INDEXES, &[&schema, &table])?
+    let rows = tx.query(INDEXES, &[&schema, &table])?;
+    let wanted: Vec<(u32, String)> = rows
+        .iter()
+        .map(|r| (r.get::<_, u32>("oid"), r.get::<_, String>("def_stamp")))
+        .collect();
+    let (mut defs, missing) = memory.defs(dbname, &wanted);
+    if !missing.is_empty() {
+        let read: HashMap<u32, Arc<str>> = tx
+            .query(
+                "SELECT u.oid, pg_get_indexdef(u.oid) FROM unnest($1::oid[]) AS u(oid)",
+                &[&missing],
+            )?
+            .iter()
+            .filter_map(|r| Some((r.get::<_, u32>(0), Arc::from(r.get::<_, Option<&str>>(1)?))))
+            .collect();
+        let stamps: HashMap<u32, &String> = wanted.iter().map(|(o, s)| (*o, s)).collect();
+        memory.keep_defs(
+            dbname,
+            read.iter()
+                .filter_map(|(o, d)| Some((*o, stamps.get(o)?.to_string(), d.clone()))),
+        );
+        defs.extend(read);
+    }
+    Ok(rows
         .iter()
         .map(|r| {
             let mut m = object(r);
@@ -408,6 +442,8 @@ fn indexes(
             let bytes = cat.size(oid).forks;
             let bloat = cat.bloat(oid);
             m.remove("oid");
+            m.remove("def_stamp");
+            m.insert("def".into(), json!(defs.get(&oid).map(|d| d.as_ref())));
             m.insert("total_bytes".into(), json!(bytes));
             m.insert("total_size".into(), json!(size_pretty(bytes)));
             m.insert("bloat_bytes".into(), json!(bloat));
@@ -437,12 +473,16 @@ pub fn schema(
                 Value::Object(t)
             })
             .collect();
-        let indexes = indexes(tx, cat, schema, None)?;
-        let mut doc = json!({"tables": tables, "indexes": indexes});
+        let indexes = indexes(tx, cat, memory, dbname, schema, None)?;
+        // Moved, not copied (`json!` would serialize the arrays again).
+        let mut doc = Map::new();
         if !tables.is_empty() {
-            doc["size"] = json!(size_pretty(total));
-            doc["total_bytes"] = json!(total);
+            doc.insert("size".into(), json!(size_pretty(total)));
+            doc.insert("total_bytes".into(), json!(total));
         }
+        doc.insert("tables".into(), Value::Array(tables));
+        doc.insert("indexes".into(), Value::Array(indexes));
+        let doc = Value::Object(doc);
         Ok(doc)
     })
 }
@@ -473,7 +513,8 @@ pub fn table(
                 t.entry(k).or_insert(v);
             }
         }
-        t.insert("indexes".into(), Value::Array(indexes(tx, cat, schema, Some(table))?));
+        let indexes = indexes(tx, cat, memory, dbname, schema, Some(table))?;
+        t.insert("indexes".into(), Value::Array(indexes));
         Ok(Some(Value::Object(t)))
     })?;
     found.ok_or_else(|| WorkerError::NotFound(format!("Table {schema}.{table} not found")))
