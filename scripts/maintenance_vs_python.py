@@ -7,7 +7,9 @@ requests signed by the real temBoard 9.0.1 toolkit as the UI signs them.
 usage: maintenance_vs_python.py N RUST_PORT PYTHON_PORT CA_FILE UI_PRIVATE_KEY
 
 Prints one line per page: the times, the speed-ups, and whether both
-agents gave the same sizes (total bytes of each schema and table).
+agents gave the same sizes (total bytes of each database, schema and table)
+in their last answers (a database's first connection writes its relation
+cache file, pg_internal.init, so the first answers may differ by its size).
 """
 import http.client
 import json
@@ -85,7 +87,8 @@ for label, path in pages:
     times = {"python": [], "rust": []}
     for _ in range(5):
         for agent in ("python", "rust"):
-            times[agent].append(request(agent, path)[0])
+            dt, docs[agent] = request(agent, path)
+            times[agent].append(dt)
     for agent in times:
         median[agent] = statistics.median(times[agent])
     python_sizes, rust_sizes = sizes(docs["python"]), sizes(docs["rust"])
