@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::Transaction;
 
 use super::files::{self, Database, Relation, Size, Unreadable};
@@ -65,12 +65,16 @@ impl Scope<'_> {
         }
     }
 
-    /// Its parameters (`$1` schema, `$2` table).
-    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    /// Its parameters (`$1` schema, `$2` table), typed: sent with the
+    /// query in one round trip, without a separate prepare.
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         match self {
             Scope::Database => vec![],
-            Scope::Schema(s) => vec![s as &(dyn ToSql + Sync)],
-            Scope::Table(s, t) => vec![s as &(dyn ToSql + Sync), t as &(dyn ToSql + Sync)],
+            Scope::Schema(s) => vec![(s as &(dyn ToSql + Sync), Type::TEXT)],
+            Scope::Table(s, t) => vec![
+                (s as &(dyn ToSql + Sync), Type::TEXT),
+                (t as &(dyn ToSql + Sync), Type::TEXT),
+            ],
         }
     }
 
@@ -342,7 +346,7 @@ pub fn read(
     scope: Scope<'_>,
 ) -> Result<Catalog, postgres::Error> {
     let started = std::time::Instant::now();
-    let facts = tx.query_one(
+    let facts = tx.query_typed_one(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
                        OR pg_has_role('pg_read_all_settings', 'MEMBER')
@@ -362,7 +366,7 @@ pub fn read(
     };
     let (with, filter) = scope.sql();
     let params = scope.params();
-    let row = tx.query_one(format!("{with}{CATALOG}{filter}").as_str(), &params)?;
+    let row = tx.query_typed_one(format!("{with}{CATALOG}{filter}").as_str(), &params)?;
     let column = |i: usize| -> Vec<u32> { row.get::<_, Option<Vec<u32>>>(i).unwrap_or_default() };
     let oids = column(0);
     let kinds: Vec<i8> = row.get::<_, Option<Vec<i8>>>(1).unwrap_or_default();
@@ -441,7 +445,7 @@ pub fn read(
                     sizes[i] = size;
                 }
             }
-            let now = tx.query_one(format!("{with}{RECHECK}{filter}").as_str(), &params)?;
+            let now = tx.query_typed_one(format!("{with}{RECHECK}{filter}").as_str(), &params)?;
             let changed = (now.get::<_, i64>(0), now.get::<_, i64>(1)) != checksum(&filenodes);
             let mut again: Vec<u32> = if changed {
                 // Which ones: rare, so the arrays are sent only then.
@@ -546,9 +550,12 @@ fn estimates(
         )
     };
     let analyzed = if scoped {
-        tx.query_one(format!("{analyzed}{of_scope}").as_str(), &[&tables])?
+        tx.query_typed_one(
+            format!("{analyzed}{of_scope}").as_str(),
+            &[(&tables, Type::OID_ARRAY)],
+        )?
     } else {
-        tx.query_one(analyzed, &[])?
+        tx.query_typed_one(analyzed, &[])?
     };
     analyzed.get::<_, String>(0).hash(&mut stamp);
     shape.hash(&mut stamp);

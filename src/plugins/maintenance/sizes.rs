@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use postgres::types::Type;
 use postgres::{Row, Transaction};
 use serde_json::{json, Map, Value};
 
@@ -171,7 +172,7 @@ fn schema_sums(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<Vec<(String, S
         }
     }
     Ok(tx
-        .query(
+        .query_typed(
             "SELECT oid, nspname::text FROM pg_namespace
              WHERE nspname !~ '^pg_temp' AND nspname !~ '^pg_toast' ORDER BY nspname",
             &[],
@@ -411,7 +412,7 @@ fn indexes(
     schema: &str,
     table: Option<&str>,
 ) -> Result<Vec<Value>, postgres::Error> {
-    let rows = tx.query(INDEXES, &[&schema, &table])?;
+    let rows = tx.query_typed(INDEXES, &[(&schema, Type::TEXT), (&table, Type::TEXT)])?;
     let wanted: Vec<(u32, String)> = rows
         .iter()
         .map(|r| (r.get::<_, u32>("oid"), r.get::<_, String>("def_stamp")))
@@ -464,7 +465,7 @@ pub fn schema(
         let none: Option<&str> = None;
         let mut total: i64 = 0;
         let tables: Vec<Value> = tx
-            .query(TABLES, &[&schema, &none])?
+            .query_typed(TABLES, &[(&schema, Type::TEXT), (&none, Type::TEXT)])?
             .iter()
             .map(|r| {
                 let mut t = table_object(cat, r);
@@ -497,15 +498,16 @@ pub fn table(
     table: &str,
 ) -> Result<Value, WorkerError> {
     let found = read_catalog(host, memory, dbname, Scope::Table(schema, table), |tx, cat| {
-        let Some(row) = tx.query_opt(TABLES, &[&schema, &Some(table)])? else {
+        let one = Some(table);
+        let Some(row) = tx.query_typed_opt(TABLES, &[(&schema, Type::TEXT), (&one, Type::TEXT)])? else {
             return Ok(None);
         };
         let oid: u32 = row.get(0);
         let mut t = table_object(cat, &row);
         t.remove("n_indexes");
-        let stats = tx.query_opt(
+        let stats = tx.query_typed_opt(
             "SELECT to_jsonb(s)::text FROM pg_stat_all_tables s WHERE s.relid = $1",
-            &[&oid],
+            &[(&oid, Type::OID)],
         )?;
         let stats = stats.and_then(|r| serde_json::from_str::<Value>(r.get::<_, &str>(0)).ok());
         if let Some(Value::Object(s)) = stats {
