@@ -30,6 +30,7 @@ use serde_json::Value;
 
 use crate::api::{Plugin, Work};
 use crate::ipc::messages::WorkerError;
+use crate::ipc::stream::Sink;
 use crate::api::ProbeHost;
 pub use calls::{RunnerCall, SizesCall};
 pub use config::{settings, Settings};
@@ -60,7 +61,11 @@ impl Work<ProbeHost> for SizesWork {
         crate::api::typed(call, |c: SizesCall| match c {
             SizesCall::Instance => sizes::instance(host, &self.memory),
             SizesCall::Database { db } => sizes::database(host, &self.memory, &db),
-            SizesCall::Schema { db, schema } => sizes::schema(host, &self.memory, &db, &schema),
+            // The route asks for a stream; this answer is for other callers.
+            SizesCall::Schema { db, schema } => {
+                let text = sizes::schema(host, &self.memory, &db, &schema)?;
+                serde_json::from_slice(&text).map_err(|e| WorkerError::Internal(e.to_string()))
+            }
             SizesCall::Table { db, schema, table } => {
                 sizes::table(host, &self.memory, &db, &schema, &table)
             }
@@ -78,5 +83,21 @@ impl Work<ProbeHost> for SizesWork {
             )
             .map(|()| Value::Null),
         })
+    }
+
+    /// The schema page as a stream: the http worker sends it as it comes,
+    /// without holding or parsing it.
+    fn stream(&self, host: &ProbeHost, call: Value, out: &mut dyn Sink) -> Result<(), WorkerError> {
+        match serde_json::from_value(call) {
+            Ok(SizesCall::Schema { db, schema }) => {
+                let text = sizes::schema(host, &self.memory, &db, &schema)?;
+                out.write(&text)
+                    .map_err(|e| WorkerError::Failed(format!("cannot spool the answer: {e}")))
+            }
+            Ok(_) => Err(WorkerError::BadRequest(
+                "only the schema page is answered as a stream".into(),
+            )),
+            Err(e) => Err(WorkerError::BadRequest(format!("maintenance call: {e}"))),
+        }
     }
 }
