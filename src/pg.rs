@@ -75,7 +75,10 @@ pub fn pg_config(pg: &PostgresqlSection) -> postgres::Config {
 
 /// Runs `f` in a transaction of its own under `SET LOCAL statement_timeout`
 /// and `lock_timeout` (milliseconds): a slow catalog or a held lock costs
-/// at most that, and the session's defaults are back afterwards.
+/// at most that, and the session's defaults are back afterwards. READ
+/// COMMITTED whatever `default_transaction_isolation` says: each statement
+/// sees what is committed when it starts (the maintenance pages re-read the
+/// catalog after listing files, to see what was rewritten meanwhile).
 pub fn bounded<T>(
     conn: &mut Conn,
     statement_ms: u64,
@@ -84,7 +87,8 @@ pub fn bounded<T>(
 ) -> Result<T, postgres::Error> {
     let mut tx = conn.client.transaction()?;
     tx.batch_execute(&format!(
-        "SET LOCAL statement_timeout = {statement_ms}; SET LOCAL lock_timeout = {lock_ms}"
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+         SET LOCAL statement_timeout = {statement_ms}; SET LOCAL lock_timeout = {lock_ms}"
     ))?;
     let out = f(&mut tx)?;
     tx.commit()?;

@@ -1054,3 +1054,49 @@ fn kept_index_definitions_follow_renames() {
         "CREATE INDEX kept_c ON public.still USING btree (c)"
     );
 }
+
+/// Issue #31: a role that may read `data_directory` (pg_monitor, through
+/// pg_read_all_settings) gets sizes from the files; one that is a member of
+/// pg_read_all_settings without inheriting its rights gets them through
+/// SQL (PostgreSQL 15 would refuse it `data_directory`), never an error.
+#[test]
+fn roles_that_may_or_may_not_read_the_data_directory_get_the_same_sizes() {
+    let (public, key) = test_keys();
+    let pg = PgCluster::start();
+    let mut c = pg.client();
+    c.batch_execute(
+        "CREATE TABLE sized (id int PRIMARY KEY, v text);
+         INSERT INTO sized SELECT g, md5(g::text) FROM generate_series(1, 5000) g;
+         CREATE ROLE noinherit LOGIN NOINHERIT IN ROLE pg_read_all_settings;
+         CREATE ROLE monitor LOGIN IN ROLE pg_monitor;
+         GRANT SELECT ON sized TO noinherit, monitor;",
+    )
+    .unwrap();
+    let expected: i64 = c
+        .query_one("SELECT pg_total_relation_size('sized')", &[])
+        .unwrap()
+        .get(0);
+    for (role, through_sql) in [("noinherit", true), ("monitor", false)] {
+        let mut files = signed_files(&pg, &public, PLUGINS);
+        files.set("postgresql", "user", role);
+        files.write();
+        let agent = Agent::start(files);
+        let (code, page) = get(
+            &agent,
+            &key,
+            "/maintenance/postgres/schema/public/table/sized",
+        );
+        assert_eq!(code, 200, "{role}: {page}");
+        assert_eq!(
+            page["total_bytes"].as_i64(),
+            Some(expected),
+            "{role}: {page}"
+        );
+        assert_eq!(
+            agent.log().contains("sizes are read through SQL"),
+            through_sql,
+            "{role}: {}",
+            agent.log()
+        );
+    }
+}

@@ -462,25 +462,28 @@ impl Agent {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Agent {
-        let log = std::fs::File::create(files.log_path()).unwrap();
-        let mut cmd = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut c = Command::new(program);
-                c.args(rest).arg(AGENT);
-                c
+        let spawn = |files: &AgentFiles| {
+            let log = std::fs::File::create(files.log_path()).unwrap();
+            let mut cmd = match wrapper.split_first() {
+                Some((program, rest)) => {
+                    let mut c = Command::new(program);
+                    c.args(rest).arg(AGENT);
+                    c
+                }
+                None => Command::new(AGENT),
+            };
+            cmd.arg("-c")
+                .arg(files.conf())
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log);
+            for (k, v) in env {
+                cmd.env(k, v);
             }
-            None => Command::new(AGENT),
+            cmd.spawn().expect("spawn agent")
         };
-        cmd.arg("-c")
-            .arg(files.conf())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn agent");
+        let child = spawn(&files);
         let cert = files.cert_pem();
         let mut agent = Agent {
             pid: child.id() as i32,
@@ -490,16 +493,47 @@ impl Agent {
             cert,
             sessions: Default::default(),
         };
-        agent.wait_ready(Duration::from_secs(20));
-        agent
+        for attempt in 0.. {
+            let Err(log) = agent.ready(Duration::from_secs(20)) else {
+                return agent;
+            };
+            // The port free_port() found was taken before the agent bound
+            // it (another test's connection got it as its local port): the
+            // main listener moves to another one, a few times at most.
+            let main = agent
+                .files
+                .values
+                .get("temboard")
+                .and_then(|t| t.get("port"));
+            if attempt < 4 && log.contains("EADDRINUSE") && main == Some(&agent.port.to_string()) {
+                let p = free_port();
+                agent.files.port = p;
+                agent.files.set("temboard", "port", &p.to_string());
+                agent.files.write();
+                agent.port = p;
+                let child = spawn(&agent.files);
+                agent.pid = child.id() as i32;
+                agent.child = Some(child);
+                continue;
+            }
+            panic!("{log}");
+        }
+        unreachable!()
     }
 
     pub fn wait_ready(&mut self, limit: Duration) {
+        if let Err(why) = self.ready(limit) {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits until the agent serves; why not (its log) otherwise.
+    fn ready(&mut self, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(r) = self.get("/status") {
                 if r.status == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             // An agent for 9.x only answers an unsigned /status in the 9.x
@@ -511,19 +545,17 @@ impl Agent {
                     .iter()
                     .all(|c| body["components"][c]["status"] == "ok")
                 {
-                    return;
+                    return Ok(());
                 }
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
-                    panic!("agent exited early ({st}); log:\n{}", self.log());
+                    return Err(format!("agent exited early ({st}); log:\n{}", self.log()));
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "agent not ready; log:\n{}",
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("agent not ready; log:\n{}", self.log()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

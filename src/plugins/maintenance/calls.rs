@@ -82,3 +82,8 @@ impl PluginCall for RunnerCall {
 /// How long the instance page may take: it reads every database, one at a
 /// time.
 pub const INSTANCE_WAIT: Duration = Duration::from_secs(120);
+
+/// How long the schema page's stream may take to be spooled (its queries
+/// are bounded by `[maintenance] statement_timeout`, 30 s by default), then
+/// each of its chunks; the route's deadline is the same.
+pub const SCHEMA_WAIT: Duration = Duration::from_secs(60);

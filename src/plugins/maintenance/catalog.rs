@@ -46,10 +46,18 @@ impl Scope<'_> {
     fn sql(&self) -> (&'static str, &'static str) {
         match self {
             Scope::Database => ("", "true"),
-            // 99: `pg_toast` in every version.
+            // The schema's relations, its tables' TOAST tables (in
+            // `pg_toast`, or `pg_toast_temp_N` for temporary ones) and
+            // their indexes.
             Scope::Schema(_) => (
-                "",
-                "(c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) OR c.relnamespace = 99)",
+                "WITH nsp AS (
+  SELECT oid FROM pg_namespace WHERE nspname = $1
+), own AS (
+  SELECT reltoastrelid AS oid FROM pg_class
+  WHERE relnamespace IN (SELECT oid FROM nsp) AND reltoastrelid <> 0
+) ",
+                "(c.relnamespace IN (SELECT oid FROM nsp) OR c.oid IN (SELECT oid FROM own)
+                  OR c.oid IN (SELECT x.indexrelid FROM pg_index x WHERE x.indrelid IN (SELECT oid FROM own)))",
             ),
             Scope::Table(..) => (
                 "WITH t AS (
@@ -111,10 +119,11 @@ pub type Bloat = HashMap<u32, f64>;
 /// What the probe worker keeps between pages.
 #[derive(Debug, Default)]
 pub struct Memory {
-    /// Per database, schema or table: the stamp of the estimates' inputs and the
-    /// estimates. Why: they read every column's statistics (0.11 s on
-    /// 10,000 tables) and change only when those inputs do.
-    estimates: Mutex<HashMap<String, (u64, Arc<Bloat>)>>,
+    /// Per database, schema or table: the stamp of the estimates' inputs,
+    /// the estimates and when they were made. Why: they read every
+    /// column's statistics (0.11 s on 10,000 tables) and change only when
+    /// those inputs do.
+    estimates: Mutex<HashMap<String, KeptBloat>>,
     /// Whether the logs said already that sizes are read through SQL.
     warned: AtomicBool,
     /// Per database, per index: the stamp of what its definition is made
@@ -123,6 +132,13 @@ pub struct Memory {
     /// 10,000-table schema page, for text that changes only with DDL.
     defs: Mutex<HashMap<String, HashMap<u32, KeptDef>>>,
 }
+
+/// Kept estimates: their stamp, the estimates, when they were made.
+type KeptBloat = (u64, Arc<Bloat>, Instant);
+
+/// Kept estimates are made again after this long, whatever their stamp
+/// says (a dropped column, for a role that sees no `pg_statistic`).
+const BLOAT_AGE: Duration = Duration::from_secs(600);
 
 /// A kept index definition: its stamp, the text, when it was read.
 type KeptDef = (String, Arc<str>, Instant);
@@ -349,20 +365,35 @@ pub fn read(
     let facts = tx.query_typed_one(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
-                       OR pg_has_role('pg_read_all_settings', 'MEMBER')
+                       OR pg_has_role('pg_read_all_settings', 'USAGE')
                      THEN current_setting('data_directory') END,
-                (SELECT system_identifier FROM pg_control_system()),
-                (SELECT catalog_version_no FROM pg_control_system()),
+                has_function_privilege('pg_control_system()', 'EXECUTE'),
                 d.oid, d.dattablespace
          FROM pg_database d WHERE d.datname = current_database()",
         &[],
     )?;
     let superuser: bool = facts.get(0);
-    let datadir: Option<String> = facts.get(1);
+    let mut datadir: Option<String> = facts.get(1);
+    // The cluster's identity and catalog version (a tablespace's directory
+    // is named after it), where the role may read them (a hardened
+    // cluster may revoke it: then sizes come through SQL).
+    let control: Option<(i64, i32)> = if datadir.is_some() && facts.get::<_, bool>(2) {
+        let r = tx.query_typed_one(
+            "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
+            &[],
+        )?;
+        Some((r.get(0), r.get(1)))
+    } else {
+        None
+    };
+    if control.is_none() {
+        datadir = None;
+    }
+    let (system_identifier, catalog_version) = control.unwrap_or_default();
     let db = Database {
-        oid: facts.get(4),
-        tablespace: facts.get(5),
-        version_dir: format!("PG_{}_{}", version_num / 10_000, facts.get::<_, i32>(3)),
+        oid: facts.get(3),
+        tablespace: facts.get(4),
+        version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
     };
     let (with, filter) = scope.sql();
     let params = scope.params();
@@ -415,7 +446,7 @@ pub fn read(
         None => Err(Unreadable::Hidden),
         Some(dir) => {
             let dir = Path::new(dir);
-            files::same_cluster(dir, facts.get(2)).and_then(|()| {
+            files::same_cluster(dir, system_identifier).and_then(|()| {
                 let whole = match scope {
                     Scope::Database => files::database_dirs(dir, &db)?,
                     _ => vec![],
@@ -562,8 +593,8 @@ fn estimates(
     let stamp = stamp.finish();
     {
         if let Ok(kept) = memory.estimates.lock() {
-            if let Some((s, bloat)) = kept.get(&key) {
-                if *s == stamp {
+            if let Some((s, bloat, at)) = kept.get(&key) {
+                if *s == stamp && at.elapsed() < BLOAT_AGE {
                     return Ok(bloat.clone());
                 }
             }
@@ -583,11 +614,11 @@ fn estimates(
     let bloat: Arc<Bloat> = Arc::new(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
     {
         if let Ok(mut kept) = memory.estimates.lock() {
-            let held: usize = kept.values().map(|(_, b)| b.len() + 1).sum();
+            let held: usize = kept.values().map(|(_, b, _)| b.len() + 1).sum();
             if held + bloat.len() + 1 > KEPT {
                 kept.clear();
             }
-            kept.insert(key, (stamp, bloat.clone()));
+            kept.insert(key, (stamp, bloat.clone(), Instant::now()));
         }
     }
     Ok(bloat)

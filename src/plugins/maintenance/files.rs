@@ -47,7 +47,7 @@ pub struct Size {
 #[derive(Debug)]
 pub enum Unreadable {
     /// The role may not see `data_directory` (neither superuser nor
-    /// `pg_read_all_settings`).
+    /// `pg_read_all_settings`) or run `pg_control_system()`.
     Hidden,
     /// The directory there is another cluster's (the agent runs on another
     /// host, or a path is reused): its `global/pg_control` does not hold
@@ -62,7 +62,8 @@ impl std::fmt::Display for Unreadable {
         match self {
             Unreadable::Hidden => write!(
                 f,
-                "the connected role may not read data_directory (superuser or pg_read_all_settings)"
+                "the connected role may not read data_directory (superuser or pg_read_all_settings) \
+                 or pg_control_system()"
             ),
             Unreadable::OtherCluster(dir) => write!(
                 f,

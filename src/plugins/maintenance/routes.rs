@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::store::{self, Filter, Task};
-use super::calls::{RunnerCall, SizesCall, INSTANCE_WAIT};
+use super::calls::{RunnerCall, SizesCall, INSTANCE_WAIT, SCHEMA_WAIT};
 use crate::store::notifications;
 use crate::api::ApiError;
 use crate::api::{Call, Handled, Reply, Route};
@@ -56,7 +56,7 @@ pub const ROUTES: &[Route] = &[
         "/maintenance/{db}/reindex/scheduled",
         "MaintenanceDatabaseReindexScheduled9",
     ),
-    get("/maintenance/{db}/schema/{schema}", "MaintenanceSchema9", schema),
+    get("/maintenance/{db}/schema/{schema}", "MaintenanceSchema9", schema).with_deadline(SCHEMA_WAIT),
     listed(
         "/maintenance/{db}/schema/{schema}/reindex/scheduled",
         "MaintenanceSchemaReindexScheduled9",
@@ -147,7 +147,7 @@ fn schema(c: Call<'_>) -> Handled<'_> {
         let (db, schema) = (c.segment(0).to_string(), c.segment(1).to_string());
         // Streamed: 7 MB for 10,000 tables, never held nor parsed here.
         let call = SizesCall::Schema { db, schema };
-        Ok(Reply::Stream(c.state.stream(call, INSTANCE_WAIT).await?))
+        Ok(Reply::Stream(c.state.stream(call, SCHEMA_WAIT).await?))
     })
 }
 
