@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn client_of(pg: &PgCluster, dbname: &str) -> postgres::Client {
-    postgres::Config::new()
-        .host_path(pg.socket_dir())
-        .port(pg.port)
-        .user("postgres")
-        .dbname(dbname)
-        .connect(postgres::NoTls)
-        .expect("connect to the test cluster")
-}
-
 fn extension<'a>(doc: &'a Value, dbname: &str, name: &str) -> &'a Value {
     let db = doc["databases"]
         .as_array()
@@ -49,7 +39,7 @@ fn lists_installed_extensions_and_pending_updates_per_database() {
     let mut admin = pg.client();
     admin.batch_execute("CREATE DATABASE shop").unwrap();
     admin.batch_execute("CREATE EXTENSION citext").unwrap();
-    let mut shop = client_of(&pg, "shop");
+    let mut shop = pg.client_to("shop");
     shop.batch_execute("CREATE EXTENSION hstore VERSION '1.4'")
         .unwrap();
     let mut files = AgentFiles::new(Some(&pg));

@@ -18,16 +18,6 @@ fn agent_for(pg: &PgCluster, public: &str) -> Agent {
     agent_with_plugins(pg, public, PLUGINS)
 }
 
-fn client_to(pg: &PgCluster, db: &str) -> postgres::Client {
-    postgres::Config::new()
-        .host_path(pg.socket_dir())
-        .port(pg.port)
-        .user("postgres")
-        .dbname(db)
-        .connect(postgres::NoTls)
-        .unwrap()
-}
-
 fn get(agent: &Agent, key: &rsa::RsaPrivateKey, target: &str) -> (u16, Value) {
     let r = Signed::get(target).send(agent, key);
     let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
@@ -119,7 +109,7 @@ fn blocked_vacuum_full(
     key: &rsa::RsaPrivateKey,
     table: &str,
 ) -> (postgres::Client, String) {
-    let mut holder = client_to(pg, "app");
+    let mut holder = pg.client_to("app");
     holder
         .batch_execute(&format!(
             "BEGIN; LOCK TABLE app.{table} IN ACCESS SHARE MODE;"
@@ -153,7 +143,7 @@ fn is_float(v: &Value) -> bool {
 /// key, a hash index, an expression index), analyzed.
 fn setup_app(pg: &PgCluster) -> postgres::Client {
     pg.client().batch_execute("CREATE DATABASE app").unwrap();
-    let mut c = client_to(pg, "app");
+    let mut c = pg.client_to("app");
     c.batch_execute(
         "CREATE SCHEMA app;
          CREATE TABLE app.t (id int PRIMARY KEY, label text, n int) WITH (autovacuum_enabled = off);

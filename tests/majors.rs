@@ -472,17 +472,6 @@ fn postgresql_18() {
     exercise(18);
 }
 
-/// A connection to database `db` of the cluster.
-fn client_to(pg: &PgCluster, db: &str) -> postgres::Client {
-    postgres::Config::new()
-        .host_path(pg.socket_dir())
-        .port(pg.port)
-        .user("postgres")
-        .dbname(db)
-        .connect(postgres::NoTls)
-        .unwrap()
-}
-
 /// `(bytes, pg_size_pretty(bytes))` of one SQL expression of relation `$1`.
 fn pg_size(c: &mut postgres::Client, expr: &str, oid: u32) -> (i64, String) {
     let r = c
@@ -606,7 +595,7 @@ fn sizes_exactly(major: u32) {
     ))
     .unwrap();
     c.batch_execute("CREATE DATABASE sizes").unwrap();
-    let mut d = client_to(&pg, "sizes");
+    let mut d = pg.client_to("sizes");
     d.batch_execute(
         "CREATE TABLE toasty (id int PRIMARY KEY, doc text);
          INSERT INTO toasty SELECT g, (SELECT string_agg(md5(g::text || ':' || x), '')

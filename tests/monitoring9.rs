@@ -330,15 +330,7 @@ fn bloat_probes_estimate_per_database_and_a_locked_one_costs_only_its_sample() {
     for name in ["bloated", "clean", "locked"] {
         c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     }
-    let db = |name: &str| {
-        postgres::Config::new()
-            .host_path(pg.socket_dir())
-            .port(pg.port)
-            .user("postgres")
-            .dbname(name)
-            .connect(postgres::NoTls)
-            .unwrap()
-    };
+    let db = |name: &str| pg.client_to(name);
     // The same table in two databases: in one, 90% of its rows deleted
     // (no VACUUM), then both analyzed.
     let table = "CREATE TABLE t (id int PRIMARY KEY, pad text);

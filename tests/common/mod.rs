@@ -301,11 +301,16 @@ impl PgCluster {
     }
 
     pub fn client(&self) -> postgres::Client {
+        self.client_to("postgres")
+    }
+
+    /// A connection to database `db` of the cluster, as `postgres`.
+    pub fn client_to(&self, db: &str) -> postgres::Client {
         postgres::Config::new()
             .host_path(self.socket_dir())
             .port(self.port)
             .user("postgres")
-            .dbname("postgres")
+            .dbname(db)
             .connect(postgres::NoTls)
             .expect("connect to the test cluster")
     }

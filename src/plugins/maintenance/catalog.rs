@@ -414,8 +414,9 @@ pub fn read(
         return Ok(Catalog::default());
     }
     let mut rels = Vec::with_capacity(n);
-    let mut places = Vec::with_capacity(n);
     let mut filenodes = Vec::with_capacity(n);
+    // The relations with files, where they are.
+    let mut with_storage = Vec::with_capacity(n);
     for i in 0..n {
         let (oid, filenode) = (oids[i], nodes[i]);
         rels.push(Rel {
@@ -425,23 +426,16 @@ pub fn read(
             toast: toasts[i],
             table: tables[i],
         });
-        places.push(filenode.map(|f| files::relation_path(&db, spcs[i], f)));
+        if let Some(f) = filenode {
+            with_storage.push(Relation {
+                oid,
+                filenode: f,
+                path: files::relation_path(&db, spcs[i], f),
+            });
+        }
         filenodes.push((oid, filenode));
     }
 
-    // The files, where they can be read.
-    let with_storage: Vec<Relation> = rels
-        .iter()
-        .zip(&places)
-        .zip(&filenodes)
-        .filter_map(|((r, p), (_, f))| {
-            Some(Relation {
-                oid: r.oid,
-                filenode: (*f)?,
-                path: p.clone()?,
-            })
-        })
-        .collect();
     let found = match &datadir {
         None => Err(Unreadable::Hidden),
         Some(dir) => {

@@ -61,11 +61,9 @@ impl Work<ProbeHost> for SizesWork {
         crate::api::typed(call, |c: SizesCall| match c {
             SizesCall::Instance => sizes::instance(host, &self.memory),
             SizesCall::Database { db } => sizes::database(host, &self.memory, &db),
-            // The route asks for a stream; this answer is for other callers.
-            SizesCall::Schema { db, schema } => {
-                let text = sizes::schema(host, &self.memory, &db, &schema)?;
-                serde_json::from_slice(&text).map_err(|e| WorkerError::Internal(e.to_string()))
-            }
+            SizesCall::Schema { .. } => Err(WorkerError::BadRequest(
+                "the schema page is only answered as a stream".into(),
+            )),
             SizesCall::Table { db, schema, table } => {
                 sizes::table(host, &self.memory, &db, &schema, &table)
             }

@@ -455,8 +455,10 @@ fn indexes(
 }
 
 /// `GET /maintenance/<db>/schema/<s>`, as JSON text: each table and index
-/// is written as it is read (no tree of the whole page: 7 MB of text for
-/// 10,000 tables, several times that as a tree), then sent as a stream.
+/// is serialized as it is read (no tree of the whole page: 7 MB of text for
+/// 10,000 tables, several times that as a tree), then spooled and sent as
+/// a stream. Not written to the spool row by row: the pool may run this
+/// again on a new connection, and a spool once written to is committed.
 pub fn schema(
     host: &ProbeHost,
     memory: &Memory,
