@@ -35,6 +35,7 @@ registry! {
     extensions,
     statements,
     maintenance,
+    risks,
 }
 
 /// Hands the registry to the config layer and the state store (see

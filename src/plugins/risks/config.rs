@@ -1,0 +1,175 @@
+//! `[risks]`: how often the checks run and the thresholds they judge by,
+//! each with a documented default (docs/configuration.md). Sizes are in
+//! megabytes, durations in seconds, ages in transaction ids.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::keydef::{k, KeyDef};
+use crate::config::{Config, Values};
+
+/// One key: (name, default, lowest, highest).
+type Key = (&'static str, u64, u64, u64);
+
+/// 2^31: the transaction id (and multixact) distance at which PostgreSQL
+/// would wrap around; it stops assigning ids 3 million before it.
+pub const WRAP_LIMIT: u64 = 1 << 31;
+
+/// Every key of the section with its bounds, in the order documented.
+const BOUNDS: &[Key] = &[
+    ("interval", 60, 1, 86_400),
+    ("tables_interval", 3_600, 1, 604_800),
+    ("statement_timeout", 30, 1, 3_600),
+    ("lock_timeout", 1, 1, 3_600),
+    ("xid_age_warning", 500_000_000, 1, WRAP_LIMIT),
+    ("xid_age_critical", 1_000_000_000, 1, WRAP_LIMIT),
+    ("slot_retained_warning_mb", 10_240, 1, 1 << 40),
+    ("slot_retained_critical_mb", 51_200, 1, 1 << 40),
+    ("slot_inactive_warning", 3_600, 1, 31_536_000),
+    ("archive_failing_critical", 3_600, 1, 31_536_000),
+    ("archive_ready_warning", 100, 1, 100_000_000),
+    ("archive_ready_critical", 1_000, 1, 100_000_000),
+    ("replication_lag_warning", 60, 1, 31_536_000),
+    ("replication_lag_critical", 600, 1, 31_536_000),
+    ("replication_lag_warning_mb", 1_024, 1, 1 << 40),
+    ("replication_lag_critical_mb", 10_240, 1, 1 << 40),
+    ("standby_forget_after", 86_400, 1, 31_536_000),
+    ("transaction_warning", 3_600, 1, 31_536_000),
+    ("transaction_critical", 21_600, 1, 31_536_000),
+    ("idle_in_transaction_warning", 300, 1, 31_536_000),
+    ("idle_in_transaction_critical", 3_600, 1, 31_536_000),
+    ("prepared_warning", 300, 1, 31_536_000),
+    ("horizon_age_warning", 100_000_000, 1, WRAP_LIMIT),
+    ("horizon_age_critical", 500_000_000, 1, WRAP_LIMIT),
+    ("sequence_warning_percent", 75, 1, 100),
+    ("sequence_critical_percent", 90, 1, 100),
+    ("connections_warning_percent", 80, 1, 100),
+    ("connections_critical_percent", 95, 1, 100),
+    ("checkpoints_requested_warning_percent", 50, 1, 100),
+    ("disk_free_warning_percent", 15, 0, 100),
+    ("disk_free_critical_percent", 5, 0, 100),
+    ("disk_full_warning_hours", 24, 1, 8_760),
+    ("disk_full_critical_hours", 4, 1, 8_760),
+];
+
+/// The keys of `[risks]`.
+pub const KEYS: &[KeyDef] = &[
+    k("risks", "interval", Some("60"), "whole seconds, 1 to 86400"),
+    k("risks", "tables_interval", Some("3600"), "whole seconds, 1 to 604800"),
+    k("risks", "statement_timeout", Some("30"), "whole seconds, 1 to 3600"),
+    k("risks", "lock_timeout", Some("1"), "whole seconds, 1 to 3600"),
+    k("risks", "xid_age_warning", Some("500000000"), "transaction ids, 1 to 2147483648"),
+    k("risks", "xid_age_critical", Some("1000000000"), "transaction ids, 1 to 2147483648"),
+    k("risks", "slot_retained_warning_mb", Some("10240"), "megabytes, 1 or more"),
+    k("risks", "slot_retained_critical_mb", Some("51200"), "megabytes, 1 or more"),
+    k("risks", "slot_inactive_warning", Some("3600"), "whole seconds, 1 or more"),
+    k("risks", "archive_failing_critical", Some("3600"), "whole seconds, 1 or more"),
+    k("risks", "archive_ready_warning", Some("100"), "a whole number of files, 1 or more"),
+    k("risks", "archive_ready_critical", Some("1000"), "a whole number of files, 1 or more"),
+    k("risks", "replication_lag_warning", Some("60"), "whole seconds, 1 or more"),
+    k("risks", "replication_lag_critical", Some("600"), "whole seconds, 1 or more"),
+    k("risks", "replication_lag_warning_mb", Some("1024"), "megabytes, 1 or more"),
+    k("risks", "replication_lag_critical_mb", Some("10240"), "megabytes, 1 or more"),
+    k("risks", "standby_forget_after", Some("86400"), "whole seconds, 1 or more"),
+    k("risks", "transaction_warning", Some("3600"), "whole seconds, 1 or more"),
+    k("risks", "transaction_critical", Some("21600"), "whole seconds, 1 or more"),
+    k("risks", "idle_in_transaction_warning", Some("300"), "whole seconds, 1 or more"),
+    k("risks", "idle_in_transaction_critical", Some("3600"), "whole seconds, 1 or more"),
+    k("risks", "prepared_warning", Some("300"), "whole seconds, 1 or more"),
+    k("risks", "horizon_age_warning", Some("100000000"), "transaction ids, 1 to 2147483648"),
+    k("risks", "horizon_age_critical", Some("500000000"), "transaction ids, 1 to 2147483648"),
+    k("risks", "sequence_warning_percent", Some("75"), "a percentage, 1 to 100"),
+    k("risks", "sequence_critical_percent", Some("90"), "a percentage, 1 to 100"),
+    k("risks", "connections_warning_percent", Some("80"), "a percentage, 1 to 100"),
+    k("risks", "connections_critical_percent", Some("95"), "a percentage, 1 to 100"),
+    k("risks", "checkpoints_requested_warning_percent", Some("50"), "a percentage, 1 to 100"),
+    k("risks", "disk_free_warning_percent", Some("15"), "a percentage, 0 to 100"),
+    k("risks", "disk_free_critical_percent", Some("5"), "a percentage, 0 to 100"),
+    k("risks", "disk_full_warning_hours", Some("24"), "whole hours, 1 to 8760"),
+    k("risks", "disk_full_critical_hours", Some("4"), "whole hours, 1 to 8760"),
+];
+
+/// The validated `[risks]` section: every key by name (the checks read
+/// them through [`Settings::get`], so a key is declared once, in
+/// [`BOUNDS`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Values by key.
+    pub values: std::collections::BTreeMap<String, u64>,
+}
+
+impl Default for Settings {
+    /// The documented defaults.
+    fn default() -> Self {
+        Settings {
+            values: BOUNDS.iter().map(|(k, d, _, _)| (k.to_string(), *d)).collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// A key's value (its default when absent, which only a settings
+    /// document of an older agent can be).
+    pub fn get(&self, key: &str) -> u64 {
+        self.values
+            .get(key)
+            .copied()
+            .or_else(|| BOUNDS.iter().find(|(k, ..)| *k == key).map(|(_, d, ..)| *d))
+            .unwrap_or(0)
+    }
+
+    /// A (warning, critical) pair.
+    pub fn pair(&self, warning: &str, critical: &str) -> (u64, u64) {
+        (self.get(warning), self.get(critical))
+    }
+}
+
+/// Validates the section (the plugin's `settings` hook); a warning
+/// threshold past its critical one is an error naming both.
+pub fn validate(c: &mut Values<'_>) -> Value {
+    let values: std::collections::BTreeMap<String, u64> = BOUNDS
+        .iter()
+        .map(|(key, _, min, max)| (key.to_string(), c.int("risks", key, *min, *max)))
+        .collect();
+    for (key, v) in &values {
+        if !key.contains("_warning") {
+            continue;
+        }
+        let critical = key.replacen("_warning", "_critical", 1);
+        let Some(&c_value) = values.get(&critical) else {
+            continue;
+        };
+        // Free space warns *above* its critical value, time to full too;
+        // the other thresholds warn below it.
+        let reversed = key.starts_with("disk_");
+        if (reversed && *v < c_value) || (!reversed && *v > c_value) {
+            let relation = if reversed { "at least" } else { "at most" };
+            c.fail(
+                "risks",
+                key,
+                format!("invalid value '{v}': expected {relation} {critical} ({c_value})"),
+            );
+        }
+    }
+    crate::api::section_value(&Settings { values })
+}
+
+/// The section in force.
+pub fn settings(config: &Config) -> Settings {
+    config.section("risks").unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_bounds_and_the_same_default() {
+        assert_eq!(KEYS.len(), BOUNDS.len());
+        for (def, (key, default, min, max)) in KEYS.iter().zip(BOUNDS) {
+            assert_eq!(def.key, *key);
+            assert_eq!(def.default, Some(default.to_string().as_str()), "{key}");
+            assert!((min..=max).contains(&default), "{key}");
+        }
+    }
+}
