@@ -21,7 +21,7 @@ use common::signed::*;
 use common::*;
 use serde_json::{json, Value};
 
-const PLUGINS: &str = r#"["activity", "administration", "dashboard", "monitoring", "pgconf", "statements", "maintenance", "extensions"]"#;
+const PLUGINS: &str = r#"["activity", "administration", "dashboard", "monitoring", "pgconf", "statements", "maintenance", "extensions", "risks"]"#;
 
 /// The installed servers: major → bin directory. Missing servers fail the
 /// suite (in CI too): they are installed by the test command.
@@ -140,6 +140,8 @@ fn exercise(major: u32) {
         "heap_bloat:1, btree_bloat:1",
     );
     files.set("temboard", "key", "majorskey");
+    files.set("risks", "interval", "1");
+    files.set("risks", "tables_interval", "1");
     files.set("administration", "pg_ctl", &pg.pg_ctl_template());
     files.write();
     let agent = Agent::start(files);
@@ -384,6 +386,8 @@ fn exercise(major: u32) {
         );
     }
 
+    risks_on(&agent, &key, &mut c, major);
+
     // /metrics as Prometheus reads it.
     let r = agent.get("/metrics?key=majorskey").unwrap();
     assert_eq!(r.status, 200);
@@ -398,6 +402,79 @@ fn exercise(major: u32) {
     if major == 13 || major == 18 {
         standby(&pg, &public, &key, major);
     }
+}
+
+/// Waits for the risks' findings (signed, 9.x) until `done` holds of the
+/// document, a minute at most; returns it.
+fn risks_until(
+    agent: &Agent,
+    key: &rsa::RsaPrivateKey,
+    major: u32,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    let seen = eventually(Duration::from_secs(60), || {
+        last = get(agent, key, "/risks");
+        done(&last)
+    });
+    assert!(
+        seen,
+        "PostgreSQL {major}: /risks never as expected: {last:#}"
+    );
+    last
+}
+
+fn finding<'a>(doc: &'a Value, id: &str) -> Option<&'a Value> {
+    doc["findings"].as_array()?.iter().find(|f| f["id"] == id)
+}
+
+/// The risks' version-gated queries on this major: every part read (no
+/// error), the checkpoint counters from the view this major has, a slot's
+/// inactive time (`inactive_since` on 17+, the agent's count before),
+/// the per-database scans.
+fn risks_on(agent: &Agent, key: &rsa::RsaPrivateKey, c: &mut postgres::Client, major: u32) {
+    c.batch_execute("SELECT pg_create_physical_replication_slot('majors_slot', true)")
+        .unwrap();
+    let doc = risks_until(agent, key, major, |d| {
+        finding(d, "replication_slot/majors_slot").is_some()
+            && finding(d, "sequences/postgres").is_some()
+    });
+    assert_eq!(doc["errors"], json!([]), "PostgreSQL {major}: {doc:#}");
+    let cp = finding(&doc, "checkpoints").expect("checkpoints");
+    let view = if major >= 17 {
+        "pg_stat_checkpointer"
+    } else {
+        "pg_stat_bgwriter"
+    };
+    assert_eq!(cp["evidence"]["source"], view, "PostgreSQL {major}: {cp:#}");
+    let slot = finding(&doc, "replication_slot/majors_slot").unwrap();
+    assert_eq!(
+        slot["evidence"]["wal_status"], "reserved",
+        "PostgreSQL {major}: {slot:#}"
+    );
+    assert!(
+        slot["evidence"]["inactive_seconds"].is_f64(),
+        "PostgreSQL {major}: {slot:#}"
+    );
+    let conns = finding(&doc, "connections").expect("connections");
+    assert!(
+        conns["evidence"]["client_backends"].as_i64().unwrap() >= 1,
+        "{conns:#}"
+    );
+    assert_eq!(
+        finding(&doc, "wraparound/postgres").unwrap()["severity"],
+        "ok"
+    );
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["check"] == "disk"),
+        "{doc:#}"
+    );
+    c.batch_execute("SELECT pg_drop_replication_slot('majors_slot')")
+        .unwrap();
 }
 
 /// A streaming standby of `primary`, and the replication probes on it.
@@ -418,6 +495,7 @@ fn standby(primary: &PgCluster, public: &str, key: &rsa::RsaPrivateKey, major: u
     );
     let mut files = signed_files(&standby, public, PLUGINS);
     files.set("monitoring", "scheduler_interval", "1");
+    files.set("risks", "interval", "1");
     files.write();
     let agent = Agent::start(files);
     let mut last = Value::Null;
@@ -440,6 +518,16 @@ fn standby(primary: &PgCluster, public: &str, key: &rsa::RsaPrivateKey, major: u
     );
     // The 9.x activity of a standby answers too.
     get(&agent, key, "/activity");
+    // The risks: the standby's receiver streams, read without error.
+    let doc = risks_until(&agent, key, major, |d| {
+        finding(d, "replication/receiver").is_some_and(|f| f["evidence"]["status"] == "streaming")
+    });
+    assert_eq!(
+        doc["errors"],
+        json!([]),
+        "PostgreSQL {major} standby: {doc:#}"
+    );
+    assert_eq!(doc["in_recovery"], true);
 }
 
 #[test]
