@@ -28,6 +28,8 @@ if [ "${1:-}" = "--rpm" ]; then
   check /usr/share/doc/temboard-agent/configuration.md 0100644
   check /usr/share/doc/temboard-agent/examples/50-temboard-agent.rules 0100644
   check /usr/share/temboard-agent/grafana/temboard-agent.json 0100644
+  check /usr/share/temboard-agent/prometheus/temboard-agent.rules.yml 0100644
+  check /usr/share/temboard-agent/prometheus/temboard-agent.rules.test.yml 0100644
   # Nothing writable by others, nothing setuid.
   if python3 -c 'import sys; sys.exit(any(int(l.split()[1], 8) & 0o6002 for l in sys.stdin if l.strip()))' <<<"$dump"; then :; else
     echo "world-writable, setuid or setgid file in the RPM" >&2; exit 1
@@ -51,7 +53,9 @@ for f in ./usr/bin/temboard-agent ./usr/bin/temboard-agent-adduser ./usr/bin/tem
          ./lib/systemd/system/temboard-agent@.service ./usr/share/temboard-agent/temboard-agent.conf.sample \
          ./usr/share/doc/temboard-agent/README.md ./usr/share/doc/temboard-agent/configuration.md \
          ./usr/share/doc/temboard-agent/examples/50-temboard-agent.rules \
-         ./usr/share/temboard-agent/grafana/temboard-agent.json; do
+         ./usr/share/temboard-agent/grafana/temboard-agent.json \
+         ./usr/share/temboard-agent/prometheus/temboard-agent.rules.yml \
+         ./usr/share/temboard-agent/prometheus/temboard-agent.rules.test.yml; do
   grep -q " $f\$" <<<"$contents" || { echo "missing in the package: $f" >&2; exit 1; }
 done
 echo "contents: ok ($(wc -l <<<"$contents") entries)"

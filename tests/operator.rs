@@ -370,6 +370,13 @@ fn metrics_follow_prometheus_conventions_and_agree_with_postgresql() {
     let mut files = AgentFiles::new(Some(&pg));
     files.set("temboard", "key", "promkey");
     files.set("monitoring", "scheduler_interval", "1");
+    // The default plugins and the risks (the dashboard has their row).
+    files.set(
+        "temboard",
+        "plugins",
+        r#"["activity", "administration", "dashboard", "monitoring", "pgconf", "risks"]"#,
+    );
+    files.set("risks", "interval", "1");
     files.write();
     let agent = Agent::start(files);
     let scrape = || agent.get("/metrics?key=promkey").unwrap();
@@ -492,6 +499,13 @@ fn the_grafana_dashboard_queries_only_what_the_agent_exposes() {
     let mut files = AgentFiles::new(Some(&pg));
     files.set("temboard", "key", "promkey");
     files.set("monitoring", "scheduler_interval", "1");
+    // The default plugins and the risks (the dashboard has their row).
+    files.set(
+        "temboard",
+        "plugins",
+        r#"["activity", "administration", "dashboard", "monitoring", "pgconf", "risks"]"#,
+    );
+    files.set("risks", "interval", "1");
     files.write();
     let agent = Agent::start(files);
     let scrape =
@@ -503,6 +517,7 @@ fn the_grafana_dashboard_queries_only_what_the_agent_exposes() {
         exposed = scrape();
         exposed.contains("temboard_pg_heap_bloat_ratio")
             && exposed.contains("temboard_pg_stat_database_xact_commit_total")
+            && exposed.contains("temboard_risks_checked_timestamp_seconds")
     }));
     let families: Vec<&str> = exposed
         .lines()

@@ -78,6 +78,24 @@ pub struct Memory {
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// Every check a finding may come from: the alert rules have a pair of
+/// alerts for each (tests/alert_rules.rs holds them to this list).
+pub const CHECKS: &[&str] = &[
+    "wraparound",
+    "replication_slot",
+    "archiving",
+    "replication",
+    "long_transaction",
+    "idle_in_transaction",
+    "prepared_transactions",
+    "horizon",
+    "sequences",
+    "invalid_indexes",
+    "connections",
+    "checkpoints",
+    "disk",
+];
+
 fn finding(
     check: &str,
     subject: Option<&str>,
@@ -87,6 +105,7 @@ fn finding(
     threshold: Value,
     remedy: &str,
 ) -> Finding {
+    debug_assert!(CHECKS.contains(&check), "{check} is not in CHECKS");
     Finding {
         id: match subject {
             Some(s) => format!("{check}/{s}"),

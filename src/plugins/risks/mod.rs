@@ -99,8 +99,26 @@ fn list(c: Call<'_>) -> Handled<'_> {
     })
 }
 
-/// `temboard_risk_severity{check, subject}`: 0 ok, 1 warning, 2 critical.
+/// `temboard_risk_severity{check, subject}`: 0 ok, 1 warning, 2 critical;
+/// when the checks last ran and how many parts they could not read (the
+/// alert rules tell stale findings from good news by these).
 fn metrics(db: &Connection, out: &mut Exposition) -> rusqlite::Result<()> {
+    if let Some((at, report)) = store::observed(db, "report")? {
+        out.add(
+            "temboard_risks_checked_timestamp_seconds",
+            "gauge",
+            "When the risks' checks last read PostgreSQL, Unix time.",
+            &[],
+            at,
+        );
+        out.add(
+            "temboard_risks_errors",
+            "gauge",
+            "Parts of the risks' checks the last run could not read (GET /risks says which and why).",
+            &[],
+            report["errors"].as_array().map_or(0, Vec::len) as f64,
+        );
+    }
     for (check, subject, level) in store::levels(db)? {
         out.add(
             "temboard_risk_severity",
