@@ -257,6 +257,10 @@ pub enum ProbeReply {
         conf_loaded: i64,
         /// `pg_is_in_recovery()`: a promotion changes the documents too.
         in_recovery: bool,
+        /// The timeline: of the WAL written now on a primary, of the WAL
+        /// received on a standby (`None` without a WAL receiver).
+        #[serde(default)]
+        timeline: Option<i64>,
     },
     /// Answer to `PgInfo`.
     PgInfo {

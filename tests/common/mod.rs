@@ -286,6 +286,21 @@ impl PgCluster {
         self.running = true;
     }
 
+    /// `pg_ctl promote` (a standby becomes a primary), waiting for it.
+    pub fn promote(&self) {
+        let out = as_postgres(&self.program("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-t", "30", "promote"])
+            .output()
+            .expect("pg_ctl promote");
+        assert!(
+            out.status.success(),
+            "pg_ctl promote failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn stop(&mut self) {
         if !self.running {
             return;

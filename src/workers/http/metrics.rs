@@ -17,6 +17,7 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
             for hook in crate::plugins::REGISTRY.iter().filter_map(|p| p.metrics) {
                 hook(c, &mut out)?;
             }
+            role(c, &mut out)?;
             Ok(out)
         })
         .await?;
@@ -47,6 +48,39 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
         );
     }
     Ok(out.render())
+}
+
+/// PostgreSQL's role as the scheduler's check last saw it (every 10 s): a
+/// promotion shows as `temboard_postgresql_in_recovery` going to 0, a new
+/// timeline and one more change.
+fn role(c: &rusqlite::Connection, out: &mut Exposition) -> rusqlite::Result<()> {
+    use crate::store::meta::get;
+    if let Some(v) = get(c, "pg_in_recovery")? {
+        out.add(
+            "temboard_postgresql_in_recovery",
+            "gauge",
+            "1 while PostgreSQL is a standby (in recovery), 0 on a primary.",
+            &[],
+            v,
+        );
+    }
+    if let Some(v) = get(c, "pg_timeline")? {
+        out.add(
+            "temboard_postgresql_timeline",
+            "gauge",
+            "The timeline PostgreSQL writes (a primary) or receives (a standby).",
+            &[],
+            v,
+        );
+    }
+    out.add(
+        "temboard_postgresql_role_changes_total",
+        "counter",
+        "Promotions and demotions the agent saw.",
+        &[],
+        get(c, "pg_role_changes")?.unwrap_or(0.0),
+    );
+    Ok(())
 }
 
 /// `GET /metrics` route.

@@ -58,13 +58,18 @@ impl Probe {
                 let row = c.query_one(
                     "SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint, \
                             (extract(epoch FROM pg_conf_load_time()) * 1000000)::bigint, \
-                            pg_is_in_recovery()",
+                            pg_is_in_recovery(), \
+                            CASE WHEN pg_is_in_recovery() \
+                              THEN (SELECT received_tli::bigint FROM pg_stat_wal_receiver) \
+                              ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint \
+                            END",
                     &[],
                 )?;
                 Ok(ProbeReply::PgStamp {
                     started: row.get(0),
                     conf_loaded: row.get(1),
                     in_recovery: row.get(2),
+                    timeline: row.get(3),
                 })
             }),
             ProbeCall::PgCheck => self

@@ -82,7 +82,9 @@ impl Scheduler {
                 started,
                 conf_loaded,
                 in_recovery,
+                timeline,
             })) => {
+                self.role_check(in_recovery, timeline);
                 // Read by the http worker: its discover documents are kept
                 // until PostgreSQL restarts, reloads its configuration or
                 // is promoted.
@@ -116,6 +118,41 @@ impl Scheduler {
                 PgState::Unknown => {}
             }
             self.pg = now;
+        }
+    }
+
+    /// Notices a promotion or a demotion (against the role last recorded,
+    /// so one that happened while the agent was stopped counts too): a
+    /// notification for the operators, a log line, and for `/metrics` the
+    /// role, the timeline and the number of changes. The probes follow by
+    /// themselves: each asks `pg_is_in_recovery()` as it runs.
+    fn role_check(&mut self, in_recovery: bool, timeline: Option<i64>) {
+        let db = &self.host.db;
+        let recorded = crate::store::meta::get(db, "pg_in_recovery").ok().flatten();
+        let standby = if in_recovery { 1.0 } else { 0.0 };
+        if let Some(t) = timeline {
+            let _ = crate::store::meta::set(db, "pg_timeline", t as f64);
+        }
+        match recorded {
+            Some(was) if was != standby => {}
+            _ => return,
+        }
+        let on = timeline.map_or(String::new(), |t| format!(" on timeline {t}"));
+        let message = if in_recovery {
+            format!("PostgreSQL is now a standby{on} (it was a primary)")
+        } else {
+            format!("PostgreSQL was promoted: now a primary{on}")
+        };
+        warn!("{message}");
+        let changes = crate::store::meta::get(db, "pg_role_changes")
+            .ok()
+            .flatten()
+            .unwrap_or(0.0);
+        let written = crate::store::meta::set(db, "pg_role_changes", changes + 1.0)
+            .and_then(|_| crate::store::notifications::push_audit(db, "temboard-agent", &message))
+            .and_then(|_| crate::store::meta::set(db, "pg_in_recovery", standby));
+        if let Err(e) = written {
+            warn!("cannot record the role change: {e}");
         }
     }
 
