@@ -95,6 +95,11 @@ pub enum Command {
         #[arg(long)]
         insecure: bool,
     },
+    /// Check this host for the agent, each line OK/WARN/FAIL with the fix:
+    /// configuration, TLS pair and expiry, PostgreSQL and the role's rights,
+    /// pg_stat_statements, signing key or users, the UI and its clock,
+    /// directories, free disk. Exits 0 (all OK), 1 (a FAIL), 2 (a WARN).
+    Doctor,
     /// Validate the configuration and print the effective values with their
     /// sources (secrets redacted) as JSON; exits 1 if it is invalid, 2 if it
     /// is valid with warnings (a misspelt key, say).

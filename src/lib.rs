@@ -16,6 +16,7 @@ pub mod certgen;
 pub mod cli;
 pub mod config;
 pub mod discover9;
+pub mod doctor;
 pub mod host;
 pub mod http_client;
 pub mod ipc;

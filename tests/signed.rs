@@ -371,48 +371,6 @@ fn requests_signed_by_the_real_temboard_toolkit_are_accepted() {
     assert_eq!(answers[4]["body"]["error"], "Invalid signature");
 }
 
-/// The UI stand-in (tests/helpers/ui_standin.py), killed on drop.
-struct UiStandin {
-    child: std::process::Child,
-    url: String,
-}
-
-impl UiStandin {
-    fn start(files: &AgentFiles, signing_key: &std::path::Path, record: &std::path::Path) -> Self {
-        use std::io::BufRead;
-        let port = free_port();
-        let mut child = std::process::Command::new("python3")
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/helpers/ui_standin.py"
-            ))
-            .arg(port.to_string())
-            .arg(files.etc().join("server.pem"))
-            .arg(files.etc().join("server.key"))
-            .arg(signing_key)
-            .arg(record)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        UiStandin {
-            child,
-            url: format!("https://localhost:{port}"),
-        }
-    }
-}
-
-impl Drop for UiStandin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn run_agent(conf: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = std::process::Command::new(AGENT);
     cmd.arg("-c")

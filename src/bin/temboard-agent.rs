@@ -27,6 +27,7 @@ fn main() {
     let request = cli.load_request(env);
     let code = match &cli.command {
         Some(Command::ShowConfig) => show_config(&request),
+        Some(Command::Doctor) => temboard_agent::doctor::run(&request),
         Some(Command::Setup {
             prefix,
             home_prefix,

@@ -1263,3 +1263,60 @@ pub fn status_kib(pid: i32, field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+/// The UI stand-in (tests/helpers/ui_standin.py), killed on drop.
+pub struct UiStandin {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl UiStandin {
+    pub fn start(
+        files: &AgentFiles,
+        signing_key: &std::path::Path,
+        record: &std::path::Path,
+    ) -> Self {
+        Self::start_with_clock(files, signing_key, record, 0)
+    }
+
+    /// One whose `Date` header is `offset` seconds off this host's clock.
+    pub fn start_with_clock(
+        files: &AgentFiles,
+        signing_key: &std::path::Path,
+        record: &std::path::Path,
+        offset: i64,
+    ) -> Self {
+        use std::io::BufRead;
+        let port = free_port();
+        let mut child = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/helpers/ui_standin.py"
+            ))
+            .arg(port.to_string())
+            .arg(files.etc().join("server.pem"))
+            .arg(files.etc().join("server.key"))
+            .arg(signing_key)
+            .arg(record)
+            .env("UI_STANDIN_CLOCK_OFFSET", offset.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        UiStandin {
+            child,
+            url: format!("https://localhost:{port}"),
+        }
+    }
+}
+
+impl Drop for UiStandin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -8,20 +8,28 @@ session cookie for user 'admin' / password 'admin'), POST /json/instances
 'default'). Each instance body is appended to RECORD as one JSON line.
 
 usage: ui_standin.py PORT CERT KEY SIGNING_KEY_FILE RECORD
-Prints 'ready' once listening; serves until killed.
+Prints 'ready' once listening; serves until killed. UI_STANDIN_CLOCK_OFFSET
+(seconds, default 0) shifts its Date header, as a UI host with a wrong clock.
 """
+import email.utils
 import http.server
 import json
+import os
 import ssl
 import sys
+import time
 
 PORT, CERT, KEY, SIGNING, RECORD = sys.argv[1:6]
 COOKIE = "temboard=standin-session"
+OFFSET = int(os.environ.get("UI_STANDIN_CLOCK_OFFSET", "0"))
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+    def date_time_string(self, timestamp=None):
+        return email.utils.formatdate((timestamp or time.time()) + OFFSET, usegmt=True)
 
     def answer(self, code, body, headers=()):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
