@@ -375,3 +375,75 @@ fn bad_thresholds_and_parameters_get_clear_errors() {
     let r = agent.request("GET", "/risks", &[], None).unwrap();
     assert_eq!(r.status, 401);
 }
+
+fn scrape(agent: &Agent) -> String {
+    let r = agent
+        .request("GET", "/metrics", &[("X-TemBoard-Agent-Key", KEY)], None)
+        .unwrap();
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
+/// The tables of `datname` in the per-table families.
+fn tables_in(text: &str, datname: &str) -> Vec<String> {
+    let prefix = format!("temboard_pg_stat_user_tables_size_bytes{{datname=\"{datname}\",schemaname=\"public\",relname=\"");
+    let mut names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| l.split('"').next().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn per_table_families_are_the_largest_tables_only() {
+    let pg = PgCluster::start();
+    let mut admin = pg.client();
+    for (name, rows) in [
+        ("tiny", 1),
+        ("small", 100),
+        ("mid", 2000),
+        ("large", 20000),
+        ("huge", 60000),
+    ] {
+        admin
+            .batch_execute(&format!(
+                "CREATE TABLE {name} AS SELECT g AS id, repeat('x', 100) AS t FROM generate_series(1, {rows}) g; ANALYZE {name};"
+            ))
+            .unwrap();
+    }
+    let agent = agent_for(&pg, &[("tables_per_database", "2")]);
+    let mut text = String::new();
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            text = scrape(&agent);
+            !tables_in(&text, "postgres").is_empty()
+        }),
+        "{text}"
+    );
+    assert_eq!(tables_in(&text, "postgres"), ["huge", "large"], "{text}");
+    for family in [
+        "temboard_pg_stat_user_tables_n_live_tup{datname=\"postgres\",schemaname=\"public\",relname=\"huge\"} ",
+        "# TYPE temboard_pg_statio_user_tables_heap_blks_hit_total counter",
+        "# TYPE temboard_pg_stat_database_deadlocks_total counter",
+        "# TYPE temboard_pg_postmaster_start_time_seconds gauge",
+    ] {
+        assert!(text.contains(family), "{family} not in:\n{text}");
+    }
+    assert_eq!(promtool_check(&text), "", "promtool check metrics");
+    let with = text.lines().filter(|l| !l.starts_with('#')).count();
+
+    // None at all with 0; the rest stays.
+    let none = agent_for(&pg, &[("tables_per_database", "0")]);
+    assert!(eventually(Duration::from_secs(60), || {
+        text = scrape(&none);
+        text.contains("temboard_pg_stat_database_deadlocks_total")
+            && text.contains("temboard_risk_severity{check=\"sequences\"")
+    }));
+    assert!(tables_in(&text, "postgres").is_empty(), "{text}");
+    let without = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(
+        without < with,
+        "{without} series without per-table families, {with} with"
+    );
+}

@@ -16,11 +16,17 @@ fn esc(v: &str) -> String {
 #[derive(Default)]
 pub struct Exposition {
     families: BTreeMap<String, (String, String, Vec<String>)>,
+    /// Series already added (name and labels): a second sample of one is
+    /// left out, so two plugins reading the same figure (the risks and the
+    /// monitoring collection both know `max_connections`) never make a
+    /// duplicate series, which Prometheus would refuse.
+    seen: std::collections::HashSet<String>,
 }
 
 impl Exposition {
     /// Adds one sample of family `name` (its type and help given by the
-    /// first sample); non-finite values are left out.
+    /// first sample); non-finite values are left out, and so is a series
+    /// already added (the first value is kept).
     pub fn add(&mut self, name: &str, kind: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         if !value.is_finite() {
             return;
@@ -29,11 +35,15 @@ impl Exposition {
             .iter()
             .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
             .collect();
-        let sample = if l.is_empty() {
-            format!("{name} {value}")
+        let series = if l.is_empty() {
+            name.to_string()
         } else {
-            format!("{name}{{{}}} {value}", l.join(","))
+            format!("{name}{{{}}}", l.join(","))
         };
+        if !self.seen.insert(series.clone()) {
+            return;
+        }
+        let sample = format!("{series} {value}");
         self.families
             .entry(name.to_string())
             .or_insert_with(|| (kind.to_string(), help.to_string(), vec![]))
@@ -83,6 +93,7 @@ mod tests {
         o.add("x_total", "counter", "An x.", &[("a", "q\"u\\o\nte")], 3.0);
         o.add("x_total", "counter", "An x.", &[("a", "b")], 4.5);
         o.add("y", "gauge", "A y.", &[], f64::NAN);
+        o.add("x_total", "counter", "An x.", &[("a", "b")], 9.0);
         let text = o.render();
         assert_eq!(text, "# HELP x_total An x.\n# TYPE x_total counter\nx_total{a=\"q\\\"u\\\\o\\nte\"} 3\nx_total{a=\"b\"} 4.5\n");
     }

@@ -25,6 +25,10 @@ pub enum RisksCall {
         statement_timeout: u64,
         /// Lock wait bound, in seconds.
         lock_timeout: u64,
+        /// Tables per database whose statistics are sampled for
+        /// `/metrics` (the largest; 0: none).
+        #[serde(default)]
+        tables_per_database: u64,
     },
 }
 
@@ -105,6 +109,9 @@ pub struct Instance {
     pub disks: Vec<Disk>,
     /// What could not be read.
     pub failed: Vec<Failed>,
+    /// The statistics views' samples for `/metrics`.
+    #[serde(default)]
+    pub samples: Vec<super::families::Sample>,
 }
 
 /// A database's transaction id and multixact ages.
@@ -282,6 +289,9 @@ pub struct DatabaseScan {
     pub invalid_indexes: Vec<String>,
     /// Number of invalid indexes.
     pub invalid_count: i64,
+    /// Its largest tables' statistics for `/metrics`.
+    #[serde(default)]
+    pub samples: Vec<super::families::Sample>,
 }
 
 /// A table and its ages.

@@ -62,6 +62,7 @@ impl Check {
         let call = RisksCall::Databases {
             statement_timeout: s.get("statement_timeout"),
             lock_timeout: s.get("lock_timeout"),
+            tables_per_database: s.get("tables_per_database"),
         };
         // Per database: a generous bound (1,000 databases at most).
         let limit = wait(s, 3) * 1000;
@@ -69,11 +70,19 @@ impl Check {
             let settings = ctx.settings();
             let client: crate::ipc::client::SyncClient<ProbeCall, ProbeReply> =
                 crate::ipc::client::SyncClient::new(settings.runtime.run_dir.join("probe.sock"));
+            let began = Instant::now();
             let reply = serde_json::to_value(call).ok().map(|call| {
                 client.call(ProbeCall::Plugin { plugin: "risks".into(), call }, limit)
             });
             let done = match reply {
-                Some(Ok(Ok(ProbeReply::Plugin { value }))) => Some(value),
+                Some(Ok(Ok(ProbeReply::Plugin { value }))) => {
+                    tracing::debug!(
+                        "risks: per-database scans took {:.1} ms ({} databases)",
+                        began.elapsed().as_secs_f64() * 1000.0,
+                        value["scans"].as_array().map_or(0, Vec::len)
+                    );
+                    Some(value)
+                }
                 other => {
                     warn!("risks: the per-database scans failed: {other:?}");
                     None
@@ -116,8 +125,15 @@ impl Job for Check {
             statement_timeout: s.get("statement_timeout"),
             lock_timeout: s.get("lock_timeout"),
         };
+        let began = Instant::now();
         let instance = match jobs.call(call, wait(&s, 12)) {
-            Ok(Observed::Instance(i)) => i,
+            Ok(Observed::Instance(i)) => {
+                tracing::debug!(
+                    "risks: instance checks took {:.1} ms",
+                    began.elapsed().as_secs_f64() * 1000.0
+                );
+                i
+            }
             Ok(other) => {
                 warn!("risks: unexpected reply {other:?}");
                 return;
@@ -171,6 +187,9 @@ fn judge_and_store(
         "errors": errors,
     });
     store::put_observed(db, "report", now, &report)?;
+    let mut samples = super::families::from_instance(instance);
+    samples.extend(instance.samples.iter().cloned());
+    store::put_observed(db, "metrics", now, &json!(samples))?;
     db.execute("DELETE FROM risks_observed WHERE kind = 'failure'", [])?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 
 mod calls;
 pub mod config;
+mod families;
 mod job;
 pub mod judge;
 mod probe;
@@ -53,7 +54,8 @@ impl Work<ProbeHost> for RisksWork {
             RisksCall::Databases {
                 statement_timeout,
                 lock_timeout,
-            } => probe::databases(host, (statement_timeout, lock_timeout)),
+                tables_per_database,
+            } => probe::databases(host, (statement_timeout, lock_timeout), tables_per_database),
         })
     }
 }
@@ -118,6 +120,22 @@ fn metrics(db: &Connection, out: &mut Exposition) -> rusqlite::Result<()> {
             &[],
             report["errors"].as_array().map_or(0, Vec::len) as f64,
         );
+    }
+    // The statistics views' families: the instance's, then each scanned
+    // database's largest tables.
+    let mut samples: Vec<families::Sample> = vec![];
+    if let Some((_, doc)) = store::observed(db, "metrics")? {
+        samples.extend(serde_json::from_value::<Vec<families::Sample>>(doc).unwrap_or_default());
+    }
+    if let Some((_, doc)) = store::observed(db, "databases")? {
+        if let Ok(Observed::Databases { scans, .. }) = serde_json::from_value(doc) {
+            samples.extend(scans.into_iter().flat_map(|s| s.samples));
+        }
+    }
+    for families::Sample(family, labels, value) in &samples {
+        let (kind, help) = families::describe(family);
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        out.add(family, kind, &help, &labels, *value);
     }
     for (check, subject, level) in store::levels(db)? {
         out.add(

@@ -338,6 +338,7 @@ fn read_instance(c: &mut Conn, bounds: (u64, u64), own: &[i32]) -> Instance {
                 .into(),
         }),
     }
+    i.samples = part(c, bounds, &mut failed, "metrics", |tx| super::families::read(tx, v));
     i.failed = failed;
     i
 }
@@ -403,7 +404,7 @@ fn disks(data_directory: &str, tablespaces: &[(String, String)], failed: &mut Ve
 }
 
 /// Each database's scan, one at a time on a connection of its own.
-pub fn databases(host: &ProbeHost, bounds: (u64, u64)) -> Result<Observed, WorkerError> {
+pub fn databases(host: &ProbeHost, bounds: (u64, u64), tables: u64) -> Result<Observed, WorkerError> {
     let names: Vec<String> = host.with(|c| {
         Ok(c.client
             .query(
@@ -421,7 +422,13 @@ pub fn databases(host: &ProbeHost, bounds: (u64, u64)) -> Result<Observed, Worke
     let mut failed = vec![];
     for datname in names {
         let read = host.with_database(&datname, |c| {
-            pg::bounded(c, bounds.0 * 1000, bounds.1 * 1000, |tx| scan(tx, &datname))
+            pg::bounded(c, bounds.0 * 1000, bounds.1 * 1000, |tx| {
+                let mut s = scan(tx, &datname)?;
+                if tables > 0 {
+                    s.samples = super::families::tables(tx, &datname, tables as i64)?;
+                }
+                Ok(s)
+            })
         });
         match read {
             Ok(s) => scans.push(s),
@@ -514,5 +521,6 @@ fn scan(tx: &mut Tx<'_>, datname: &str) -> Result<DatabaseScan, postgres::Error>
         sequences_without_value: unreadable,
         invalid_count: invalid.first().map_or(0, |r| r.get(1)),
         invalid_indexes: invalid.iter().map(|r| r.get(0)).collect(),
+        samples: vec![],
     })
 }
