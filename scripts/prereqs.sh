@@ -10,7 +10,9 @@
 #        starts a server);
 #   the tests' private Python (scripts/test-python.sh: openapi-spec-validator,
 #        temboard-agent==9.0.1), never on PATH;
-#   PostgreSQL 13 to 18 for the cross-version suite (scripts/pg-majors.sh).
+#   PostgreSQL 13 to 18 for the cross-version suite (scripts/pg-majors.sh);
+#   apt: curl, python3-venv; Patroni with its Raft store in a private
+#        virtual environment (scripts/patroni-venv.sh), never on PATH.
 # Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,9 @@ if $tests; then
   command -v python3 >/dev/null 2>&1 || need+=(python3)
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
   command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+  # The system Python's venv module, for the private Patroni.
+  { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; } || need+=(python3-venv)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -40,6 +45,7 @@ fi
 if $tests; then
   bash scripts/test-python.sh >/dev/null
   bash scripts/pg-majors.sh >/dev/null
+  bash scripts/patroni-venv.sh >/dev/null
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs) first" >&2

@@ -89,6 +89,7 @@ pub const KEYS: &[KeyDef] = &[
     k("risks", "disk_free_critical_percent", Some("5"), "a percentage, 0 to 100"),
     k("risks", "disk_full_warning_hours", Some("24"), "whole hours, 1 to 8760"),
     k("risks", "disk_full_critical_hours", Some("4"), "whole hours, 1 to 8760"),
+    k("patroni", "url", None, "Patroni's REST API: http:// to a loopback address, or https://"),
 ];
 
 /// The validated `[risks]` section: every key by name (the checks read
@@ -98,6 +99,9 @@ pub const KEYS: &[KeyDef] = &[
 pub struct Settings {
     /// Values by key.
     pub values: std::collections::BTreeMap<String, u64>,
+    /// `[patroni] url`.
+    #[serde(default)]
+    pub patroni_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -105,6 +109,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             values: BOUNDS.iter().map(|(k, d, _, _)| (k.to_string(), *d)).collect(),
+            patroni_url: None,
         }
     }
 }
@@ -153,7 +158,13 @@ pub fn validate(c: &mut Values<'_>) -> Value {
             );
         }
     }
-    crate::api::section_value(&Settings { values })
+    let patroni_url = c.opt_str("patroni", "url");
+    if let Some(url) = &patroni_url {
+        if let Err(e) = super::patroni::check_url(url) {
+            c.fail("patroni", "url", format!("invalid value '{url}': {e}"));
+        }
+    }
+    crate::api::section_value(&Settings { values, patroni_url })
 }
 
 /// The section in force.
@@ -167,8 +178,9 @@ mod tests {
 
     #[test]
     fn every_key_has_bounds_and_the_same_default() {
-        assert_eq!(KEYS.len(), BOUNDS.len());
-        for (def, (key, default, min, max)) in KEYS.iter().zip(BOUNDS) {
+        let numbers: Vec<_> = KEYS.iter().filter(|k| k.section == "risks").collect();
+        assert_eq!(numbers.len(), BOUNDS.len());
+        for (def, (key, default, min, max)) in numbers.into_iter().zip(BOUNDS) {
             assert_eq!(def.key, *key);
             assert_eq!(def.default, Some(default.to_string().as_str()), "{key}");
             assert!((min..=max).contains(&default), "{key}");

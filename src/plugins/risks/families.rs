@@ -86,6 +86,13 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("temboard_pg_statio_user_tables_heap_blks_hit_total", "counter", "Heap blocks of the table found in shared buffers."),
     ("temboard_pg_statio_user_tables_idx_blks_read_total", "counter", "Index blocks of the table read from outside shared buffers."),
     ("temboard_pg_statio_user_tables_idx_blks_hit_total", "counter", "Index blocks of the table found in shared buffers."),
+    ("temboard_patroni_up", "gauge", "1 when Patroni's REST API ([patroni] url) answered the last check."),
+    ("temboard_patroni_primary", "gauge", "1 when Patroni says this member is the primary."),
+    ("temboard_patroni_running", "gauge", "1 when Patroni says PostgreSQL is running."),
+    ("temboard_patroni_pending_restart", "gauge", "1 when settings wait for a restart (patronictl restart)."),
+    ("temboard_patroni_cluster_unlocked", "gauge", "1 when no member holds the leader lock."),
+    ("temboard_patroni_timeline", "gauge", "The timeline Patroni reports for this member."),
+    ("temboard_patroni_lag_bytes", "gauge", "This replica's lag as Patroni reports it (GET /cluster)."),
 ];
 
 fn lab(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -164,6 +164,8 @@ fn judge_and_store(
     instance: &super::calls::Instance,
     now: f64,
 ) -> rusqlite::Result<()> {
+    // Patroni's certificate is checked against the agent's CA file, as the UI's.
+    let ca = jobs.settings().config.temboard.ssl_ca_cert_file.clone();
     let db = jobs.db();
     let scanned = store::observed(db, "databases")?;
     let (scans, scan_failed) = match scanned.as_ref().map(|(_, v)| serde_json::from_value(v.clone())) {
@@ -171,7 +173,16 @@ fn judge_and_store(
         _ => (vec![], vec![]),
     };
     let mut memory = store::memory(db)?;
-    let findings = judge::judge(instance, &scans, s, &mut memory, now);
+    let mut findings = judge::judge(instance, &scans, s, &mut memory, now);
+    let member = s
+        .patroni_url
+        .as_ref()
+        .map(|url| (url, super::patroni::read(url, ca.as_deref())));
+    if let Some((url, m)) = &member {
+        let lag = s.pair("replication_lag_warning_mb", "replication_lag_critical_mb");
+        findings.push(super::patroni::finding(m, url, lag));
+        findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
+    }
     store::put_findings(db, &findings, &memory)?;
     let uses: Vec<(String, i64)> = instance
         .disks
@@ -189,6 +200,9 @@ fn judge_and_store(
     store::put_observed(db, "report", now, &report)?;
     let mut samples = super::families::from_instance(instance);
     samples.extend(instance.samples.iter().cloned());
+    if let Some((_, m)) = &member {
+        samples.extend(super::patroni::samples(m));
+    }
     store::put_observed(db, "metrics", now, &json!(samples))?;
     db.execute("DELETE FROM risks_observed WHERE kind = 'failure'", [])?;
     Ok(())

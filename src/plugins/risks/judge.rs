@@ -94,6 +94,7 @@ pub const CHECKS: &[&str] = &[
     "connections",
     "checkpoints",
     "disk",
+    "patroni",
 ];
 
 fn finding(

@@ -14,6 +14,7 @@ mod calls;
 pub mod config;
 mod families;
 mod job;
+mod patroni;
 pub mod judge;
 mod probe;
 mod store;
