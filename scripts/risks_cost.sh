@@ -83,7 +83,7 @@ for n in ${DATABASES:-1 100 1000}; do
   # postgres was made before the tables: made again from template1.
   if [ "$have" = 1 ]; then psqlc -d template1 -c "DROP DATABASE postgres" -c "CREATE DATABASE postgres" >/dev/null; fi
   while [ "$have" -lt "$n" ]; do
-    have=$((have + 1)); psqlc -d template1 -c "CREATE DATABASE d$have" >/dev/null
+    have=$((have + 1)); psqlc -d template1 -c "CREATE DATABASE d$have STRATEGY FILE_COPY" >/dev/null
   done
   port=$(free_port)
   run_agent 50

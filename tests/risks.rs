@@ -446,4 +446,18 @@ fn per_table_families_are_the_largest_tables_only() {
         without < with,
         "{without} series without per-table families, {with} with"
     );
+
+    // A budget for all databases together: by name, postgres gets its 2,
+    // shop the 1 left.
+    admin.batch_execute("CREATE DATABASE shop").unwrap();
+    pg.client_to("shop")
+        .batch_execute("CREATE TABLE a AS SELECT 1 AS x; CREATE TABLE b AS SELECT 1 AS x; CREATE TABLE c AS SELECT 1 AS x;")
+        .unwrap();
+    let budget = agent_for(&pg, &[("tables_per_database", "2"), ("tables_in_all", "3")]);
+    assert!(eventually(Duration::from_secs(60), || {
+        text = scrape(&budget);
+        !tables_in(&text, "shop").is_empty()
+    }));
+    assert_eq!(tables_in(&text, "postgres"), ["huge", "large"], "{text}");
+    assert_eq!(tables_in(&text, "shop").len(), 1, "{text}");
 }

@@ -29,6 +29,10 @@ pub enum RisksCall {
         /// `/metrics` (the largest; 0: none).
         #[serde(default)]
         tables_per_database: u64,
+        /// Tables sampled in all databases together, at most (databases
+        /// by name: the first ones get theirs).
+        #[serde(default)]
+        tables_in_all: u64,
     },
 }
 

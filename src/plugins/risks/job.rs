@@ -63,6 +63,7 @@ impl Check {
             statement_timeout: s.get("statement_timeout"),
             lock_timeout: s.get("lock_timeout"),
             tables_per_database: s.get("tables_per_database"),
+            tables_in_all: s.get("tables_in_all"),
         };
         // Per database: a generous bound (1,000 databases at most).
         let limit = wait(s, 3) * 1000;

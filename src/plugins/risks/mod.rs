@@ -56,7 +56,12 @@ impl Work<ProbeHost> for RisksWork {
                 statement_timeout,
                 lock_timeout,
                 tables_per_database,
-            } => probe::databases(host, (statement_timeout, lock_timeout), tables_per_database),
+                tables_in_all,
+            } => probe::databases(
+                host,
+                (statement_timeout, lock_timeout),
+                (tables_per_database, tables_in_all),
+            ),
         })
     }
 }

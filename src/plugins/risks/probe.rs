@@ -404,7 +404,11 @@ fn disks(data_directory: &str, tablespaces: &[(String, String)], failed: &mut Ve
 }
 
 /// Each database's scan, one at a time on a connection of its own.
-pub fn databases(host: &ProbeHost, bounds: (u64, u64), tables: u64) -> Result<Observed, WorkerError> {
+pub fn databases(
+    host: &ProbeHost,
+    bounds: (u64, u64),
+    (per_database, in_all): (u64, u64),
+) -> Result<Observed, WorkerError> {
     let names: Vec<String> = host.with(|c| {
         Ok(c.client
             .query(
@@ -420,7 +424,11 @@ pub fn databases(host: &ProbeHost, bounds: (u64, u64), tables: u64) -> Result<Ob
     }
     let mut scans = vec![];
     let mut failed = vec![];
+    // The per-table families' budget: whatever the number of databases,
+    // `in_all` tables at most (about 21 series each).
+    let mut left = in_all;
     for datname in names {
+        let tables = per_database.min(left);
         let read = host.with_database(&datname, |c| {
             pg::bounded(c, bounds.0 * 1000, bounds.1 * 1000, |tx| {
                 let mut s = scan(tx, &datname)?;
@@ -431,7 +439,16 @@ pub fn databases(host: &ProbeHost, bounds: (u64, u64), tables: u64) -> Result<Ob
             })
         });
         match read {
-            Ok(s) => scans.push(s),
+            Ok(s) => {
+                // Tables, not series: (schema, table) of each sample.
+                let sampled: std::collections::HashSet<Vec<&(String, String)>> = s
+                    .samples
+                    .iter()
+                    .map(|x| x.1.iter().filter(|(k, _)| k == "schemaname" || k == "relname").collect())
+                    .collect();
+                left = left.saturating_sub(sampled.len() as u64);
+                scans.push(s)
+            }
             Err(e) => failed.push(Failed {
                 check: "databases".into(),
                 database: Some(datname),
