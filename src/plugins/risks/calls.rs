@@ -57,6 +57,10 @@ pub enum Observed {
     },
 }
 
+/// One `/metrics` sample: family, labels, value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample(pub String, pub Vec<(String, String)>, pub f64);
+
 /// A part that could not be read, and why (a permission, a timeout).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
@@ -115,7 +119,7 @@ pub struct Instance {
     pub failed: Vec<Failed>,
     /// The statistics views' samples for `/metrics`.
     #[serde(default)]
-    pub samples: Vec<super::families::Sample>,
+    pub samples: Vec<Sample>,
 }
 
 /// A database's transaction id and multixact ages.
@@ -295,7 +299,7 @@ pub struct DatabaseScan {
     pub invalid_count: i64,
     /// Its largest tables' statistics for `/metrics`.
     #[serde(default)]
-    pub samples: Vec<super::families::Sample>,
+    pub samples: Vec<Sample>,
 }
 
 /// A table and its ages.

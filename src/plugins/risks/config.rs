@@ -162,7 +162,7 @@ pub fn validate(c: &mut Values<'_>) -> Value {
     }
     let patroni_url = c.opt_str("patroni", "url");
     if let Some(url) = &patroni_url {
-        if let Err(e) = super::patroni::check_url(url) {
+        if let Err(e) = check_url(url) {
             c.fail("patroni", "url", format!("invalid value '{url}': {e}"));
         }
     }
@@ -172,6 +172,33 @@ pub fn validate(c: &mut Values<'_>) -> Value {
 /// The section in force.
 pub fn settings(config: &Config) -> Settings {
     config.section("risks").unwrap_or_default()
+}
+
+/// Whether `[patroni] url` may be asked: https, or http to a loopback
+/// address (Patroni's default), never plain http across a network.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        return if r.is_empty() { Err("no host".into()) } else { Ok(()) };
+    } else if let Some(r) = url.strip_prefix("http://") {
+        r
+    } else {
+        return Err("expected an http:// (loopback only) or https:// URL".into());
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "http:// only to a loopback address ({host} is not): use https:// for a remote Patroni"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -187,5 +214,16 @@ mod tests {
             assert_eq!(def.default, Some(default.to_string().as_str()), "{key}");
             assert!((min..=max).contains(&default), "{key}");
         }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        assert!(check_url("http://127.0.0.1:8008").is_ok());
+        assert!(check_url("http://localhost:8008/").is_ok());
+        assert!(check_url("http://[::1]:8008").is_ok());
+        assert!(check_url("https://db1.example.org:8008").is_ok());
+        assert!(check_url("http://db1.example.org:8008").is_err());
+        assert!(check_url("http://10.0.0.1:8008").is_err());
+        assert!(check_url("ftp://127.0.0.1").is_err());
     }
 }

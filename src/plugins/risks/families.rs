@@ -10,13 +10,9 @@
 //! a scrape.
 
 use postgres::Transaction as Tx;
-use serde::{Deserialize, Serialize};
 
+pub use super::calls::Sample;
 use super::calls::Instance;
-
-/// One sample: family, labels, value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sample(pub String, pub Vec<(String, String)>, pub f64);
 
 /// Family, type, help: every fixed family (the `temboard_pg_settings_*`
 /// gauges are named after the settings).

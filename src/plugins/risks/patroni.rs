@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::families::Sample;
+use super::calls::Sample;
 use super::judge::{Finding, Severity};
 
 /// What Patroni said about this member, or why it could not be asked.
@@ -38,32 +38,6 @@ pub struct Member {
     pub lag_bytes: Option<i64>,
     /// Patroni's version.
     pub version: Option<String>,
-}
-
-/// Whether `url` may be asked: https, or http to a loopback address.
-pub fn check_url(url: &str) -> Result<(), String> {
-    let rest = if let Some(r) = url.strip_prefix("https://") {
-        return if r.is_empty() { Err("no host".into()) } else { Ok(()) };
-    } else if let Some(r) = url.strip_prefix("http://") {
-        r
-    } else {
-        return Err("expected an http:// (loopback only) or https:// URL".into());
-    };
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if loopback {
-        Ok(())
-    } else {
-        Err(format!(
-            "http:// only to a loopback address ({host} is not): use https:// for a remote Patroni"
-        ))
-    }
 }
 
 /// Asks Patroni (5 s at most per request).
@@ -200,18 +174,3 @@ pub fn samples(m: &Member) -> Vec<Sample> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_http_only_to_loopback() {
-        assert!(check_url("http://127.0.0.1:8008").is_ok());
-        assert!(check_url("http://localhost:8008/").is_ok());
-        assert!(check_url("http://[::1]:8008").is_ok());
-        assert!(check_url("https://db1.example.org:8008").is_ok());
-        assert!(check_url("http://db1.example.org:8008").is_err());
-        assert!(check_url("http://10.0.0.1:8008").is_err());
-        assert!(check_url("ftp://127.0.0.1").is_err());
-    }
-}
