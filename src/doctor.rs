@@ -356,7 +356,10 @@ fn postgresql(c: &Config) -> Vec<Line> {
             ),
             (_, Ok(None)) => fail(
                 "statements",
-                format!("pg_stat_statements is preloaded but not created in {dbname}"),
+                format!(
+                    "pg_stat_statements is not created in {dbname} ({})",
+                    if loaded.is_some() { "it is preloaded" } else { "whether it is preloaded is hidden from this role" }
+                ),
                 format!("CREATE EXTENSION pg_stat_statements in {dbname} ([statements] dbname)"),
             ),
             (_, Err(e)) => fail("statements", format!("cannot read {dbname}: {}", crate::pg::describe(&e)), "check [statements] dbname"),

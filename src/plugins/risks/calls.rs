@@ -99,7 +99,7 @@ pub struct Instance {
     pub archiver: Option<Archiver>,
     /// On a primary, every connected standby.
     pub standbys: Vec<Standby>,
-    /// On a standby, its WAL receiver (`None`: none running).
+    /// On a standby, its WAL receiver (`None` on a primary).
     pub receiver: Option<Receiver>,
     /// Client transactions, oldest first (at most 10).
     pub transactions: Vec<Transaction>,
@@ -207,12 +207,18 @@ pub struct Standby {
 /// A standby's WAL receiver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receiver {
-    /// `status` (`streaming`, `waiting`...).
-    pub status: String,
+    /// Whether a WAL receiver runs.
+    pub running: bool,
+    /// `status` (`streaming`, `waiting`...); null without a receiver or
+    /// for a role without pg_read_all_stats.
+    pub status: Option<String>,
     /// Seconds since the last message from the primary.
     pub last_message_seconds: Option<f64>,
     /// Seconds since the last replayed transaction's commit.
     pub replay_delay_seconds: Option<f64>,
+    /// Whether `primary_conninfo` is set (null: hidden from the role): a
+    /// standby without it restores from the archive only, by design.
+    pub primary_conninfo_set: Option<bool>,
 }
 
 /// A backend holding a transaction (or the horizon).

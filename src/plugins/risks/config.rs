@@ -178,13 +178,24 @@ pub fn settings(config: &Config) -> Settings {
 /// address (Patroni's default), never plain http across a network.
 pub fn check_url(url: &str) -> Result<(), String> {
     let rest = if let Some(r) = url.strip_prefix("https://") {
-        return if r.is_empty() { Err("no host".into()) } else { Ok(()) };
+        let authority = r.split(['/', '?']).next().unwrap_or_default();
+        return if authority.is_empty() {
+            Err("no host".into())
+        } else if authority.contains('@') {
+            Err("no credentials in the URL: they would show in findings and metrics".into())
+        } else {
+            Ok(())
+        };
     } else if let Some(r) = url.strip_prefix("http://") {
         r
     } else {
         return Err("expected an http:// (loopback only) or https:// URL".into());
     };
-    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("no credentials in the URL: they would show in findings and metrics".into());
+    }
+    let host = authority;
     let host = match host.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
         _ => host,
@@ -225,5 +236,7 @@ mod tests {
         assert!(check_url("http://db1.example.org:8008").is_err());
         assert!(check_url("http://10.0.0.1:8008").is_err());
         assert!(check_url("ftp://127.0.0.1").is_err());
+        assert!(check_url("https://admin:secret@db1.example.org:8008").is_err());
+        assert!(check_url("http://admin:secret@127.0.0.1:8008").is_err());
     }
 }

@@ -35,8 +35,14 @@ struct Scan {
     done: Option<Value>,
 }
 
-/// Longest a run may take in all (each query has its own timeout; this
-/// bounds a worker that stopped answering).
+/// Longest the scheduler waits for the instance checks: under its 30 s
+/// heartbeat, so a PostgreSQL that stalls never makes the scheduler look
+/// dead (the run fails, `error` says so, the next one tries again; the
+/// probe worker's own `statement_timeout` ends the queries).
+const INSTANCE_WAIT: Duration = Duration::from_secs(20);
+
+/// Longest the per-database scans may take in all (each query has its own
+/// timeout; this bounds a worker that stopped answering).
 fn wait(s: &Settings, parts: u64) -> Duration {
     Duration::from_secs(s.get("statement_timeout") * parts + 10)
 }
@@ -127,7 +133,7 @@ impl Job for Check {
             lock_timeout: s.get("lock_timeout"),
         };
         let began = Instant::now();
-        let instance = match jobs.call(call, wait(&s, 12)) {
+        let instance = match jobs.call(call, INSTANCE_WAIT) {
             Ok(Observed::Instance(i)) => {
                 tracing::debug!(
                     "risks: instance checks took {:.1} ms",

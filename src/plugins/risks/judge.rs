@@ -79,7 +79,8 @@ pub struct Memory {
 const MB: f64 = 1024.0 * 1024.0;
 
 /// Every check a finding may come from: the alert rules have a pair of
-/// alerts for each (tests/alert_rules.rs holds them to this list).
+/// alerts for each, a warning one only for [`WARNING_ONLY`]
+/// (tests/alert_rules.rs holds them to these lists).
 pub const CHECKS: &[&str] = &[
     "wraparound",
     "replication_slot",
@@ -96,6 +97,9 @@ pub const CHECKS: &[&str] = &[
     "disk",
     "patroni",
 ];
+
+/// Checks that are never critical (nothing in them is urgent by itself).
+pub const WARNING_ONLY: &[&str] = &["prepared_transactions", "invalid_indexes", "checkpoints"];
 
 fn finding(
     check: &str,
@@ -146,7 +150,7 @@ pub fn judge(
     };
     wraparound(instance, scans, s, &mut out);
     slots(instance, s, now, &mut since, &mut out);
-    archiving(instance, s, &mut since, &mut out);
+    archiving(instance, s, now, &mut since, &mut out);
     replication(instance, s, now, memory, &mut since, &mut out);
     transactions(instance, s, &mut out);
     per_database(scans, s, &mut out);
@@ -162,6 +166,10 @@ pub fn judge(
         }
     }
     memory.seen = seen_now;
+    // One finding per id (two standbys with one name on one host): the
+    // worst kept.
+    out.sort_by(|a, b| a.id.cmp(&b.id).then_with(|| b.severity.cmp(&a.severity)));
+    out.dedup_by(|a, b| a.id == b.id);
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.id.cmp(&b.id)));
     out
 }
@@ -268,6 +276,7 @@ fn slots(
 fn archiving(
     i: &Instance,
     s: &Settings,
+    now: f64,
     since: &mut impl FnMut(String, Option<i64>) -> (f64, Option<i64>),
     out: &mut Vec<Finding>,
 ) {
@@ -293,16 +302,20 @@ fn archiving(
         };
     // Failures since the last success: the counter's value when archiving
     // last worked is remembered.
-    let base = if failing {
-        since("archive_failing".into(), Some(a.failed_count)).1.unwrap_or(0)
+    let (failing_since, base) = if failing {
+        let (first, base) = since("archive_failing".into(), Some(a.failed_count));
+        (Some(first), base.unwrap_or(0))
     } else {
-        a.failed_count
+        (None, a.failed_count)
     };
     let (rw, rc) = s.pair("archive_ready_warning", "archive_ready_critical");
     let failing_critical = s.get("archive_failing_critical") as f64;
     let mut severity = a.ready.map_or(Severity::Ok, |r| Severity::above(r as f64, rw, rc));
-    if failing {
-        let long = a.last_archived_seconds.is_none_or(|t| t >= failing_critical);
+    // Critical once it has been failing that long (as the agent saw it):
+    // not at the first failure of a quiet server that archives rarely.
+    let failing_for = failing_since.map(|first| now - first);
+    if let Some(t) = failing_for {
+        let long = t >= failing_critical;
         severity = severity.max(if long { Severity::Critical } else { Severity::Warning });
     }
     let summary = if failing {
@@ -330,6 +343,7 @@ fn archiving(
         summary,
         json!({
             "failing": failing,
+            "failing_seconds": failing_for,
             "failures_since_success": if failing { Some((a.failed_count - base).max(1)) } else { None },
             "archived_count": a.archived_count,
             "failed_count": a.failed_count,
@@ -365,13 +379,26 @@ fn replication(
     let threshold = json!({"lag_warning_seconds": tw, "lag_critical_seconds": tc, "lag_warning_mb": bw, "lag_critical_mb": bc});
     if i.in_recovery {
         let (severity, summary) = match &i.receiver {
-            None => (
+            None => (Severity::Critical, "the WAL receiver could not be read".to_string()),
+            Some(r) if !r.running && r.primary_conninfo_set == Some(false) => {
+                // Log shipping by design: judged by how old the last
+                // replayed transaction is.
+                let t = r.replay_delay_seconds.unwrap_or(0.0);
+                (
+                    Severity::above(t, tw, tc),
+                    format!("restores from the archive (no primary_conninfo), last replayed commit {t:.0} s ago"),
+                )
+            }
+            Some(r) if !r.running => (
                 Severity::Critical,
-                "this standby has no WAL receiver: it does not stream from a primary".to_string(),
+                "this standby has no WAL receiver: it does not stream from its primary".to_string(),
             ),
-            Some(r) if r.status != "streaming" => (
+            Some(r) if r.status.as_deref() != Some("streaming") => (
                 Severity::Warning,
-                format!("the WAL receiver is {}, not streaming", r.status),
+                format!(
+                    "the WAL receiver is {}, not streaming",
+                    r.status.as_deref().unwrap_or("hidden from this role (pg_read_all_stats)")
+                ),
             ),
             Some(r) => {
                 let t = r.last_message_seconds.unwrap_or(0.0);
@@ -716,6 +743,10 @@ mod tests {
         let a = f.iter().find(|f| f.id == "archiving").unwrap();
         assert_eq!(a.severity, Severity::Warning, "{a:?}");
         assert_eq!(a.evidence["failures_since_success"], 3);
+        // Failing for an hour (archive_failing_critical): critical.
+        let f = judge(&i, &[], &s, &mut memory, 990.0 + 3600.0);
+        let a = f.iter().find(|f| f.id == "archiving").unwrap();
+        assert_eq!(a.severity, Severity::Critical, "{a:?}");
     }
 
     #[test]
@@ -742,5 +773,65 @@ mod tests {
         assert_eq!(f.iter().find(|f| f.id == "replication/s1@local").unwrap().severity, Severity::Warning);
         let f = judge(&i, &[], &s, &mut memory, 1000.0 + 86_400.0);
         assert!(f.iter().all(|f| f.id != "replication/s1@local"), "{f:?}");
+    }
+
+    #[test]
+    fn a_standby_without_primary_conninfo_is_judged_by_its_replay() {
+        let s = Settings::default();
+        let mut memory = Memory::default();
+        let mut i = Instance {
+            in_recovery: true,
+            receiver: Some(Receiver {
+                running: false,
+                status: None,
+                last_message_seconds: None,
+                replay_delay_seconds: Some(5.0),
+                primary_conninfo_set: Some(false),
+            }),
+            ..Instance::default()
+        };
+        let receiver = |i: &Instance, memory: &mut Memory| {
+            judge(i, &[], &s, memory, 1000.0)
+                .into_iter()
+                .find(|f| f.id == "replication/receiver")
+                .unwrap()
+        };
+        assert_eq!(receiver(&i, &mut memory).severity, Severity::Ok);
+        if let Some(r) = i.receiver.as_mut() {
+            r.replay_delay_seconds = Some(700.0);
+        }
+        assert_eq!(receiver(&i, &mut memory).severity, Severity::Critical);
+        // Meant to stream, and does not.
+        if let Some(r) = i.receiver.as_mut() {
+            r.primary_conninfo_set = Some(true);
+            r.replay_delay_seconds = Some(1.0);
+        }
+        assert_eq!(receiver(&i, &mut memory).severity, Severity::Critical);
+        // Streaming, its status hidden from the role: a warning, no panic.
+        if let Some(r) = i.receiver.as_mut() {
+            r.running = true;
+        }
+        assert_eq!(receiver(&i, &mut memory).severity, Severity::Warning);
+    }
+
+    #[test]
+    fn two_findings_never_share_an_id() {
+        let st = |lag: Option<f64>| Standby {
+            application_name: "walreceiver".into(),
+            client_addr: Some("10.0.0.2".into()),
+            state: Some("streaming".into()),
+            sync_state: Some("async".into()),
+            write_lag_bytes: None,
+            flush_lag_bytes: None,
+            replay_lag_bytes: None,
+            write_lag_seconds: None,
+            flush_lag_seconds: None,
+            replay_lag_seconds: lag,
+        };
+        let i = Instance { standbys: vec![st(Some(1.0)), st(Some(700.0))], ..Instance::default() };
+        let f = judge(&i, &[], &Settings::default(), &mut Memory::default(), 1000.0);
+        let same: Vec<_> = f.iter().filter(|f| f.id == "replication/walreceiver@10.0.0.2").collect();
+        assert_eq!(same.len(), 1);
+        assert_eq!(same[0].severity, Severity::Critical, "the worst is kept");
     }
 }

@@ -1,8 +1,8 @@
 //! Patroni, when `[patroni] url` names its REST API: the member's role,
 //! state, timeline, pending restart and lag (`GET /patroni`, `GET
 //! /cluster`), read by the scheduler with the checks (the API is local and
-//! needs no database password) over verified TLS, or plain HTTP to a
-//! loopback address only, Patroni's default. Judged in [`finding`], shown
+//! needs no database password; 3 s at most per request) over verified TLS,
+//! or plain HTTP to a loopback address only, Patroni's default. Judged in [`finding`], shown
 //! in `/metrics` by [`samples`].
 
 use std::time::Duration;
@@ -40,7 +40,7 @@ pub struct Member {
     pub version: Option<String>,
 }
 
-/// Asks Patroni (5 s at most per request).
+/// Asks Patroni (3 s at most per request: the scheduler waits for it).
 pub fn read(url: &str, ca: Option<&std::path::Path>) -> Member {
     match ask(url, ca) {
         Ok(m) => m,
@@ -59,12 +59,13 @@ fn ask(url: &str, ca: Option<&std::path::Path>) -> Result<Member, String> {
         let mut resp = client
             .get(&target)
             .config()
-            .timeout_global(Some(Duration::from_secs(5)))
+            .timeout_global(Some(Duration::from_secs(3)))
             .build()
             .call()
             .map_err(|e| format!("{target}: {e}"))?;
-        // /patroni answers 503 when PostgreSQL is not running, with the
-        // same document: read it whatever the status.
+        // A replica's or a stopped member's document may come with
+        // another status than 200 (its health checks): read it whatever
+        // the status.
         let body = resp
             .body_mut()
             .with_config()

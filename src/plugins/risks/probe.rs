@@ -196,22 +196,27 @@ fn read_instance(c: &mut Conn, bounds: (u64, u64), own: &[i32]) -> Instance {
 
     if recovery {
         i.receiver = part(c, bounds, &mut failed, "replication", |tx| {
-            Ok(tx
-                .query_opt(
-                    concat!(
-                        "SELECT status, ",
-                        since!("last_msg_receipt_time"),
-                        ", ",
-                        since!("pg_last_xact_replay_timestamp()"),
-                        " FROM pg_stat_wal_receiver"
-                    ),
-                    &[],
-                )?
-                .map(|r| Receiver {
-                    status: r.get(0),
-                    last_message_seconds: r.get(1),
-                    replay_delay_seconds: r.get(2),
-                }))
+            // One row whether a receiver runs or not; its columns are null
+            // for a role without pg_read_all_stats, and primary_conninfo
+            // is hidden from one without pg_read_all_settings.
+            let r = tx.query_one(
+                concat!(
+                    "SELECT r.status, ",
+                    since!("r.last_msg_receipt_time"),
+                    ", ",
+                    since!("pg_last_xact_replay_timestamp()"),
+                    ", (SELECT setting <> '' FROM pg_settings WHERE name = 'primary_conninfo'), r.pid IS NOT NULL",
+                    " FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver r ON true"
+                ),
+                &[],
+            )?;
+            Ok(Some(Receiver {
+                running: r.get(4),
+                status: r.get(0),
+                last_message_seconds: r.get(1),
+                replay_delay_seconds: r.get(2),
+                primary_conninfo_set: r.get(3),
+            }))
         });
     } else {
         i.standbys = part(c, bounds, &mut failed, "replication", |tx| {
@@ -224,12 +229,15 @@ fn read_instance(c: &mut Conn, bounds: (u64, u64), own: &[i32]) -> Instance {
                             extract(epoch FROM write_lag)::float8,
                             extract(epoch FROM flush_lag)::float8,
                             extract(epoch FROM replay_lag)::float8
-                     FROM pg_stat_replication ORDER BY application_name, client_addr",
+                     FROM pg_stat_replication
+                     -- pg_basebackup's walsenders are backups, not standbys.
+                     WHERE state IS DISTINCT FROM 'backup' AND application_name <> 'pg_basebackup'
+                     ORDER BY application_name, client_addr",
                     &[],
                 )?
                 .iter()
                 .map(|r| Standby {
-                    application_name: r.get(0),
+                    application_name: r.get::<_, Option<String>>(0).unwrap_or_default(),
                     client_addr: r.get(1),
                     state: r.get(2),
                     sync_state: r.get(3),
@@ -256,16 +264,21 @@ fn read_instance(c: &mut Conn, bounds: (u64, u64), own: &[i32]) -> Instance {
             ", greatest(age(backend_xmin), age(backend_xid))::bigint FROM pg_stat_activity \
              WHERE pid <> pg_backend_pid() AND pid <> ALL($1::int4[])"
         );
+        // The agent's own sessions (its per-database scans open and close
+        // connections while this reads, too fast for the pid lists; its
+        // maintenance tasks show in the maintenance pages) are not the
+        // long transaction; they still count for the horizon below.
+        let not_ours = "AND application_name IS DISTINCT FROM 'temboard-agent'";
         let oldest = backends(
             &format!(
-                "SELECT {columns} AND backend_type = 'client backend' AND xact_start IS NOT NULL
+                "SELECT {columns} AND backend_type = 'client backend' AND xact_start IS NOT NULL {not_ours}
                  ORDER BY xact_start LIMIT 10"
             ),
             tx,
         )?;
         let idle = backends(
             &format!(
-                "SELECT {columns} AND state IN ('idle in transaction', 'idle in transaction (aborted)')
+                "SELECT {columns} AND state IN ('idle in transaction', 'idle in transaction (aborted)') {not_ours}
                  ORDER BY state_change LIMIT 10"
             ),
             tx,
