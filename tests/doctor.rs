@@ -73,6 +73,31 @@ fn openssl(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// A new RSA private key at `path` (PEM).
+fn rsa_key(path: &std::path::Path) {
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path.to_str().unwrap(),
+    ]);
+}
+
+/// The public key of `private` at `path` (PEM).
+fn public_of(private: &std::path::Path, path: &std::path::Path) {
+    openssl(&[
+        "pkey",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        path.to_str().unwrap(),
+    ]);
+}
+
 #[test]
 fn a_healthy_host_is_all_ok() {
     let pg = PgCluster::start_with("-c shared_preload_libraries=pg_stat_statements");
@@ -83,23 +108,8 @@ fn a_healthy_host_is_all_ok() {
     let etc = files.etc();
     let private = etc.join("ui.pem");
     let public = etc.join("signing-public.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        private.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+    rsa_key(&private);
+    public_of(&private, &public);
     files.set("temboard", "signing_public_key", public.to_str().unwrap());
     files.set(
         "temboard",
@@ -248,15 +258,7 @@ fn each_problem_is_a_line_with_its_fix() {
     // A key of another pair: the configuration itself is refused (the
     // agent would not start), and said first.
     let other = etc.join("other.key");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        other.to_str().unwrap(),
-    ]);
+    rsa_key(&other);
     files.set("temboard", "ssl_key_file", other.to_str().unwrap());
     files.write();
     let (lines, text, code) = doctor(&files);
@@ -290,23 +292,8 @@ fn the_ui_its_clock_and_its_key_are_checked() {
     let mut files = AgentFiles::new(None);
     let etc = files.etc();
     let (private, public) = (etc.join("ui.pem"), etc.join("signing-public.pem"));
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        private.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
+    rsa_key(&private);
+    public_of(&private, &public);
     files.set("temboard", "signing_public_key", public.to_str().unwrap());
     files.set("temboard", "ssl_ca_cert_file", "server.pem");
     let record = files.dir.path().join("instances.jsonl");
@@ -345,23 +332,8 @@ fn the_ui_its_clock_and_its_key_are_checked() {
     // The UI's key is another one than the agent's.
     let other = etc.join("other-public.pem");
     let other_private = etc.join("other.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        other_private.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        other_private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        other.to_str().unwrap(),
-    ]);
+    rsa_key(&other_private);
+    public_of(&other_private, &other);
     let ui = UiStandin::start(&files, &other, &record);
     files.set("temboard", "ui_url", &ui.url);
     files.write();

@@ -15,84 +15,60 @@ type Key = (&'static str, u64, u64, u64);
 /// would wrap around; it stops assigning ids 3 million before it.
 pub const WRAP_LIMIT: u64 = 1 << 31;
 
-/// Every key of the section with its bounds, in the order documented.
-const BOUNDS: &[Key] = &[
-    ("interval", 60, 1, 86_400),
-    ("tables_interval", 3_600, 1, 604_800),
-    ("statement_timeout", 30, 1, 3_600),
-    ("lock_timeout", 1, 1, 3_600),
-    ("tables_per_database", 50, 0, 10_000),
-    ("tables_in_all", 1_000, 0, 100_000),
-    ("xid_age_warning", 500_000_000, 1, WRAP_LIMIT),
-    ("xid_age_critical", 1_000_000_000, 1, WRAP_LIMIT),
-    ("slot_retained_warning_mb", 10_240, 1, 1 << 40),
-    ("slot_retained_critical_mb", 51_200, 1, 1 << 40),
-    ("slot_inactive_warning", 3_600, 1, 31_536_000),
-    ("archive_failing_critical", 3_600, 1, 31_536_000),
-    ("archive_ready_warning", 100, 1, 100_000_000),
-    ("archive_ready_critical", 1_000, 1, 100_000_000),
-    ("replication_lag_warning", 60, 1, 31_536_000),
-    ("replication_lag_critical", 600, 1, 31_536_000),
-    ("replication_lag_warning_mb", 1_024, 1, 1 << 40),
-    ("replication_lag_critical_mb", 10_240, 1, 1 << 40),
-    ("standby_forget_after", 86_400, 1, 31_536_000),
-    ("transaction_warning", 3_600, 1, 31_536_000),
-    ("transaction_critical", 21_600, 1, 31_536_000),
-    ("idle_in_transaction_warning", 300, 1, 31_536_000),
-    ("idle_in_transaction_critical", 3_600, 1, 31_536_000),
-    ("prepared_warning", 300, 1, 31_536_000),
-    ("horizon_age_warning", 100_000_000, 1, WRAP_LIMIT),
-    ("horizon_age_critical", 500_000_000, 1, WRAP_LIMIT),
-    ("sequence_warning_percent", 75, 1, 100),
-    ("sequence_critical_percent", 90, 1, 100),
-    ("connections_warning_percent", 80, 1, 100),
-    ("connections_critical_percent", 95, 1, 100),
-    ("checkpoints_requested_warning_percent", 50, 1, 100),
-    ("disk_free_warning_percent", 15, 0, 100),
-    ("disk_free_critical_percent", 5, 0, 100),
-    ("disk_full_warning_hours", 24, 1, 8_760),
-    ("disk_full_critical_hours", 4, 1, 8_760),
-];
+/// Declares [`BOUNDS`] and [`KEYS`] from one table, so a key's default is
+/// written once: (name, default, lowest, highest, what it allows).
+macro_rules! risks_keys {
+    ($(($name:ident, $default:literal, $min:expr, $max:expr, $allowed:literal)),* $(,)?) => {
+        /// Every key of the section with its bounds, in the order documented.
+        const BOUNDS: &[Key] = &[$((stringify!($name), $default, $min, $max)),*];
 
-/// The keys of `[risks]`.
-pub const KEYS: &[KeyDef] = &[
-    k("risks", "interval", Some("60"), "whole seconds, 1 to 86400"),
-    k("risks", "tables_interval", Some("3600"), "whole seconds, 1 to 604800"),
-    k("risks", "statement_timeout", Some("30"), "whole seconds, 1 to 3600"),
-    k("risks", "lock_timeout", Some("1"), "whole seconds, 1 to 3600"),
-    k("risks", "tables_per_database", Some("50"), "tables, 0 (none) to 10000"),
-    k("risks", "tables_in_all", Some("1000"), "tables, 0 (none) to 100000"),
-    k("risks", "xid_age_warning", Some("500000000"), "transaction ids, 1 to 2147483648"),
-    k("risks", "xid_age_critical", Some("1000000000"), "transaction ids, 1 to 2147483648"),
-    k("risks", "slot_retained_warning_mb", Some("10240"), "megabytes, 1 or more"),
-    k("risks", "slot_retained_critical_mb", Some("51200"), "megabytes, 1 or more"),
-    k("risks", "slot_inactive_warning", Some("3600"), "whole seconds, 1 or more"),
-    k("risks", "archive_failing_critical", Some("3600"), "whole seconds, 1 or more"),
-    k("risks", "archive_ready_warning", Some("100"), "a whole number of files, 1 or more"),
-    k("risks", "archive_ready_critical", Some("1000"), "a whole number of files, 1 or more"),
-    k("risks", "replication_lag_warning", Some("60"), "whole seconds, 1 or more"),
-    k("risks", "replication_lag_critical", Some("600"), "whole seconds, 1 or more"),
-    k("risks", "replication_lag_warning_mb", Some("1024"), "megabytes, 1 or more"),
-    k("risks", "replication_lag_critical_mb", Some("10240"), "megabytes, 1 or more"),
-    k("risks", "standby_forget_after", Some("86400"), "whole seconds, 1 or more"),
-    k("risks", "transaction_warning", Some("3600"), "whole seconds, 1 or more"),
-    k("risks", "transaction_critical", Some("21600"), "whole seconds, 1 or more"),
-    k("risks", "idle_in_transaction_warning", Some("300"), "whole seconds, 1 or more"),
-    k("risks", "idle_in_transaction_critical", Some("3600"), "whole seconds, 1 or more"),
-    k("risks", "prepared_warning", Some("300"), "whole seconds, 1 or more"),
-    k("risks", "horizon_age_warning", Some("100000000"), "transaction ids, 1 to 2147483648"),
-    k("risks", "horizon_age_critical", Some("500000000"), "transaction ids, 1 to 2147483648"),
-    k("risks", "sequence_warning_percent", Some("75"), "a percentage, 1 to 100"),
-    k("risks", "sequence_critical_percent", Some("90"), "a percentage, 1 to 100"),
-    k("risks", "connections_warning_percent", Some("80"), "a percentage, 1 to 100"),
-    k("risks", "connections_critical_percent", Some("95"), "a percentage, 1 to 100"),
-    k("risks", "checkpoints_requested_warning_percent", Some("50"), "a percentage, 1 to 100"),
-    k("risks", "disk_free_warning_percent", Some("15"), "a percentage, 0 to 100"),
-    k("risks", "disk_free_critical_percent", Some("5"), "a percentage, 0 to 100"),
-    k("risks", "disk_full_warning_hours", Some("24"), "whole hours, 1 to 8760"),
-    k("risks", "disk_full_critical_hours", Some("4"), "whole hours, 1 to 8760"),
-    k("patroni", "url", None, "Patroni's REST API: http:// to a loopback address, or https://"),
-];
+        /// The keys of `[risks]` (and `[patroni] url`, read with them).
+        pub const KEYS: &[KeyDef] = &[
+            $(k("risks", stringify!($name), Some(stringify!($default)), $allowed),)*
+            k("patroni", "url", None, "Patroni's REST API: http:// to a loopback address, or https://"),
+        ];
+    };
+}
+
+risks_keys! {
+    (interval, 60, 1, 86_400, "whole seconds, 1 to 86400"),
+    (tables_interval, 3600, 1, 604_800, "whole seconds, 1 to 604800"),
+    (statement_timeout, 30, 1, 3_600, "whole seconds, 1 to 3600"),
+    (lock_timeout, 1, 1, 3_600, "whole seconds, 1 to 3600"),
+    (tables_per_database, 50, 0, 10_000, "tables, 0 (none) to 10000"),
+    (tables_in_all, 1000, 0, 100_000, "tables, 0 (none) to 100000"),
+    (xid_age_warning, 500000000, 1, WRAP_LIMIT, "transaction ids, 1 to 2147483648"),
+    (xid_age_critical, 1000000000, 1, WRAP_LIMIT, "transaction ids, 1 to 2147483648"),
+    (slot_retained_warning_mb, 10240, 1, 1 << 40, "megabytes, 1 or more"),
+    (slot_retained_critical_mb, 51200, 1, 1 << 40, "megabytes, 1 or more"),
+    (slot_inactive_warning, 3600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (archive_failing_critical, 3600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (archive_ready_warning, 100, 1, 100_000_000, "a whole number of files, 1 or more"),
+    (archive_ready_critical, 1000, 1, 100_000_000, "a whole number of files, 1 or more"),
+    (replication_lag_warning, 60, 1, 31_536_000, "whole seconds, 1 or more"),
+    (replication_lag_critical, 600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (replication_lag_warning_mb, 1024, 1, 1 << 40, "megabytes, 1 or more"),
+    (replication_lag_critical_mb, 10240, 1, 1 << 40, "megabytes, 1 or more"),
+    (standby_forget_after, 86400, 1, 31_536_000, "whole seconds, 1 or more"),
+    (transaction_warning, 3600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (transaction_critical, 21600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (idle_in_transaction_warning, 300, 1, 31_536_000, "whole seconds, 1 or more"),
+    (idle_in_transaction_critical, 3600, 1, 31_536_000, "whole seconds, 1 or more"),
+    (prepared_warning, 300, 1, 31_536_000, "whole seconds, 1 or more"),
+    (horizon_age_warning, 100000000, 1, WRAP_LIMIT, "transaction ids, 1 to 2147483648"),
+    (horizon_age_critical, 500000000, 1, WRAP_LIMIT, "transaction ids, 1 to 2147483648"),
+    (sequence_warning_percent, 75, 1, 100, "a percentage, 1 to 100"),
+    (sequence_critical_percent, 90, 1, 100, "a percentage, 1 to 100"),
+    (connections_warning_percent, 80, 1, 100, "a percentage, 1 to 100"),
+    (connections_critical_percent, 95, 1, 100, "a percentage, 1 to 100"),
+    (checkpoints_requested_warning_percent, 50, 1, 100, "a percentage, 1 to 100"),
+    (disk_free_warning_percent, 15, 0, 100, "a percentage, 0 to 100"),
+    (disk_free_critical_percent, 5, 0, 100, "a percentage, 0 to 100"),
+    (disk_full_warning_hours, 24, 1, 8_760, "whole hours, 1 to 8760"),
+    (disk_full_critical_hours, 4, 1, 8_760, "whole hours, 1 to 8760"),
+}
+
+
 
 /// The validated `[risks]` section: every key by name (the checks read
 /// them through [`Settings::get`], so a key is declared once, in
