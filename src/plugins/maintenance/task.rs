@@ -43,27 +43,13 @@ pub struct TaskWork {
 /// started is handed again; a task scheduled for later is untouched.
 pub fn build(host: &TaskHost) -> Box<dyn crate::api::Work<TaskHost>> {
     let db = host.db();
-    match store::recover(&db) {
+    match recover(&db) {
         Ok(tasks) => {
             for t in &tasks {
                 warn!(
                     "maintenance task {} ({}) aborted: the task worker stopped during it",
                     t.id,
                     describe(t)
-                );
-                if let Some(op) = &t.operation {
-                    let _ = operations::finish(
-                        &db,
-                        op,
-                        false,
-                        "",
-                        Some("the task worker stopped during the task"),
-                    );
-                }
-                let _ = notifications::push(
-                    &db,
-                    &t.username,
-                    &format!("Maintenance {} aborted", describe(t)),
                 );
             }
             let orphans: Vec<(String, i32)> = tasks
@@ -81,6 +67,31 @@ pub fn build(host: &TaskHost) -> Box<dyn crate::api::Work<TaskHost>> {
     Box::new(TaskWork {
         running: Arc::default(),
     })
+}
+
+/// The interrupted tasks aborted, their operations failed and their
+/// notifications written in one SQLite transaction (see [`start`]).
+fn recover(db: &rusqlite::Connection) -> rusqlite::Result<Vec<Task>> {
+    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+    let tasks = store::recover(&tx)?;
+    for t in &tasks {
+        if let Some(op) = &t.operation {
+            operations::finish(
+                &tx,
+                op,
+                false,
+                "",
+                Some("the task worker stopped during the task"),
+            )?;
+        }
+        notifications::push(
+            &tx,
+            &t.username,
+            &format!("Maintenance {} aborted", describe(t)),
+        )?;
+    }
+    tx.commit()?;
+    Ok(tasks)
 }
 
 /// Terminates the backends the previous task worker left running, only if
@@ -274,6 +285,24 @@ fn resend_cancel(host: &TaskHost, slot: Arc<Slot>) -> Result<(), WorkerError> {
     })
 }
 
+/// `queued` → `doing`, its operation and its notification in one SQLite
+/// transaction: a worker killed in between must not leave a running task
+/// whose operation was never recorded (its abort would then fail nothing).
+fn start(db: &rusqlite::Connection, id: &str, op_id: &str) -> rusqlite::Result<Option<Task>> {
+    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+    let Some(t) = store::start(&tx, id, op_id)? else {
+        return Ok(None);
+    };
+    operations::begin_beside(&tx, op_id, &t.op, &t.username)?;
+    notifications::push(
+        &tx,
+        &t.username,
+        &format!("Maintenance {} started", describe(&t)),
+    )?;
+    tx.commit()?;
+    Ok(Some(t))
+}
+
 /// One task from `queued` to its end.
 fn run(host: &TaskHost, id: &str, slot: &Slot) {
     let op_id = match crate::store::sessions::new_id() {
@@ -299,16 +328,8 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
             }
             return;
         }
-        match store::start(&db, id, &op_id) {
-            Ok(Some(t)) => {
-                let _ = operations::begin_beside(&db, &op_id, &t.op, &t.username);
-                let _ = notifications::push(
-                    &db,
-                    &t.username,
-                    &format!("Maintenance {} started", describe(&t)),
-                );
-                t
-            }
+        match start(&db, id, &op_id) {
+            Ok(Some(t)) => t,
             Ok(None) => return, // canceled before it started
             Err(e) => {
                 warn!("maintenance task {id}: state database: {e}");
@@ -376,24 +397,33 @@ struct Ending<'a> {
 /// Records a task's end (retried: a busy state database must not leave it
 /// `doing`), its operation's, and the notification: by who canceled it for
 /// a cancel, by who scheduled it otherwise.
+/// The task's end, its operation's and its notification in one SQLite
+/// transaction (see [`start`]); false when the task had already ended.
+fn finish(db: &rusqlite::Connection, id: &str, e: &Ending<'_>) -> rusqlite::Result<bool> {
+    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+    if !store::finish(&tx, id, e.status, e.error)? {
+        return Ok(false);
+    }
+    if let Some(op) = e.op_id {
+        operations::finish(&tx, op, e.status == "done", e.output, e.error)?;
+    }
+    if let Some(t) = e.task {
+        let message = match (e.status, e.error) {
+            ("failed", Some(why)) => format!("Maintenance {} failed: {why}", describe(t)),
+            (status, _) => format!("Maintenance {} {status}", describe(t)),
+        };
+        notifications::push(&tx, e.notify_as, &message)?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
 fn end(host: &TaskHost, id: &str, e: &Ending<'_>) {
     let status = e.status;
     for attempt in 0..5 {
         let db = host.db();
-        match store::finish(&db, id, status, e.error) {
+        match finish(&db, id, e) {
             Ok(true) => {
-                if let Some(op) = e.op_id {
-                    let _ = operations::finish(&db, op, status == "done", e.output, e.error);
-                }
-                if let Some(t) = e.task {
-                    let message = match (status, e.error) {
-                        ("failed", Some(why)) => {
-                            format!("Maintenance {} failed: {why}", describe(t))
-                        }
-                        _ => format!("Maintenance {} {status}", describe(t)),
-                    };
-                    let _ = notifications::push(&db, e.notify_as, &message);
-                }
                 info!("maintenance task {id} {status}");
                 return;
             }
