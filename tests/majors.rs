@@ -812,6 +812,29 @@ fn sizes_exactly(major: u32) {
         "PostgreSQL {major}: {db}"
     );
 
+    // A database of more than 2,000 relations: a schema page lists its
+    // directories while PostgreSQL reads the catalog, as the database page
+    // does; the same sizes.
+    d.batch_execute(
+        "CREATE SCHEMA filler;
+         DO $$ BEGIN FOR i IN 1..1000 LOOP
+           EXECUTE format('CREATE TABLE filler.f_%s (id int PRIMARY KEY)', i);
+         END LOOP; END $$;
+         ANALYZE pg_class;",
+    )
+    .unwrap();
+    let estimate: f32 = d
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE oid = 'pg_class'::regclass",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(estimate >= 2000.0, "PostgreSQL {major}: {estimate}");
+    for schema in ["public", "filler"] {
+        same_schema(&agent, &key, &mut d, major, "sizes", schema);
+    }
+
     // A rewrite between two reads: a new filenode, new sizes.
     let table = "/maintenance/sizes/schema/public/table/toasty";
     get(&agent, &key, table);

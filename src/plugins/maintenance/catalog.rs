@@ -281,6 +281,11 @@ macro_rules! filenode {
     };
 }
 
+/// From this many rows in `pg_class` (its estimate), a schema page lists
+/// the database's directories while the catalog is read, as the database
+/// page does; below, it looks up its relations' files once it knows them.
+const AHEAD: usize = 2_000;
+
 /// The catalog query: each relation of the scope with where its files are,
 /// as one row of arrays (on 40,000 relations, half the time of as many
 /// rows), and a stamp of the estimates' inputs of its tables and indexes
@@ -368,7 +373,8 @@ pub fn read(
                        OR pg_has_role('pg_read_all_settings', 'USAGE')
                      THEN current_setting('data_directory') END,
                 has_function_privilege('pg_control_system()', 'EXECUTE'),
-                d.oid, d.dattablespace
+                d.oid, d.dattablespace,
+                (SELECT reltuples FROM pg_class WHERE oid = 'pg_class'::regclass)
          FROM pg_database d WHERE d.datname = current_database()",
         &[],
     )?;
@@ -395,9 +401,56 @@ pub fn read(
         tablespace: facts.get(4),
         version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
     };
+    let dir: Result<&Path, Unreadable> = match &datadir {
+        None => Err(Unreadable::Hidden),
+        Some(d) => files::same_cluster(Path::new(d), system_identifier).map(|()| Path::new(d.as_str())),
+    };
+    // The directories listed while PostgreSQL reads the catalog: the whole
+    // database's (what its size counts), also for a schema of a large
+    // database (its relations are there; a few files too many `stat`ed
+    // beside the query cost no time).
+    let big: f32 = facts.get(5);
+    let ahead: Result<Vec<String>, Unreadable> = match (&dir, scope) {
+        (Ok(d), Scope::Database) => files::database_dirs(d, &db),
+        (Ok(d), Scope::Schema(_)) if big >= AHEAD as f32 => files::database_dirs(d, &db),
+        _ => Ok(vec![]),
+    };
+    let whole: Vec<String> = match (&ahead, scope) {
+        (Ok(dirs), Scope::Database) => dirs.clone(),
+        _ => vec![],
+    };
     let (with, filter) = scope.sql();
     let params = scope.params();
-    let row = tx.query_typed_one(format!("{with}{CATALOG}{filter}").as_str(), &params)?;
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+    let statement = tx.prepare_typed(format!("{with}{CATALOG}{filter}").as_str(), &types)?;
+    // Bound, the query holds its snapshot (PostgreSQL takes it at Bind):
+    // what it reads was committed before the listing starts, which the
+    // re-check after the listing relies on.
+    let portal = tx.bind(&statement, &values)?;
+    let (rows, listing) = std::thread::scope(|s| {
+        let lister = match (&dir, &ahead) {
+            (Ok(d), Ok(dirs)) if !dirs.is_empty() => std::thread::Builder::new()
+                .name("maintenance-list".into())
+                .spawn_scoped(s, move || files::list(d, dirs))
+                .ok(),
+            _ => None,
+        };
+        let rows = tx.query_portal(&portal, 0);
+        let listing = lister.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Unreadable::Io(
+                    "the data directory".into(),
+                    std::io::Error::other("the listing thread failed"),
+                ))
+            })
+        });
+        (rows, listing)
+    });
+    let rows = rows?;
+    let Some(row) = rows.first() else {
+        return Ok(Catalog::default());
+    };
     let column = |i: usize| -> Vec<u32> { row.get::<_, Option<Vec<u32>>>(i).unwrap_or_default() };
     let oids = column(0);
     let kinds: Vec<i8> = row.get::<_, Option<Vec<i8>>>(1).unwrap_or_default();
@@ -436,20 +489,13 @@ pub fn read(
         filenodes.push((oid, filenode));
     }
 
-    let found = match &datadir {
-        None => Err(Unreadable::Hidden),
-        Some(dir) => {
-            let dir = Path::new(dir);
-            files::same_cluster(dir, system_identifier).and_then(|()| {
-                let whole = match scope {
-                    Scope::Database => files::database_dirs(dir, &db)?,
-                    _ => vec![],
-                };
-                let (sizes, total) = files::sizes(dir, &with_storage, &whole)?;
-                Ok((sizes, matches!(scope, Scope::Database).then_some(total)))
-            })
-        }
-    };
+    let found = dir.and_then(|dir| {
+        // A listing that failed is the cue to measure through SQL.
+        let listing = listing.transpose()?;
+        ahead?;
+        let (sizes, total) = files::sizes(dir, &with_storage, &whole, listing.as_ref())?;
+        Ok((sizes, matches!(scope, Scope::Database).then_some(total)))
+    });
     let listed = started.elapsed();
     let mut by_oid: HashMap<u32, usize> = HashMap::with_capacity(rels.len());
     for (i, r) in rels.iter().enumerate() {

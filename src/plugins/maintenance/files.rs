@@ -177,10 +177,14 @@ const SHARED: usize = 2_000;
 /// nothing (the caller re-checks what was rewritten); a directory that does
 /// not exist holds nothing; any other failure is the caller's cue to
 /// measure through SQL.
+///
+/// The directories of `listed` (read by [`list`] beforehand) are not read
+/// again: their entries are attributed by name.
 pub fn sizes(
     datadir: &Path,
     rels: &[Relation],
     whole: &[String],
+    listed: Option<&Listing>,
 ) -> Result<(Vec<Size>, i64), Unreadable> {
     let mut dirs: HashMap<&str, (HashMap<&str, usize>, bool)> = HashMap::new();
     for (i, r) in rels.iter().enumerate() {
@@ -194,6 +198,21 @@ pub fn sizes(
     let mut out = vec![Size::default(); rels.len()];
     let mut total = 0i64;
     for (dir, (bases, counted)) in dirs {
+        if let Some(entries) = listed.and_then(|l| l.dirs.get(dir)) {
+            for (name, len) in entries {
+                let owned = owner(name, &bases);
+                if counted || owned.is_some() {
+                    total += len;
+                }
+                if let Some((i, main)) = owned {
+                    if main {
+                        out[i].main += len;
+                    }
+                    out[i].forks += len;
+                }
+            }
+            continue;
+        }
         let path = datadir.join(dir);
         if !counted && bases.len() <= BY_NAME {
             for (base, &i) in &bases {
@@ -227,20 +246,58 @@ pub fn sizes(
     Ok((out, total))
 }
 
-/// The relation a file belongs to (its position) and whether it is of its
-/// main fork; none for a file that is no relation's.
-type Owner = Option<(usize, bool)>;
+/// Every entry of some directories with its size, read before the
+/// catalog says which relation each belongs to.
+///
+/// Why: the listing of a large database (45,000 files at 10,000 tables,
+/// about 50 ms) then runs while PostgreSQL reads the catalog, instead of
+/// after it.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Directory (relative to the data directory) → its entries' names and
+    /// sizes; a directory that does not exist holds nothing.
+    dirs: HashMap<String, Vec<(String, i64)>>,
+}
 
-/// The sizes of the entries (a vanished one: none), shared among threads
-/// when there are many.
-fn stat_all(wanted: &[(std::fs::DirEntry, Owner)]) -> std::io::Result<Vec<(Owner, i64)>> {
+/// Lists and `stat`s every entry of `dirs` (relative to `datadir`).
+pub fn list(datadir: &Path, dirs: &[String]) -> Result<Listing, Unreadable> {
+    let mut listing = Listing::default();
+    for dir in dirs {
+        let path = datadir.join(dir);
+        let entries = match std::fs::read_dir(&path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                listing.dirs.insert(dir.clone(), vec![]);
+                continue;
+            }
+            Err(e) => return Err(Unreadable::Io(path.display().to_string(), e)),
+        };
+        let mut wanted = vec![];
+        for entry in entries {
+            let entry = entry.map_err(|e| Unreadable::Io(path.display().to_string(), e))?;
+            // A name that is not UTF-8 is no relation's file; it still
+            // counts in the database's size.
+            let name = entry.file_name().to_string_lossy().into_owned();
+            wanted.push((entry, name));
+        }
+        let sized = stat_all(&wanted).map_err(|e| Unreadable::Io(path.display().to_string(), e))?;
+        listing.dirs.insert(dir.clone(), sized);
+    }
+    Ok(listing)
+}
+
+/// The sizes of the entries (a vanished one: none), each with its tag,
+/// shared among threads when there are many.
+fn stat_all<T: Clone + Send + Sync>(
+    wanted: &[(std::fs::DirEntry, T)],
+) -> std::io::Result<Vec<(T, i64)>> {
     // `DirEntry::metadata` is an `fstatat` on the directory's descriptor
     // that does not follow a link.
-    let one = |chunk: &[(std::fs::DirEntry, Owner)]| {
+    let one = |chunk: &[(std::fs::DirEntry, T)]| {
         let mut got = Vec::with_capacity(chunk.len());
-        for (entry, owned) in chunk {
+        for (entry, tag) in chunk {
             match entry.metadata() {
-                Ok(m) => got.push((*owned, m.len() as i64)),
+                Ok(m) => got.push((tag.clone(), m.len() as i64)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
@@ -338,7 +395,14 @@ mod tests {
             rel(4, "global/1262"),
             rel(5, "base/6/300"), // a directory that does not exist
         ];
-        let (got, total) = sizes(d.path(), &rels, &["base/5".to_string()]).unwrap();
+        let whole = ["base/5".to_string()];
+        let (got, total) = sizes(d.path(), &rels, &whole, None).unwrap();
+        // Listed beforehand (base/6 too: it does not exist), the same.
+        let listed = list(d.path(), &["base/5".to_string(), "base/6".to_string()]).unwrap();
+        assert_eq!(
+            sizes(d.path(), &rels, &whole, Some(&listed)).unwrap(),
+            (got.clone(), total)
+        );
         // Every entry of base/5, as pg_database_size counts them.
         assert_eq!(total, 8292 + 24576 + 8193 + 16384 + 8192 + 14 + 512);
         assert_eq!(got[0], Size { main: 8292, forks: 8292 + 24576 + 8193 });
@@ -363,7 +427,12 @@ mod tests {
             std::fs::write(db.join(format!("{}", 10_000 + i)), vec![0u8; (i % 7) as usize]).unwrap();
             rels.push(rel(i, &format!("base/5/{}", 10_000 + i)));
         }
-        let (got, total) = sizes(d.path(), &rels, &["base/5".to_string()]).unwrap();
+        let (got, total) = sizes(d.path(), &rels, &["base/5".to_string()], None).unwrap();
+        let listed = list(d.path(), &["base/5".to_string()]).unwrap();
+        assert_eq!(
+            sizes(d.path(), &rels, &["base/5".to_string()], Some(&listed)).unwrap(),
+            (got.clone(), total)
+        );
         for (i, s) in got.iter().enumerate() {
             assert_eq!(s.main, (i % 7) as i64);
         }
