@@ -374,6 +374,16 @@ fn reading_routes_answer_the_9x_shapes_and_bloat_follows_vacuum_full() {
     // Bloat: 90 % of the rows deleted, statistics refreshed, no vacuum.
     let bloat = |agent: &Agent| {
         let (_, tp) = get(agent, &key, "/maintenance/app/schema/app/table/t");
+        // The schema page (the database's estimates) says the same.
+        let (_, sp) = get(agent, &key, "/maintenance/app/schema/app");
+        let in_schema = sp["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "t")
+            .unwrap()["bloat_bytes"]
+            .clone();
+        assert_eq!(in_schema, tp["bloat_bytes"], "{sp}");
         let pk = tp["indexes"]
             .as_array()
             .unwrap()
