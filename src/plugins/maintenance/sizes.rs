@@ -200,6 +200,9 @@ const SUM_KEYS: [&str; 12] = [
     "toast_size",
 ];
 
+/// One database of the instance page: its size and sums.
+type DbRead = Result<(i64, Sums), WorkerError>;
+
 /// `GET /maintenance`: every non-template database with its sums.
 pub fn instance(host: &ProbeHost, memory: &Memory) -> Result<Value, WorkerError> {
     let names: Vec<String> = host.with(|c| {
@@ -213,12 +216,18 @@ pub fn instance(host: &ProbeHost, memory: &Memory) -> Result<Value, WorkerError>
             .map(|r| r.get(0))
             .collect())
     })?;
-    let mut total = 0.0;
-    let mut databases = vec![];
-    for name in names {
-        // One database at a time, on the pool: never more connections than
-        // the agent's share, whatever the number of databases.
-        let read = read_catalog(host, memory, &name, Scope::Database, |tx, cat| {
+    // Two databases at a time (this thread and one more), each on a pooled
+    // connection: never more than two of the pool's connections, whatever
+    // the number of databases. Why two: a small database (`postgres`) is
+    // read while a large one is, and the pool keeps room for other pages.
+    let next = std::sync::Mutex::new(names.iter().enumerate());
+    let reads: std::sync::Mutex<Vec<Option<DbRead>>> =
+        std::sync::Mutex::new((0..names.len()).map(|_| None).collect());
+    let work = || loop {
+        let Some((i, name)) = next.lock().unwrap_or_else(|p| p.into_inner()).next() else {
+            break;
+        };
+        let read = read_catalog(host, memory, name, Scope::Database, |tx, cat| {
             let bytes = database_bytes(tx, cat)?;
             let mut all = Sums::default();
             for (_, s) in schema_sums(tx, cat)? {
@@ -226,6 +235,20 @@ pub fn instance(host: &ProbeHost, memory: &Memory) -> Result<Value, WorkerError>
             }
             Ok((bytes, all))
         });
+        reads.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(read);
+    };
+    std::thread::scope(|s| {
+        // A thread that cannot start: this one reads them all.
+        let _other = std::thread::Builder::new()
+            .name("maintenance-db".into())
+            .spawn_scoped(s, work);
+        work();
+    });
+    let reads = reads.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut total = 0.0;
+    let mut databases = vec![];
+    for (name, read) in names.into_iter().zip(reads) {
+        let read = read.unwrap_or_else(|| Err(WorkerError::Internal("not read".into())));
         let mut db = Map::new();
         db.insert("datname".into(), json!(name));
         match read {
