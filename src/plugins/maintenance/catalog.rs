@@ -363,15 +363,20 @@ fn sql_sizes(tx: &mut Transaction<'_>, oids: Vec<u32>) -> Result<HashMap<u32, Si
         .collect())
 }
 
-/// Reads the scope's relations, their sizes and their estimates.
-pub fn read(
-    tx: &mut Transaction<'_>,
-    memory: &Memory,
-    version_num: i32,
-    dbname: &str,
-    scope: Scope<'_>,
-) -> Result<Catalog, postgres::Error> {
-    let started = std::time::Instant::now();
+/// What the connected role and database say of where the files are.
+struct Facts {
+    superuser: bool,
+    /// `data_directory`, where the role may read it and `pg_control_system()`.
+    datadir: Option<String>,
+    /// The cluster's (0 when unknown).
+    system_identifier: i64,
+    db: Database,
+    /// `pg_class`'s row estimate (its `reltuples`).
+    pg_class_rows: f32,
+}
+
+/// Reads [`Facts`]: two queries where the role may read the control file.
+fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::Error> {
     let facts = tx.query_typed_one(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
@@ -383,7 +388,6 @@ pub fn read(
          FROM pg_database d WHERE d.datname = current_database()",
         &[],
     )?;
-    let superuser: bool = facts.get(0);
     let mut datadir: Option<String> = facts.get(1);
     // The cluster's identity and catalog version (a tablespace's directory
     // is named after it), where the role may read them (a hardened
@@ -401,11 +405,35 @@ pub fn read(
         datadir = None;
     }
     let (system_identifier, catalog_version) = control.unwrap_or_default();
-    let db = Database {
-        oid: facts.get(3),
-        tablespace: facts.get(4),
-        version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
-    };
+    Ok(Facts {
+        superuser: facts.get(0),
+        datadir,
+        system_identifier,
+        db: Database {
+            oid: facts.get(3),
+            tablespace: facts.get(4),
+            version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
+        },
+        pg_class_rows: facts.get(5),
+    })
+}
+
+/// Reads the scope's relations, their sizes and their estimates.
+pub fn read(
+    tx: &mut Transaction<'_>,
+    memory: &Memory,
+    version_num: i32,
+    dbname: &str,
+    scope: Scope<'_>,
+) -> Result<Catalog, postgres::Error> {
+    let started = std::time::Instant::now();
+    let Facts {
+        superuser,
+        datadir,
+        system_identifier,
+        db,
+        pg_class_rows,
+    } = facts(tx, version_num)?;
     let dir: Result<&Path, Unreadable> = match &datadir {
         None => Err(Unreadable::Hidden),
         Some(d) => files::same_cluster(Path::new(d), system_identifier).map(|()| Path::new(d.as_str())),
@@ -414,10 +442,9 @@ pub fn read(
     // database's (what its size counts), also for a schema of a large
     // database (its relations are there; a few files too many `stat`ed
     // beside the query cost no time).
-    let big: f32 = facts.get(5);
     let ahead: Result<Vec<String>, Unreadable> = match (&dir, scope) {
         (Ok(d), Scope::Database) => files::database_dirs(d, &db),
-        (Ok(d), Scope::Schema(_)) if big >= AHEAD as f32 => files::database_dirs(d, &db),
+        (Ok(d), Scope::Schema(_)) if pg_class_rows >= AHEAD as f32 => files::database_dirs(d, &db),
         _ => Ok(vec![]),
     };
     let whole: Vec<String> = match (&ahead, scope) {

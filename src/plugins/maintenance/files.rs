@@ -202,13 +202,7 @@ pub fn sizes(
             for (name, len) in entries {
                 let owned = owner(name, &bases);
                 if counted || owned.is_some() {
-                    total += len;
-                }
-                if let Some((i, main)) = owned {
-                    if main {
-                        out[i].main += len;
-                    }
-                    out[i].forks += len;
+                    attribute(&mut out, &mut total, owned, *len);
                 }
             }
             continue;
@@ -234,16 +228,22 @@ pub fn sizes(
             }
         }
         for (owned, len) in stat_all(&wanted).map_err(|e| Unreadable::Io(path.display().to_string(), e))? {
-            total += len;
-            if let Some((i, main)) = owned {
-                if main {
-                    out[i].main += len;
-                }
-                out[i].forks += len;
-            }
+            attribute(&mut out, &mut total, owned, len);
         }
     }
     Ok((out, total))
+}
+
+/// Counts a file of `len` bytes in the total and, when it is a relation's
+/// (its position, whether of its main fork), in that relation's sizes.
+fn attribute(out: &mut [Size], total: &mut i64, owned: Option<(usize, bool)>, len: i64) {
+    *total += len;
+    if let Some((i, main)) = owned {
+        if main {
+            out[i].main += len;
+        }
+        out[i].forks += len;
+    }
 }
 
 /// Every entry of some directories with its size, read before the
