@@ -1100,3 +1100,61 @@ fn roles_that_may_or_may_not_read_the_data_directory_get_the_same_sizes() {
         );
     }
 }
+
+/// The cluster behind the configured socket is replaced (a `pg_upgrade`'s
+/// new cluster on the old port): the identity the agent kept is read again
+/// and sizes still come from the files, to the byte.
+#[test]
+fn another_cluster_behind_the_same_socket_is_measured_from_its_files() {
+    let (public, key) = test_keys();
+    let mut old = PgCluster::start();
+    let agent = agent_for(&old, &public);
+    let database_bytes = |pg: &PgCluster| -> i64 {
+        pg.client()
+            .query_one("SELECT pg_database_size('postgres')", &[])
+            .unwrap()
+            .get(0)
+    };
+    let (code, page) = get(&agent, &key, "/maintenance/postgres");
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["total_bytes"].as_i64(), Some(database_bytes(&old)));
+
+    let system = |pg: &PgCluster| -> i64 {
+        pg.client()
+            .query_one("SELECT system_identifier FROM pg_control_system()", &[])
+            .unwrap()
+            .get(0)
+    };
+    let old_system = system(&old);
+    let mut new = PgCluster::start();
+    new.stop();
+    new.take_socket_of(&old);
+    old.stop();
+    new.start_again();
+    // Through the old cluster's socket: the new one is there now.
+    let reached = &old;
+    assert_ne!(system(reached), old_system, "another cluster");
+    reached
+        .client()
+        .batch_execute("CREATE TABLE only_here AS SELECT g FROM generate_series(1, 10000) g")
+        .unwrap();
+    // The pooled connections to the old cluster are gone: the next pages
+    // connect again.
+    let mut last = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let (code, page) = get(&agent, &key, "/maintenance/postgres");
+            last = page;
+            code == 200 && last["total_bytes"].as_i64() == Some(database_bytes(reached))
+        }),
+        "{last}"
+    );
+    let (_, schema) = get(&agent, &key, "/maintenance/postgres/schema/public");
+    assert!(
+        schema["tables"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "only_here")),
+        "{schema}"
+    );
+    assert!(!agent.log().contains("read through SQL"), "{}", agent.log());
+}

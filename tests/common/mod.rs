@@ -286,6 +286,17 @@ impl PgCluster {
         self.running = true;
     }
 
+    /// Makes this (stopped) cluster start on `other`'s port and socket
+    /// directory: what a client of `other` reaches next (`other.client()`).
+    pub fn take_socket_of(&mut self, other: &PgCluster) {
+        self.port = other.port;
+        self.extra = format!(
+            "{} -c unix_socket_directories='{}'",
+            self.extra,
+            other.socket_dir().display()
+        );
+    }
+
     /// `pg_ctl promote` (a standby becomes a primary), waiting for it.
     pub fn promote(&self) {
         let out = as_postgres(&self.program("pg_ctl"))

@@ -133,6 +133,11 @@ pub struct Memory {
     /// `pg_get_indexdef` costs PostgreSQL about 10 µs an index, 0.1 s of a
     /// 10,000-table schema page, for text that changes only with DDL.
     defs: Mutex<HashMap<String, HashMap<u32, KeptDef>>>,
+    /// The cluster's system identifier and catalog version, once read
+    /// (`pg_control_system()`: a round trip a page). They change only with
+    /// the cluster, which the data directory's `global/pg_control` then
+    /// tells: a refusal forgets them.
+    control: Mutex<Option<(i64, i32)>>,
 }
 
 /// Kept estimates: their stamp, the estimates, when they were made.
@@ -373,10 +378,23 @@ struct Facts {
     db: Database,
     /// `pg_class`'s row estimate (its `reltuples`).
     pg_class_rows: f32,
+    /// Whether the system identifier came from [`Memory`].
+    kept_control: bool,
+}
+
+impl Facts {
+    /// Whether the data directory can be read and is the connected
+    /// cluster's.
+    fn same_cluster(&self) -> Result<(), Unreadable> {
+        match &self.datadir {
+            None => Err(Unreadable::Hidden),
+            Some(d) => files::same_cluster(Path::new(d), self.system_identifier),
+        }
+    }
 }
 
 /// Reads [`Facts`]: two queries where the role may read the control file.
-fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::Error> {
+fn facts(tx: &mut Transaction<'_>, memory: &Memory, version_num: i32) -> Result<Facts, postgres::Error> {
     let facts = tx.query_typed_one(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
@@ -389,15 +407,25 @@ fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::
         &[],
     )?;
     let mut datadir: Option<String> = facts.get(1);
+    let mut kept_control = false;
     // The cluster's identity and catalog version (a tablespace's directory
     // is named after it), where the role may read them (a hardened
     // cluster may revoke it: then sizes come through SQL).
     let control: Option<(i64, i32)> = if datadir.is_some() && facts.get::<_, bool>(2) {
-        let r = tx.query_typed_one(
-            "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
-            &[],
-        )?;
-        Some((r.get(0), r.get(1)))
+        let kept = *memory.control.lock().unwrap_or_else(|p| p.into_inner());
+        kept_control = kept.is_some();
+        match kept {
+            Some(c) => Some(c),
+            None => {
+                let r = tx.query_typed_one(
+                    "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
+                    &[],
+                )?;
+                let c = (r.get(0), r.get(1));
+                *memory.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                Some(c)
+            }
+        }
     } else {
         None
     };
@@ -415,7 +443,48 @@ fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::
             version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
         },
         pg_class_rows: facts.get(5),
+        kept_control,
     })
+}
+
+/// The catalog query's rows, and the listing made meanwhile (none when
+/// its thread could not start: the caller lists).
+type Beside = (
+    Result<Vec<postgres::Row>, postgres::Error>,
+    Option<Result<files::Listing, Unreadable>>,
+);
+
+/// Runs the catalog query while `dirs` are listed in a thread of its own.
+fn read_beside_listing(
+    tx: &mut Transaction<'_>,
+    query: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+    datadir: &Path,
+    dirs: &[String],
+) -> Result<Beside, postgres::Error> {
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+    let statement = tx.prepare_typed(query, &types)?;
+    // Bound, the query holds its snapshot (PostgreSQL takes it at Bind):
+    // what it reads was committed before the listing starts, which the
+    // re-check after the listing relies on.
+    let portal = tx.bind(&statement, &values)?;
+    Ok(std::thread::scope(|s| {
+        let lister = std::thread::Builder::new()
+            .name("maintenance-list".into())
+            .spawn_scoped(s, move || files::list(datadir, dirs))
+            .ok();
+        let rows = tx.query_portal(&portal, 0);
+        let listing = lister.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Unreadable::Io(
+                    "the data directory".into(),
+                    std::io::Error::other("the listing thread failed"),
+                ))
+            })
+        });
+        (rows, listing)
+    }))
 }
 
 /// Reads the scope's relations, their sizes and their estimates.
@@ -427,17 +496,26 @@ pub fn read(
     scope: Scope<'_>,
 ) -> Result<Catalog, postgres::Error> {
     let started = std::time::Instant::now();
+    let mut known = facts(tx, memory, version_num)?;
+    let mut same = known.same_cluster();
+    if known.kept_control && matches!(same, Err(Unreadable::OtherCluster(_))) {
+        // The cluster kept in memory is no longer the one there: read it
+        // again, once.
+        *memory.control.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        known = facts(tx, memory, version_num)?;
+        same = known.same_cluster();
+    }
     let Facts {
         superuser,
         datadir,
-        system_identifier,
         db,
         pg_class_rows,
-    } = facts(tx, version_num)?;
-    let dir: Result<&Path, Unreadable> = match &datadir {
+        ..
+    } = known;
+    let dir: Result<&Path, Unreadable> = same.and_then(|()| match &datadir {
+        Some(d) => Ok(Path::new(d.as_str())),
         None => Err(Unreadable::Hidden),
-        Some(d) => files::same_cluster(Path::new(d), system_identifier).map(|()| Path::new(d.as_str())),
-    };
+    });
     // The directories listed while PostgreSQL reads the catalog: the whole
     // database's (what its size counts), also for a schema of a large
     // database (its relations are there; a few files too many `stat`ed
@@ -459,36 +537,15 @@ pub fn read(
         Scope::Schema(_) => vec![],
         _ => scope.params(),
     };
-    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-    let namespace = scope.namespace();
-    let statement = tx.prepare_typed(
-        format!("{with}{CATALOG}{namespace}{CATALOG_FROM}{filter}").as_str(),
-        &types,
-    )?;
-    // Bound, the query holds its snapshot (PostgreSQL takes it at Bind):
-    // what it reads was committed before the listing starts, which the
-    // re-check after the listing relies on.
-    let portal = tx.bind(&statement, &values)?;
-    let (rows, listing) = std::thread::scope(|s| {
-        let lister = match (&dir, &ahead) {
-            (Ok(d), Ok(dirs)) if !dirs.is_empty() => std::thread::Builder::new()
-                .name("maintenance-list".into())
-                .spawn_scoped(s, move || files::list(d, dirs))
-                .ok(),
-            _ => None,
-        };
-        let rows = tx.query_portal(&portal, 0);
-        let listing = lister.map(|h| {
-            h.join().unwrap_or_else(|_| {
-                Err(Unreadable::Io(
-                    "the data directory".into(),
-                    std::io::Error::other("the listing thread failed"),
-                ))
-            })
-        });
-        (rows, listing)
-    });
+    let query = format!(
+        "{with}{CATALOG}{}{CATALOG_FROM}{filter}",
+        scope.namespace()
+    );
+    let (rows, listing) = match (&dir, &ahead) {
+        (Ok(d), Ok(dirs)) if !dirs.is_empty() => read_beside_listing(tx, &query, &params, d, dirs)?,
+        // Nothing to list beforehand: one round trip.
+        _ => (tx.query_typed(query.as_str(), &params), None),
+    };
     let rows = rows?;
     let Some(row) = rows.first() else {
         return Ok(Catalog::default());
