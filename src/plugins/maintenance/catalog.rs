@@ -133,11 +133,6 @@ pub struct Memory {
     /// `pg_get_indexdef` costs PostgreSQL about 10 µs an index, 0.1 s of a
     /// 10,000-table schema page, for text that changes only with DDL.
     defs: Mutex<HashMap<String, HashMap<u32, KeptDef>>>,
-    /// The cluster's system identifier and catalog version, once read
-    /// (`pg_control_system()`: a round trip a page). They change only with
-    /// the cluster, which the data directory's `global/pg_control` then
-    /// tells: a refusal forgets them.
-    control: Mutex<Option<(i64, i32)>>,
 }
 
 /// Kept estimates: their stamp, the estimates, when they were made.
@@ -324,12 +319,13 @@ WHERE c.relkind IN ('r', 't', 'i', 'I') AND "
 );
 
 /// What [`RECHECK`] computes, from the rows of the first read.
-fn checksum(rels: &[(u32, Option<u32>)]) -> (i64, i64) {
-    let sum = rels
+fn checksum(oids: &[u32], filenodes: &[Option<u32>]) -> (i64, i64) {
+    let sum = oids
         .iter()
+        .zip(filenodes)
         .filter_map(|(oid, f)| f.map(|f| (i64::from(*oid) * 1_000_003 + i64::from(f)) % 2_147_483_647))
         .sum();
-    (rels.len() as i64, sum)
+    (oids.len() as i64, sum)
 }
 
 /// Sizes through SQL, for relations whose files could not be listed or
@@ -378,23 +374,10 @@ struct Facts {
     db: Database,
     /// `pg_class`'s row estimate (its `reltuples`).
     pg_class_rows: f32,
-    /// Whether the system identifier came from [`Memory`].
-    kept_control: bool,
-}
-
-impl Facts {
-    /// Whether the data directory can be read and is the connected
-    /// cluster's.
-    fn same_cluster(&self) -> Result<(), Unreadable> {
-        match &self.datadir {
-            None => Err(Unreadable::Hidden),
-            Some(d) => files::same_cluster(Path::new(d), self.system_identifier),
-        }
-    }
 }
 
 /// Reads [`Facts`]: two queries where the role may read the control file.
-fn facts(tx: &mut Transaction<'_>, memory: &Memory, version_num: i32) -> Result<Facts, postgres::Error> {
+fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::Error> {
     let facts = tx.query_typed_one(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
@@ -407,25 +390,15 @@ fn facts(tx: &mut Transaction<'_>, memory: &Memory, version_num: i32) -> Result<
         &[],
     )?;
     let mut datadir: Option<String> = facts.get(1);
-    let mut kept_control = false;
     // The cluster's identity and catalog version (a tablespace's directory
     // is named after it), where the role may read them (a hardened
     // cluster may revoke it: then sizes come through SQL).
     let control: Option<(i64, i32)> = if datadir.is_some() && facts.get::<_, bool>(2) {
-        let kept = *memory.control.lock().unwrap_or_else(|p| p.into_inner());
-        kept_control = kept.is_some();
-        match kept {
-            Some(c) => Some(c),
-            None => {
-                let r = tx.query_typed_one(
-                    "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
-                    &[],
-                )?;
-                let c = (r.get(0), r.get(1));
-                *memory.control.lock().unwrap_or_else(|p| p.into_inner()) = Some(c);
-                Some(c)
-            }
-        }
+        let r = tx.query_typed_one(
+            "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
+            &[],
+        )?;
+        Some((r.get(0), r.get(1)))
     } else {
         None
     };
@@ -443,7 +416,6 @@ fn facts(tx: &mut Transaction<'_>, memory: &Memory, version_num: i32) -> Result<
             version_dir: format!("PG_{}_{catalog_version}", version_num / 10_000),
         },
         pg_class_rows: facts.get(5),
-        kept_control,
     })
 }
 
@@ -496,26 +468,17 @@ pub fn read(
     scope: Scope<'_>,
 ) -> Result<Catalog, postgres::Error> {
     let started = std::time::Instant::now();
-    let mut known = facts(tx, memory, version_num)?;
-    let mut same = known.same_cluster();
-    if known.kept_control && matches!(same, Err(Unreadable::OtherCluster(_))) {
-        // The cluster kept in memory is no longer the one there: read it
-        // again, once.
-        *memory.control.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        known = facts(tx, memory, version_num)?;
-        same = known.same_cluster();
-    }
     let Facts {
         superuser,
         datadir,
+        system_identifier,
         db,
         pg_class_rows,
-        ..
-    } = known;
-    let dir: Result<&Path, Unreadable> = same.and_then(|()| match &datadir {
-        Some(d) => Ok(Path::new(d.as_str())),
+    } = facts(tx, version_num)?;
+    let dir: Result<&Path, Unreadable> = match &datadir {
         None => Err(Unreadable::Hidden),
-    });
+        Some(d) => files::same_cluster(Path::new(d), system_identifier).map(|()| Path::new(d.as_str())),
+    };
     // The directories listed while PostgreSQL reads the catalog: the whole
     // database's (what its size counts), also for a schema of a large
     // database (its relations are there; a few files too many `stat`ed
@@ -566,8 +529,6 @@ pub fn read(
     {
         return Ok(Catalog::default());
     }
-    // What the re-check compares: every relation read.
-    let read_filenodes: Vec<(u32, Option<u32>)> = oids.iter().copied().zip(nodes.iter().copied()).collect();
     // A schema's: its relations, its tables' TOAST tables (in `pg_toast`,
     // or `pg_toast_temp_N` for temporary ones) and their indexes.
     let keep: Option<Vec<bool>> = matches!(scope, Scope::Schema(_)).then(|| {
@@ -580,9 +541,10 @@ pub fn read(
             .collect()
     });
     let mut rels = Vec::with_capacity(n);
-    let mut filenodes = Vec::with_capacity(n);
     // The relations with files, where they are.
     let mut with_storage = Vec::with_capacity(n);
+    // Temporary relations (no filenode here), measured through SQL.
+    let mut temporary = vec![];
     for i in 0..n {
         if keep.as_ref().is_some_and(|k| !k[i]) {
             continue;
@@ -595,14 +557,15 @@ pub fn read(
             toast: toasts[i],
             table: tables[i],
         });
-        if let Some(f) = filenode {
-            with_storage.push(Relation {
+        match filenode {
+            Some(f) => with_storage.push(Relation {
                 oid,
                 filenode: f,
                 path: files::relation_path(&db, spcs[i], f),
-            });
+            }),
+            None if kinds[i] as u8 != b'I' => temporary.push(oid),
+            None => {}
         }
-        filenodes.push((oid, filenode));
     }
 
     let found = dir.and_then(|dir| {
@@ -618,13 +581,6 @@ pub fn read(
         by_oid.insert(r.oid, i);
     }
     let mut sizes = vec![Size::default(); rels.len()];
-    // Temporary relations are measured through SQL.
-    let temporary: Vec<u32> = rels
-        .iter()
-        .zip(&filenodes)
-        .filter(|(r, (_, f))| r.kind != b'I' && f.is_none())
-        .map(|(r, _)| r.oid)
-        .collect();
     let (database_bytes, again) = match found {
         Ok((measured, total)) => {
             for (rel, size) in with_storage.iter().zip(measured) {
@@ -633,7 +589,7 @@ pub fn read(
                 }
             }
             let now = tx.query_typed_one(format!("{with}{RECHECK}{filter}").as_str(), &recheck_params)?;
-            let changed = (now.get::<_, i64>(0), now.get::<_, i64>(1)) != checksum(&read_filenodes);
+            let changed = (now.get::<_, i64>(0), now.get::<_, i64>(1)) != checksum(&oids, &nodes);
             let mut again: Vec<u32> = if changed {
                 // Which ones: rare, so the arrays are sent only then.
                 let oids: Vec<u32> = with_storage.iter().map(|r| r.oid).collect();
@@ -802,7 +758,7 @@ mod tests {
     fn the_checksum_is_the_one_recheck_computes() {
         // (16384 * 1000003 + 16390) % 2147483647, plus 0 for no storage.
         assert_eq!(
-            checksum(&[(16384, Some(16390)), (16400, None)]),
+            checksum(&[16384, 16400], &[Some(16390), None]),
             (2, (16384i64 * 1_000_003 + 16390) % 2_147_483_647)
         );
     }
