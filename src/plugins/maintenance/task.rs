@@ -42,8 +42,8 @@ pub struct TaskWork {
 /// PostgreSQL 14 nothing else stops it); what it was handed but had not
 /// started is handed again; a task scheduled for later is untouched.
 pub fn build(host: &TaskHost) -> Box<dyn crate::api::Work<TaskHost>> {
-    let db = host.db();
-    match recover(&db) {
+    let mut db = host.db();
+    match recover(&mut db) {
         Ok(tasks) => {
             for t in &tasks {
                 warn!(
@@ -71,8 +71,8 @@ pub fn build(host: &TaskHost) -> Box<dyn crate::api::Work<TaskHost>> {
 
 /// The interrupted tasks aborted, their operations failed and their
 /// notifications written in one SQLite transaction (see [`start`]).
-fn recover(db: &rusqlite::Connection) -> rusqlite::Result<Vec<Task>> {
-    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+fn recover(db: &mut rusqlite::Connection) -> rusqlite::Result<Vec<Task>> {
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let tasks = store::recover(&tx)?;
     for t in &tasks {
         if let Some(op) = &t.operation {
@@ -288,8 +288,8 @@ fn resend_cancel(host: &TaskHost, slot: Arc<Slot>) -> Result<(), WorkerError> {
 /// `queued` → `doing`, its operation and its notification in one SQLite
 /// transaction: a worker killed in between must not leave a running task
 /// whose operation was never recorded (its abort would then fail nothing).
-fn start(db: &rusqlite::Connection, id: &str, op_id: &str) -> rusqlite::Result<Option<Task>> {
-    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+fn start(db: &mut rusqlite::Connection, id: &str, op_id: &str) -> rusqlite::Result<Option<Task>> {
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let Some(t) = store::start(&tx, id, op_id)? else {
         return Ok(None);
     };
@@ -313,7 +313,7 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
         }
     };
     let task = {
-        let db = host.db();
+        let mut db = host.db();
         if slot.canceled.load(Ordering::SeqCst) {
             // Canceled between its hand-over and now: it never starts.
             let task = store::active(&db, id).ok().flatten();
@@ -328,7 +328,7 @@ fn run(host: &TaskHost, id: &str, slot: &Slot) {
             }
             return;
         }
-        match start(&db, id, &op_id) {
+        match start(&mut db, id, &op_id) {
             Ok(Some(t)) => t,
             Ok(None) => return, // canceled before it started
             Err(e) => {
@@ -394,13 +394,10 @@ struct Ending<'a> {
     notify_as: &'a str,
 }
 
-/// Records a task's end (retried: a busy state database must not leave it
-/// `doing`), its operation's, and the notification: by who canceled it for
-/// a cancel, by who scheduled it otherwise.
 /// The task's end, its operation's and its notification in one SQLite
 /// transaction (see [`start`]); false when the task had already ended.
-fn finish(db: &rusqlite::Connection, id: &str, e: &Ending<'_>) -> rusqlite::Result<bool> {
-    let tx = rusqlite::Transaction::new_unchecked(db, rusqlite::TransactionBehavior::Immediate)?;
+fn finish(db: &mut rusqlite::Connection, id: &str, e: &Ending<'_>) -> rusqlite::Result<bool> {
+    let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if !store::finish(&tx, id, e.status, e.error)? {
         return Ok(false);
     }
@@ -418,11 +415,14 @@ fn finish(db: &rusqlite::Connection, id: &str, e: &Ending<'_>) -> rusqlite::Resu
     Ok(true)
 }
 
+/// Records a task's end (retried: a busy state database must not leave it
+/// `doing`), its operation's, and the notification: by who canceled it for
+/// a cancel, by who scheduled it otherwise.
 fn end(host: &TaskHost, id: &str, e: &Ending<'_>) {
     let status = e.status;
     for attempt in 0..5 {
-        let db = host.db();
-        match finish(&db, id, e) {
+        let mut db = host.db();
+        match finish(&mut db, id, e) {
             Ok(true) => {
                 info!("maintenance task {id} {status}");
                 return;
