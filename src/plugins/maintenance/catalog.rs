@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::types::{ToSql, Type};
-use postgres::Transaction;
+
+use crate::pg::Cached;
 
 use super::files::{self, Database, Relation, Size, Unreadable};
 
@@ -350,7 +351,7 @@ FROM pg_class c JOIN unnest($1::oid[]) AS u(oid) ON u.oid = c.oid";
 
 /// Sizes of `oids` through SQL (see [`SQL_SIZES`]); a relation dropped
 /// meanwhile is absent.
-fn sql_sizes(tx: &mut Transaction<'_>, oids: Vec<u32>) -> Result<HashMap<u32, Size>, postgres::Error> {
+fn sql_sizes(tx: &mut Cached<'_>, oids: Vec<u32>) -> Result<HashMap<u32, Size>, postgres::Error> {
     Ok(tx
         .query(SQL_SIZES, &[&oids])?
         .iter()
@@ -377,8 +378,8 @@ struct Facts {
 }
 
 /// Reads [`Facts`]: two queries where the role may read the control file.
-fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::Error> {
-    let facts = tx.query_typed_one(
+fn facts(tx: &mut Cached<'_>, version_num: i32) -> Result<Facts, postgres::Error> {
+    let facts = tx.query_one_prepared(
         "SELECT current_setting('is_superuser') = 'on',
                 CASE WHEN current_setting('is_superuser') = 'on'
                        OR pg_has_role('pg_read_all_settings', 'USAGE')
@@ -394,7 +395,7 @@ fn facts(tx: &mut Transaction<'_>, version_num: i32) -> Result<Facts, postgres::
     // is named after it), where the role may read them (a hardened
     // cluster may revoke it: then sizes come through SQL).
     let control: Option<(i64, i32)> = if datadir.is_some() && facts.get::<_, bool>(2) {
-        let r = tx.query_typed_one(
+        let r = tx.query_one_prepared(
             "SELECT system_identifier, catalog_version_no FROM pg_control_system()",
             &[],
         )?;
@@ -428,7 +429,7 @@ type Beside = (
 
 /// Runs the catalog query while `dirs` are listed in a thread of its own.
 fn read_beside_listing(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_>,
     query: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
     datadir: &Path,
@@ -436,7 +437,7 @@ fn read_beside_listing(
 ) -> Result<Beside, postgres::Error> {
     let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
     let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-    let statement = tx.prepare_typed(query, &types)?;
+    let statement = tx.statement(query, &types)?;
     // Bound, the query holds its snapshot (PostgreSQL takes it at Bind):
     // what it reads was committed before the listing starts, which the
     // re-check after the listing relies on.
@@ -461,7 +462,7 @@ fn read_beside_listing(
 
 /// Reads the scope's relations, their sizes and their estimates.
 pub fn read(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_>,
     memory: &Memory,
     version_num: i32,
     dbname: &str,
@@ -507,7 +508,7 @@ pub fn read(
     let (rows, listing) = match (&dir, &ahead) {
         (Ok(d), Ok(dirs)) if !dirs.is_empty() => read_beside_listing(tx, &query, &params, d, dirs)?,
         // Nothing to list beforehand: one round trip.
-        _ => (tx.query_typed(query.as_str(), &params), None),
+        _ => (tx.query_prepared(query.as_str(), &params), None),
     };
     let rows = rows?;
     let Some(row) = rows.first() else {
@@ -588,7 +589,7 @@ pub fn read(
                     sizes[i] = size;
                 }
             }
-            let now = tx.query_typed_one(format!("{with}{RECHECK}{filter}").as_str(), &recheck_params)?;
+            let now = tx.query_one_prepared(format!("{with}{RECHECK}{filter}").as_str(), &recheck_params)?;
             let changed = (now.get::<_, i64>(0), now.get::<_, i64>(1)) != checksum(&oids, &nodes);
             let mut again: Vec<u32> = if changed {
                 // Which ones: rare, so the arrays are sent only then.
@@ -665,7 +666,7 @@ pub fn read(
 /// The scope's estimates: from memory while the stamp of their inputs is
 /// unchanged.
 fn estimates(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_>,
     memory: &Memory,
     (version_num, superuser): (i32, bool),
     dbname: &str,
@@ -700,12 +701,12 @@ fn estimates(
         )
     };
     let analyzed = if scoped {
-        tx.query_typed_one(
+        tx.query_one_prepared(
             format!("{analyzed}{of_scope}").as_str(),
             &[(&tables, Type::OID_ARRAY)],
         )?
     } else {
-        tx.query_typed_one(analyzed, &[])?
+        tx.query_one_prepared(analyzed, &[])?
     };
     analyzed.get::<_, String>(0).hash(&mut stamp);
     shape.hash(&mut stamp);

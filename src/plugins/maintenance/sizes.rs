@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use postgres::types::Type;
-use postgres::{Row, Transaction};
+use postgres::Row;
 use serde_json::{json, Map, Value};
 
 use super::catalog::{self, sum_some, Catalog, Memory, Scope};
 use crate::api::ProbeHost;
 use crate::ipc::messages::WorkerError;
-use crate::pg::{self, Conn};
+use crate::pg::{self, Cached, Conn};
 
 /// `pg_size_pretty(bigint)` of PostgreSQL 15 and later (13 and 14 say the
 /// same below 10 PB): bytes below 10 kB, then the unit under which the
@@ -67,23 +67,22 @@ fn pretty_nonzero(bytes: Option<f64>) -> Value {
 fn read<T>(
     host: &ProbeHost,
     dbname: &str,
-    f: impl Fn(&mut Transaction<'_>, i32) -> Result<T, postgres::Error>,
+    f: impl Fn(&mut Cached<'_>, i32) -> Result<T, postgres::Error>,
 ) -> Result<T, WorkerError> {
     let s = super::config::settings(&host.settings().config);
     let exists = host.with(|c| {
-        c.client
-            .query_opt(
-                "SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn",
-                &[&dbname],
-            )
-            .map(|r| r.is_some())
+        c.query_opt_prepared(
+            "SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn",
+            &[(&dbname, Type::TEXT)],
+        )
+        .map(|r| r.is_some())
     })?;
     if !exists {
         return Err(WorkerError::NotFound(format!("Database {dbname} not found")));
     }
     host.with_in(dbname, |c: &mut Conn| {
         let version = c.version_num;
-        pg::bounded(c, s.statement_timeout * 1000, s.lock_timeout * 1000, |tx| {
+        pg::bounded_prepared(c, s.statement_timeout * 1000, s.lock_timeout * 1000, |tx| {
             f(tx, version)
         })
     })
@@ -124,7 +123,7 @@ impl Sums {
 /// The schemas the pages list (every one but temporary and TOAST ones),
 /// by name, with their sums: tables are ordinary tables, indexes every
 /// index in the schema (partitioned ones included, of size 0).
-fn schema_sums(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<Vec<(String, Sums)>, postgres::Error> {
+fn schema_sums(tx: &mut Cached<'_>, cat: &Catalog) -> Result<Vec<(String, Sums)>, postgres::Error> {
     let mut by_nsp: std::collections::HashMap<u32, Sums> = std::collections::HashMap::new();
     for r in &cat.rels {
         match r.kind {
@@ -146,7 +145,7 @@ fn schema_sums(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<Vec<(String, S
         }
     }
     Ok(tx
-        .query_typed(
+        .query_prepared(
             "SELECT oid, nspname::text FROM pg_namespace
              WHERE nspname !~ '^pg_temp' AND nspname !~ '^pg_toast' ORDER BY nspname",
             &[],
@@ -161,7 +160,7 @@ fn schema_sums(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<Vec<(String, S
 
 /// The database's size: from its directories when they were listed,
 /// else PostgreSQL's.
-fn database_bytes(tx: &mut Transaction<'_>, cat: &Catalog) -> Result<i64, postgres::Error> {
+fn database_bytes(tx: &mut Cached<'_>, cat: &Catalog) -> Result<i64, postgres::Error> {
     match cat.database_bytes {
         Some(b) => Ok(b),
         None => Ok(tx
@@ -176,7 +175,7 @@ fn read_catalog<T>(
     memory: &Memory,
     dbname: &str,
     scope: Scope<'_>,
-    f: impl Fn(&mut Transaction<'_>, &Catalog) -> Result<T, postgres::Error>,
+    f: impl Fn(&mut Cached<'_>, &Catalog) -> Result<T, postgres::Error>,
 ) -> Result<T, WorkerError> {
     read(host, dbname, |tx, version| {
         let cat = catalog::read(tx, memory, version, dbname, scope)?;
@@ -462,14 +461,14 @@ fn shared_text<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok
 /// (`bloat_bytes` null when the index is not estimable) and definitions
 /// (kept in memory while what they are made of is unchanged).
 fn indexes(
-    tx: &mut Transaction<'_>,
+    tx: &mut Cached<'_>,
     cat: &Catalog,
     memory: &Memory,
     dbname: &str,
     schema: &str,
     table: Option<&str>,
 ) -> Result<Vec<IndexOut>, postgres::Error> {
-    let rows = tx.query_typed(INDEXES, &[(&schema, Type::TEXT), (&table, Type::TEXT)])?;
+    let rows = tx.query_prepared(INDEXES, &[(&schema, Type::TEXT), (&table, Type::TEXT)])?;
     let wanted: Vec<(u32, String)> = rows
         .iter()
         .map(|r| (r.get::<_, u32>("oid"), r.get::<_, String>("def_stamp")))
@@ -541,7 +540,7 @@ pub fn schema(
         let mut total: i64 = 0;
         let mut n = 0usize;
         out.extend_from_slice(b"{\"tables\": [");
-        for r in tx.query_typed(TABLES, &[(&schema, Type::TEXT), (&none, Type::TEXT)])? {
+        for r in tx.query_prepared(TABLES, &[(&schema, Type::TEXT), (&none, Type::TEXT)])? {
             let t = table_object(cat, &r, false);
             total += t.total_bytes;
             if n > 0 {
@@ -588,14 +587,14 @@ pub fn table(
 ) -> Result<Value, WorkerError> {
     let found = read_catalog(host, memory, dbname, Scope::Table(schema, table), |tx, cat| {
         let one = Some(table);
-        let Some(row) = tx.query_typed_opt(TABLES, &[(&schema, Type::TEXT), (&one, Type::TEXT)])? else {
+        let Some(row) = tx.query_opt_prepared(TABLES, &[(&schema, Type::TEXT), (&one, Type::TEXT)])? else {
             return Ok(None);
         };
         let oid: u32 = row.get(0);
         let Value::Object(mut t) = json!(table_object(cat, &row, true)) else {
             return Ok(None);
         };
-        let stats = tx.query_typed_opt(
+        let stats = tx.query_opt_prepared(
             "SELECT to_jsonb(s)::text FROM pg_stat_all_tables s WHERE s.relid = $1",
             &[(&oid, Type::OID)],
         )?;
