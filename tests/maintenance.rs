@@ -389,10 +389,29 @@ fn reading_routes_answer_the_9x_shapes_and_bloat_follows_vacuum_full() {
             pk,
         )
     };
+    // How the table page's estimates were had, the last time.
+    let table_estimates = |agent: &Agent| -> String {
+        let log = agent.log();
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("maintenance: app Table(\"app\", \"t\")"))
+            .unwrap_or_default();
+        line.split("estimates (")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .unwrap_or_default()
+            .to_string()
+    };
     let (before, size, _) = bloat(&agent);
+    // The database's estimates were made above (its page): the table's
+    // page took its own from them, its inputs unchanged since.
+    assert_eq!(table_estimates(&agent), "its database's", "{}", agent.log());
     app.batch_execute("DELETE FROM app.t WHERE id % 10 <> 0; ANALYZE app.t;")
         .unwrap();
     let (after_delete, size_after_delete, pk_after_delete) = bloat(&agent);
+    // The ANALYZE changed the table's stamp: its estimates made again, not
+    // the database's taken (the schema page above made those again after).
+    assert_eq!(table_estimates(&agent), "made", "{}", agent.log());
     println!(
         "bloat of app.t: {before:.0} of {size:.0} bytes before; {after_delete:.0} of {size_after_delete:.0} after deleting 90 % (t_pkey: {pk_after_delete:.0})"
     );

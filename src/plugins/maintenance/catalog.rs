@@ -113,6 +113,9 @@ pub struct Rel {
     pub toast: u32,
     /// For an index, its table (0 otherwise).
     pub table: u32,
+    /// For a table or an index, a hash of what its estimate is made of
+    /// besides statistics (pages, rows, columns, options); 0 otherwise.
+    shape: i32,
 }
 
 /// The bloat estimates of a scope: bytes beyond the live rows' need per
@@ -136,8 +139,21 @@ pub struct Memory {
     defs: Mutex<HashMap<String, HashMap<u32, KeptDef>>>,
 }
 
-/// Kept estimates: their stamp, the estimates, when they were made.
-type KeptBloat = (u64, Arc<Bloat>, Instant);
+/// Kept estimates.
+#[derive(Debug)]
+struct KeptBloat {
+    /// The stamp of their inputs.
+    stamp: u64,
+    /// The estimates.
+    bloat: Arc<Bloat>,
+    /// When they were made.
+    at: Instant,
+    /// A database's: the stamp each of its tables had then, as a table's
+    /// page computes it. Why: a table's page then takes the table's
+    /// estimates from its database's when its stamp is unchanged, instead
+    /// of making them (planning the estimates' query alone took 5 ms).
+    tables: HashMap<u32, u64>,
+}
 
 /// Kept estimates are made again after this long, whatever their stamp
 /// says (a dropped column, for a role that sees no `pg_statistic`).
@@ -291,16 +307,16 @@ const AHEAD: usize = 2_000;
 
 /// The catalog query: each relation of the scope with where its files are,
 /// as one row of arrays (on 40,000 relations, half the time of as many
-/// rows), and a stamp of the estimates' inputs of its tables and indexes
+/// rows), and for tables and indexes a hash of their estimates' inputs
 /// (pages, rows, columns, options).
 const CATALOG: &str = concat!(
     "SELECT array_agg(c.oid), array_agg(c.relkind), array_agg(c.relnamespace), array_agg(c.reltoastrelid),
        array_agg(coalesce(i.indrelid, 0::oid)), array_agg(",
     filenode!(),
     "), array_agg(c.reltablespace),
-       coalesce(sum(CASE WHEN c.relkind IN ('r', 'i') THEN hashint8(c.oid::bigint) # hashint4(c.relpages)
+       array_agg(CASE WHEN c.relkind IN ('r', 'i') THEN hashint8(c.oid::bigint) # hashint4(c.relpages)
                       # hashfloat8(c.reltuples) # hashint4(c.relnatts)
-                      # coalesce(hashtext(c.reloptions::text), 0) END), 0)::bigint, "
+                      # coalesce(hashtext(c.reloptions::text), 0) ELSE 0 END), "
 );
 
 /// The catalog query's end, after [`Scope::namespace`].
@@ -520,11 +536,11 @@ pub fn read(
     let (nsps, toasts, tables) = (column(2), column(3), column(4));
     let nodes: Vec<Option<u32>> = row.get::<_, Option<Vec<Option<u32>>>>(5).unwrap_or_default();
     let spcs = column(6);
-    let shape: i64 = row.get(7);
+    let shapes: Vec<i32> = row.get::<_, Option<Vec<i32>>>(7).unwrap_or_default();
     let schema: Option<u32> = row.get(8);
     let n = oids.len();
     let fetched = started.elapsed();
-    if [kinds.len(), nsps.len(), toasts.len(), tables.len(), nodes.len(), spcs.len()]
+    if [kinds.len(), nsps.len(), toasts.len(), tables.len(), nodes.len(), spcs.len(), shapes.len()]
         .iter()
         .any(|&l| l != n)
     {
@@ -557,6 +573,7 @@ pub fn read(
             nsp: nsps[i],
             toast: toasts[i],
             table: tables[i],
+            shape: shapes[i],
         });
         match filenode {
             Some(f) => with_storage.push(Relation {
@@ -639,18 +656,18 @@ pub fn read(
         }
     }
     let checked = started.elapsed();
-    let bloat = estimates(
+    let (bloat, origin) = estimates(
         tx,
         memory,
         (version_num, superuser),
         dbname,
         scope,
         &rels,
-        shape,
+        shapes.iter().map(|&h| i64::from(h)).sum(),
     )?;
     tracing::debug!(
         "maintenance: {dbname} {scope:?}: {n} relations, catalog read in {fetched:?}, files listed at {listed:?}, \
-         checked at {checked:?}, estimates at {:?}",
+         checked at {checked:?}, estimates ({origin}) at {:?}",
         started.elapsed()
     );
     Ok(Catalog {
@@ -664,7 +681,7 @@ pub fn read(
 }
 
 /// The scope's estimates: from memory while the stamp of their inputs is
-/// unchanged.
+/// unchanged; with where they come from (made, kept, its database's).
 fn estimates(
     tx: &mut Cached<'_>,
     memory: &Memory,
@@ -673,7 +690,7 @@ fn estimates(
     scope: Scope<'_>,
     rels: &[Rel],
     shape: i64,
-) -> Result<Arc<Bloat>, postgres::Error> {
+) -> Result<(Arc<Bloat>, &'static str), postgres::Error> {
     // A schema's page read the whole database's catalog (`shape` is the
     // database's): its estimates are the database's, made and kept once
     // for the instance, database and schema pages.
@@ -684,42 +701,36 @@ fn estimates(
     let key = scope.key(dbname);
     let scoped = !matches!(scope, Scope::Database);
     let tables: Vec<u32> = rels.iter().filter(|r| r.kind == b'r').map(|r| r.oid).collect();
-    let mut stamp = DefaultHasher::new();
-    // A superuser sees each ANALYZE as new row versions of pg_statistic;
-    // another role, as the tables' analyze times.
-    let (analyzed, of_scope) = if superuser {
-        (
-            "SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_statistic",
-            " WHERE starelid IN (SELECT unnest($1::oid[]))",
-        )
+    let (analyzed, of_scope, of_each) = if superuser {
+        ANALYZED_SUPERUSER
     } else {
-        (
-            "SELECT coalesce(max(greatest(pg_stat_get_last_analyze_time(oid),
-                                          pg_stat_get_last_autoanalyze_time(oid)))::text, '')
-             FROM pg_class WHERE relkind = 'r'",
-            " AND oid IN (SELECT unnest($1::oid[]))",
-        )
+        ANALYZED
     };
-    let analyzed = if scoped {
+    let analyzed: String = if scoped {
         tx.query_one_prepared(
             format!("{analyzed}{of_scope}").as_str(),
             &[(&tables, Type::OID_ARRAY)],
         )?
+        .get(0)
     } else {
-        tx.query_one_prepared(analyzed, &[])?
+        tx.query_one_prepared(analyzed, &[])?.get(0)
     };
-    analyzed.get::<_, String>(0).hash(&mut stamp);
-    shape.hash(&mut stamp);
-    let stamp = stamp.finish();
-    {
-        if let Ok(kept) = memory.estimates.lock() {
-            if let Some((s, bloat, at)) = kept.get(&key) {
-                if *s == stamp && at.elapsed() < BLOAT_AGE {
-                    return Ok(bloat.clone());
-                }
-            }
-        }
+    let stamp = stamp_of(&analyzed, shape);
+    if let Some(kept) = memory.kept_estimates(&key, stamp, dbname, scope, rels) {
+        return Ok(kept);
     }
+    // Each table's stamp before the estimates are made: an ANALYZE between
+    // the two makes the estimates newer than their stamp, never older.
+    let of_tables = if scoped {
+        HashMap::new()
+    } else {
+        let analyzed: HashMap<u32, String> = tx
+            .query_prepared(of_each, &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        table_stamps(rels, |t| analyzed.get(&t).map_or(if superuser { "0:0" } else { "" }, String::as_str))
+    };
     let ctes = crate::pgbloat::ctes_as(superuser, version_num, scoped);
     let bytes = "(greatest(pages - needed, 0) * current_setting('block_size')::int)::float8";
     let tail = format!("SELECT oid, {bytes} FROM heap_need UNION ALL SELECT oid, {bytes} FROM btree_need");
@@ -732,16 +743,111 @@ fn estimates(
         tx.query(format!("WITH {ctes} {tail}").as_str(), &[])?
     };
     let bloat: Arc<Bloat> = Arc::new(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
-    {
-        if let Ok(mut kept) = memory.estimates.lock() {
-            let held: usize = kept.values().map(|(_, b, _)| b.len() + 1).sum();
-            if held + bloat.len() + 1 > KEPT {
-                kept.clear();
-            }
-            kept.insert(key, (stamp, bloat.clone(), Instant::now()));
-        }
+    memory.keep_estimates(
+        key,
+        KeptBloat {
+            stamp,
+            bloat: bloat.clone(),
+            at: Instant::now(),
+            tables: of_tables,
+        },
+    );
+    Ok((bloat, "made"))
+}
+
+/// What an ANALYZE changes, as seen by a superuser (new row versions of
+/// `pg_statistic`, `count:sum of xmin`) or another role (the last analyze
+/// time): of every table, of the tables `$1`, and per table (what the
+/// first says of each one alone when it has statistics).
+type Analyzed = (&'static str, &'static str, &'static str);
+
+const ANALYZED_SUPERUSER: Analyzed = (
+    "SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_statistic",
+    " WHERE starelid IN (SELECT unnest($1::oid[]))",
+    "SELECT starelid, count(*) || ':' || sum(xmin::text::bigint) FROM pg_statistic GROUP BY starelid",
+);
+
+const ANALYZED: Analyzed = (
+    "SELECT coalesce(max(greatest(pg_stat_get_last_analyze_time(oid),
+                                  pg_stat_get_last_autoanalyze_time(oid)))::text, '')
+     FROM pg_class WHERE relkind = 'r'",
+    " AND oid IN (SELECT unnest($1::oid[]))",
+    "SELECT oid, coalesce(greatest(pg_stat_get_last_analyze_time(oid),
+                                   pg_stat_get_last_autoanalyze_time(oid))::text, '')
+     FROM pg_class WHERE relkind = 'r'",
+);
+
+/// The stamp of a scope's estimates: what ANALYZE changed, and the hashes
+/// of its tables' and indexes' catalog rows.
+fn stamp_of(analyzed: &str, shape: i64) -> u64 {
+    let mut stamp = DefaultHasher::new();
+    analyzed.hash(&mut stamp);
+    shape.hash(&mut stamp);
+    stamp.finish()
+}
+
+/// Each table's stamp as its page computes it ([`Scope::Table`]: the
+/// table's analyzed text, and the hashes of the table, its indexes and its
+/// TOAST table's indexes).
+fn table_stamps<'a>(rels: &[Rel], analyzed: impl Fn(u32) -> &'a str) -> HashMap<u32, u64> {
+    let mut of_indexes: HashMap<u32, i64> = HashMap::new();
+    for r in rels.iter().filter(|r| r.table != 0) {
+        *of_indexes.entry(r.table).or_default() += i64::from(r.shape);
     }
-    Ok(bloat)
+    let indexes = |t: u32| of_indexes.get(&t).copied().unwrap_or(0);
+    rels.iter()
+        .filter(|r| r.kind == b'r')
+        .map(|r| {
+            let shape = i64::from(r.shape) + indexes(r.oid) + if r.toast != 0 { indexes(r.toast) } else { 0 };
+            (r.oid, stamp_of(analyzed(r.oid), shape))
+        })
+        .collect()
+}
+
+impl Memory {
+    /// The kept estimates of `key` if made from inputs of this `stamp`; for
+    /// a table's page, also its database's when the table's stamp is the
+    /// one it had when they were made (the table's and its indexes' only).
+    fn kept_estimates(
+        &self,
+        key: &str,
+        stamp: u64,
+        dbname: &str,
+        scope: Scope<'_>,
+        rels: &[Rel],
+    ) -> Option<(Arc<Bloat>, &'static str)> {
+        let kept = self.estimates.lock().ok()?;
+        let fresh = |k: &&KeptBloat| k.at.elapsed() < BLOAT_AGE;
+        if let Some(k) = kept.get(key).filter(fresh).filter(|k| k.stamp == stamp) {
+            return Some((k.bloat.clone(), "kept"));
+        }
+        let Scope::Table(..) = scope else {
+            return None;
+        };
+        let table = rels.iter().find(|r| r.kind == b'r')?;
+        let db = kept
+            .get(&Scope::Database.key(dbname))
+            .filter(fresh)
+            .filter(|k| k.tables.get(&table.oid) == Some(&stamp))?;
+        let own = rels
+            .iter()
+            .filter_map(|r| Some((r.oid, *db.bloat.get(&r.oid)?)))
+            .collect();
+        Some((Arc::new(own), "its database's"))
+    }
+
+    /// Keeps estimates just made, within [`KEPT`].
+    fn keep_estimates(&self, key: String, made: KeptBloat) {
+        let Ok(mut kept) = self.estimates.lock() else {
+            return;
+        };
+        let size = |k: &KeptBloat| k.bloat.len() + k.tables.len() + 1;
+        let held: usize = kept.values().map(size).sum();
+        if held + size(&made) > KEPT {
+            kept.clear();
+        }
+        kept.insert(key, made);
+    }
 }
 
 #[cfg(test)]
