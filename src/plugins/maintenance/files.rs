@@ -16,6 +16,8 @@
 //! counts, all forks what `pg_total_relation_size` of an index counts.
 
 use std::collections::HashMap;
+
+use super::catalog::FastMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -93,7 +95,7 @@ pub fn same_cluster(datadir: &Path, system_identifier: i64) -> Result<(), Unread
 /// Which relation and fork a file of a directory belongs to: the name
 /// without its segment number (`.N`), then either a relation's base name
 /// (the main fork) or a base name and a fork suffix.
-fn owner(name: &str, bases: &HashMap<&str, usize>) -> Option<(usize, bool)> {
+fn owner(name: &str, bases: &FastMap<&str, usize>) -> Option<(usize, bool)> {
     let stem = match name.rsplit_once('.') {
         Some((stem, seg)) if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) => stem,
         Some(_) => return None,
@@ -186,7 +188,7 @@ pub fn sizes(
     whole: &[String],
     listed: Option<&Listing>,
 ) -> Result<(Vec<Size>, i64), Unreadable> {
-    let mut dirs: HashMap<&str, (HashMap<&str, usize>, bool)> = HashMap::new();
+    let mut dirs: HashMap<&str, (FastMap<&str, usize>, bool)> = HashMap::new();
     for (i, r) in rels.iter().enumerate() {
         if let Some((dir, base)) = r.path.rsplit_once('/') {
             dirs.entry(dir).or_default().0.insert(base, i);
