@@ -230,7 +230,16 @@ pub fn bounded_prepared<T>(
         tx,
         prepared: &mut conn.prepared,
     };
-    let out = f(&mut cached)?;
+    let out = match f(&mut cached) {
+        Ok(out) => out,
+        Err(e) => {
+            // A kept statement that fails may fail again the same way (a
+            // view's columns changed under its plan: "cached plan must not
+            // change result type"): the next call prepares afresh.
+            cached.prepared.0.clear();
+            return Err(e);
+        }
+    };
     cached.tx.commit()?;
     Ok(out)
 }
