@@ -111,6 +111,12 @@ impl<'a> std::ops::DerefMut for Cached<'a> {
 /// Parameters with their types, as `query_typed` takes them.
 pub type Typed<'p> = [(&'p (dyn ToSql + Sync), Type)];
 
+/// The types and the values of typed parameters, apart: what preparing and
+/// running a statement take.
+pub fn split_typed<'p>(params: &Typed<'p>) -> (Vec<Type>, Vec<&'p (dyn ToSql + Sync)>) {
+    params.iter().map(|(v, t)| (t.clone(), *v)).unzip()
+}
+
 impl Cached<'_> {
     /// The kept statement of `sql`.
     pub fn statement(&mut self, sql: &str, types: &[Type]) -> Result<Statement, postgres::Error> {
@@ -154,9 +160,8 @@ impl Cached<'_> {
         sql: &str,
         params: &Typed<'p>,
     ) -> Result<(Statement, Vec<&'p (dyn ToSql + Sync)>), postgres::Error> {
-        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-        let statement = self.statement(sql, &types)?;
-        Ok((statement, params.iter().map(|(v, _)| *v).collect()))
+        let (types, values) = split_typed(params);
+        Ok((self.statement(sql, &types)?, values))
     }
 }
 
@@ -167,12 +172,11 @@ impl Conn {
         sql: &str,
         params: &Typed<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
-        let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+        let (types, values) = split_typed(params);
         let client = &mut self.client;
         let statement = self
             .prepared
             .get(sql, &types, |sql, types| client.prepare_typed(sql, types))?;
-        let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
         self.client.query_opt(&statement, &values)
     }
 }

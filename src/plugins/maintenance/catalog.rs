@@ -29,13 +29,7 @@ use postgres::types::{ToSql, Type};
 
 use crate::pg::Cached;
 
-use super::files::{self, Database, Relation, Size, Unreadable};
-
-/// The maps of relations by oid (and of files by name): foldhash, not the
-/// standard SipHash. Why: a 10,000-table schema page looks up 100,000
-/// oids; SipHash made that 5 % of the page's time. The keys are oids and
-/// file names PostgreSQL chose, and the seed is random all the same.
-pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use super::files::{self, Database, FastMap, Relation, Size, Unreadable};
 
 /// What a page is about, hence how much of the catalog it reads.
 #[derive(Debug, Clone, Copy)]
@@ -453,12 +447,11 @@ type Beside = (
 fn read_beside_listing(
     tx: &mut Cached<'_>,
     query: &str,
-    params: &[(&(dyn ToSql + Sync), Type)],
+    params: &crate::pg::Typed<'_>,
     datadir: &Path,
     dirs: &[String],
 ) -> Result<Beside, postgres::Error> {
-    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
-    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+    let (types, values) = crate::pg::split_typed(params);
     let statement = tx.statement(query, &types)?;
     // Bound, the query holds its snapshot (PostgreSQL takes it at Bind):
     // what it reads was committed before the listing starts, which the
