@@ -131,8 +131,7 @@ impl Cached<'_> {
         sql: &str,
         params: &Typed<'_>,
     ) -> Result<Vec<Row>, postgres::Error> {
-        let (statement, values) = self.split(sql, params)?;
-        self.tx.query(&statement, &values)
+        self.run(sql, params, |tx, s, v| tx.query(s, v))
     }
 
     /// `query_typed_one` on the kept statement of `sql`.
@@ -141,8 +140,7 @@ impl Cached<'_> {
         sql: &str,
         params: &Typed<'_>,
     ) -> Result<Row, postgres::Error> {
-        let (statement, values) = self.split(sql, params)?;
-        self.tx.query_one(&statement, &values)
+        self.run(sql, params, |tx, s, v| tx.query_one(s, v))
     }
 
     /// `query_typed_opt` on the kept statement of `sql`.
@@ -151,17 +149,23 @@ impl Cached<'_> {
         sql: &str,
         params: &Typed<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
-        let (statement, values) = self.split(sql, params)?;
-        self.tx.query_opt(&statement, &values)
+        self.run(sql, params, |tx, s, v| tx.query_opt(s, v))
     }
 
-    fn split<'p>(
+    /// Runs `f` with the kept statement of `sql` and the parameters' values.
+    fn run<T>(
         &mut self,
         sql: &str,
-        params: &Typed<'p>,
-    ) -> Result<(Statement, Vec<&'p (dyn ToSql + Sync)>), postgres::Error> {
+        params: &Typed<'_>,
+        f: impl FnOnce(
+            &mut Transaction<'_>,
+            &Statement,
+            &[&(dyn ToSql + Sync)],
+        ) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
         let (types, values) = split_typed(params);
-        Ok((self.statement(sql, &types)?, values))
+        let statement = self.statement(sql, &types)?;
+        f(&mut self.tx, &statement, &values)
     }
 }
 

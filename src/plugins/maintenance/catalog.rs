@@ -700,21 +700,16 @@ fn estimates(
     let key = scope.key(dbname);
     let scoped = !matches!(scope, Scope::Database);
     let tables: Vec<u32> = rels.iter().filter(|r| r.kind == b'r').map(|r| r.oid).collect();
-    let (analyzed, of_scope, of_each) = if superuser {
-        ANALYZED_SUPERUSER
+    // A table's stamp is the one a database's estimates keep for each of
+    // its tables (one formula, [`table_stamps`]); a database's stamp is
+    // what ANALYZE changed anywhere, and its relations' hashes.
+    let stamp = if scoped {
+        let each = table_stamps(rels, &analyzed_each(tx, superuser, &tables)?);
+        tables.first().and_then(|t| each.get(t)).copied().unwrap_or_default()
     } else {
-        ANALYZED
+        let all: String = tx.query_one_prepared(analyzed_all(superuser), &[])?.get(0);
+        stamp_of(&all, shape)
     };
-    let analyzed: String = if scoped {
-        tx.query_one_prepared(
-            format!("{analyzed}{of_scope}").as_str(),
-            &[(&tables, Type::OID_ARRAY)],
-        )?
-        .get(0)
-    } else {
-        tx.query_one_prepared(analyzed, &[])?.get(0)
-    };
-    let stamp = stamp_of(&analyzed, shape);
     if let Some(kept) = memory.kept_estimates(&key, stamp, dbname, scope, rels) {
         return Ok(kept);
     }
@@ -723,12 +718,7 @@ fn estimates(
     let of_tables = if scoped {
         FastMap::default()
     } else {
-        let analyzed: HashMap<u32, String> = tx
-            .query_prepared(of_each, &[])?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        table_stamps(rels, |t| analyzed.get(&t).map_or(if superuser { "0:0" } else { "" }, String::as_str))
+        table_stamps(rels, &analyzed_each(tx, superuser, &tables)?)
     };
     let ctes = crate::pgbloat::ctes_as(superuser, version_num, scoped);
     let bytes = "(greatest(pages - needed, 0) * current_setting('block_size')::int)::float8";
@@ -754,30 +744,42 @@ fn estimates(
     Ok((bloat, "made"))
 }
 
-/// What an ANALYZE changes, as seen by a superuser (new row versions of
-/// `pg_statistic`, `count:sum of xmin`) or another role (the last analyze
-/// time): of every table, of the tables `$1`, and per table (what the
-/// first says of each one alone when it has statistics).
-type Analyzed = (&'static str, &'static str, &'static str);
+/// What an ANALYZE changed in any table: as a superuser sees it, new row
+/// versions of `pg_statistic` (`count:sum of xmin`); as another role, the
+/// last analyze time.
+fn analyzed_all(superuser: bool) -> &'static str {
+    if superuser {
+        "SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_statistic"
+    } else {
+        "SELECT coalesce(max(greatest(pg_stat_get_last_analyze_time(oid),
+                                      pg_stat_get_last_autoanalyze_time(oid)))::text, '')
+         FROM pg_class WHERE relkind = 'r'"
+    }
+}
 
-const ANALYZED_SUPERUSER: Analyzed = (
-    "SELECT count(*) || ':' || coalesce(sum(xmin::text::bigint), 0) FROM pg_statistic",
-    " WHERE starelid IN (SELECT unnest($1::oid[]))",
-    "SELECT starelid, count(*) || ':' || sum(xmin::text::bigint) FROM pg_statistic GROUP BY starelid",
-);
+/// The same per table of `tables` (a table absent has none: never
+/// analyzed, or gone).
+fn analyzed_each(
+    tx: &mut Cached<'_>,
+    superuser: bool,
+    tables: &[u32],
+) -> Result<FastMap<u32, String>, postgres::Error> {
+    let sql = if superuser {
+        "SELECT starelid, count(*) || ':' || sum(xmin::text::bigint) FROM pg_statistic
+         WHERE starelid IN (SELECT unnest($1::oid[])) GROUP BY starelid"
+    } else {
+        "SELECT oid, greatest(pg_stat_get_last_analyze_time(oid), pg_stat_get_last_autoanalyze_time(oid))::text
+         FROM pg_class WHERE relkind = 'r' AND oid IN (SELECT unnest($1::oid[]))"
+    };
+    Ok(tx
+        .query_prepared(sql, &[(&tables, Type::OID_ARRAY)])?
+        .iter()
+        .filter_map(|r| Some((r.get(0), r.get::<_, Option<String>>(1)?)))
+        .collect())
+}
 
-const ANALYZED: Analyzed = (
-    "SELECT coalesce(max(greatest(pg_stat_get_last_analyze_time(oid),
-                                  pg_stat_get_last_autoanalyze_time(oid)))::text, '')
-     FROM pg_class WHERE relkind = 'r'",
-    " AND oid IN (SELECT unnest($1::oid[]))",
-    "SELECT oid, coalesce(greatest(pg_stat_get_last_analyze_time(oid),
-                                   pg_stat_get_last_autoanalyze_time(oid))::text, '')
-     FROM pg_class WHERE relkind = 'r'",
-);
-
-/// The stamp of a scope's estimates: what ANALYZE changed, and the hashes
-/// of its tables' and indexes' catalog rows.
+/// A stamp of estimates: what ANALYZE changed, and the hashes of the
+/// tables' and indexes' catalog rows.
 fn stamp_of(analyzed: &str, shape: i64) -> u64 {
     let mut stamp = DefaultHasher::new();
     analyzed.hash(&mut stamp);
@@ -785,10 +787,9 @@ fn stamp_of(analyzed: &str, shape: i64) -> u64 {
     stamp.finish()
 }
 
-/// Each table's stamp as its page computes it ([`Scope::Table`]: the
-/// table's analyzed text, and the hashes of the table, its indexes and its
-/// TOAST table's indexes).
-fn table_stamps<'a>(rels: &[Rel], analyzed: impl Fn(u32) -> &'a str) -> FastMap<u32, u64> {
+/// Each table's stamp: what ANALYZE changed in it ([`analyzed_each`]), and
+/// the hashes of the table, its indexes and its TOAST table's indexes.
+fn table_stamps(rels: &[Rel], analyzed: &FastMap<u32, String>) -> FastMap<u32, u64> {
     let mut of_indexes: FastMap<u32, i64> = FastMap::default();
     for r in rels.iter().filter(|r| r.table != 0) {
         *of_indexes.entry(r.table).or_default() += i64::from(r.shape);
@@ -798,7 +799,8 @@ fn table_stamps<'a>(rels: &[Rel], analyzed: impl Fn(u32) -> &'a str) -> FastMap<
         .filter(|r| r.kind == b'r')
         .map(|r| {
             let shape = i64::from(r.shape) + indexes(r.oid) + if r.toast != 0 { indexes(r.toast) } else { 0 };
-            (r.oid, stamp_of(analyzed(r.oid), shape))
+            let analyzed = analyzed.get(&r.oid).map_or("", String::as_str);
+            (r.oid, stamp_of(analyzed, shape))
         })
         .collect()
 }
